@@ -1,0 +1,588 @@
+"""The engine under Dict and List: a directory of segments, an in-memory index, one writer.
+
+A ``Store`` maps keys to JSON values. ``Dict`` uses it as it is; ``List`` stores each item
+under a *position key* and keeps the order beside it. Everything that touches files or the
+index lives here; the collection classes only speak in keys and values.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from . import errors
+from .errors import CorruptionError, FormatError, ReadOnlyError
+from .segments import files, hints, index, locks, manifest, record, recovery, segment
+from .segments.manifest import Manifest
+
+log = logging.getLogger("pysos")
+
+DURABILITIES = ("flush", "fsync")
+DEFAULT_SEGMENT_SIZE = 64 * 2**20
+_CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
+_RELOAD_RETRIES = 20
+
+
+class Store:
+    """Keys -> JSON values in a directory; see ``FORMAT.md`` for the files."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        kind: str | None,
+        *,
+        readonly: bool = False,
+        durability: str = "flush",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        autocompact: bool = True,
+        lock_timeout: float = 0.0,
+        refresh_interval: float = 0.0,
+        decode_key: Callable[[Any], Any] = lambda key: key,
+    ):
+        if durability not in DURABILITIES:
+            raise ValueError(f"durability must be 'flush' or 'fsync', not {durability!r}")
+        if not isinstance(segment_size, int) or segment_size < 1:
+            raise ValueError(f"segment_size must be a positive int, not {segment_size!r}")
+        if refresh_interval < 0 or lock_timeout < 0:
+            raise ValueError("refresh_interval and lock_timeout cannot be negative")
+        self.directory = os.path.abspath(os.fspath(path))
+        self.readonly = readonly
+        self.durability = durability
+        self._fsync_each_write = durability == "fsync"
+        self.segment_size = segment_size
+        self.autocompact = autocompact and not readonly
+        self.refresh_interval = refresh_interval
+        self._decode_key = decode_key
+        self._lock = threading.RLock()
+        self._closed = True
+        self._fds: dict[int, int] = {}        # segment number -> fd
+        self.index: dict[Any, int] = {}       # key -> packed location
+        self._live_bytes = 0
+        self._disk_bytes = 0
+        self._batch: _Batch | None = None
+        self._writer_lock: locks.FileLock | None = None
+        self._on_reload: Callable[[], None] = lambda: None
+        self._on_keys_changed: Callable[[list, list], None] = lambda added, removed: None
+        self.last_compaction: dict | None = None
+        self._next_swap_check = 0.0
+        self._last_refresh = 0.0
+        self._compactor = None
+
+        if readonly:
+            self._manifest = recovery.existing_manifest(self.directory, kind)
+        else:
+            os.makedirs(self.directory, exist_ok=True)
+            self._writer_lock = locks.FileLock(self.directory, locks.WRITER)
+            self._writer_lock.acquire(timeout=lock_timeout)
+        try:
+            if not readonly:
+                self._manifest = recovery.open_or_create(self.directory, kind)
+            self.kind = self._manifest.kind
+            self._load(self._manifest)
+        except BaseException:
+            self._close_fds()
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+            raise
+        self._closed = False
+        self._finalizer = weakref.finalize(self, _release, self._fds, self._writer_lock)
+        if self.autocompact:
+            from .compactor.background import BackgroundCompactor
+
+            self._compactor = BackgroundCompactor(self)
+
+    # --- loading ---------------------------------------------------------------------
+
+    def _load(self, first: Manifest) -> None:
+        """Build the index from scratch; retry if a compaction retires files under our feet."""
+        current = first
+        for _ in range(_RELOAD_RETRIES):
+            try:
+                self._load_once(current)
+                return
+            except FileNotFoundError:
+                if not self.readonly:
+                    raise
+                self._close_fds()
+                current = recovery.existing_manifest(self.directory, self._manifest.kind)
+        raise CorruptionError(f"{self.directory}: segments keep disappearing while loading")
+
+    def _load_once(self, man: Manifest) -> None:
+        tracking, self._tracking_keys = self._tracking_keys, False  # _on_reload rebuilds anyway
+        try:
+            self._load_files(man)
+        finally:
+            self._tracking_keys = tracking
+        self._on_reload()
+
+    def _load_files(self, man: Manifest) -> None:
+        self._close_fds()
+        self.index = {}
+        stamp = manifest.stamp(self.directory)
+        self._disk_bytes = 0
+        newest = man.segments[-1]
+        for name in man.segments:
+            number = _number(name)
+            writable = name == newest and not self.readonly
+            fd = files.open_rw(self._path(name)) if writable else files.open_read(self._path(name))
+            self._fds[number] = fd
+            if name == newest:
+                self._active = number
+                self._active_end = self._index_tail(name, fd, 0, repair=not self.readonly)
+                self._disk_bytes += self._active_end
+            else:
+                self._disk_bytes += self._index_sealed(name, fd)
+        self._manifest = man
+        self._manifest_stamp = stamp
+        self._live_bytes = sum(map(index.length_of, self.index.values()))
+
+    def _index_sealed(self, name: str, fd: int) -> int:
+        """Add a sealed segment's records to the index (from its hint when it has a good one)."""
+        size = files.size(fd)
+        hint = hints.read(self._path(segment.hint_name(name)), name, size)
+        if hint is not None:
+            self._apply_hint(_number(name), hint)
+            return size
+        scanner = segment.Scanner(fd, 0, size)
+        self._apply_scan(_number(name), scanner)
+        if scanner.problem is not None or scanner.incomplete_tail:
+            offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
+            raise CorruptionError(f"{self._path(name)}: {reason} at byte {offset}")
+        return size
+
+    def _index_tail(self, name: str, fd: int, start: int, *, repair: bool) -> int:
+        """Index the newest segment from ``start``; return the end of its last whole unit.
+
+        A torn tail (the writer died mid-write: no valid record follows the damage) is cut
+        off by a writer and left alone by a reader. Damage followed by valid records is
+        corruption wherever it is.
+        """
+        size = files.size(fd)
+        scanner = segment.Scanner(fd, start, size)
+        self._apply_scan(_number(name), scanner)
+        end = scanner.good_end
+        if scanner.problem is not None:
+            offset, reason = scanner.problem
+            if segment.valid_line_after(fd, offset, size) is not None:
+                raise CorruptionError(f"{self._path(name)}: {reason} at byte {offset}")
+        if end < size and repair:
+            log.warning(
+                "pysos: %s: cutting a torn tail of %d bytes at byte %d (a write was interrupted)",
+                self._path(name), size - end, end,
+            )
+            files.truncate(fd, end)
+            files.fsync(fd)
+        return end
+
+    def _apply_scan(self, number: int, scanner: segment.Scanner) -> None:
+        base = index.segment_base(number)
+        decode_key, idx = self._decode_key, self.index
+        added: list = []
+        removed: list = []
+        track = self._tracking_keys
+        for kind, key, offset, length in scanner:
+            key = decode_key(key)
+            if kind == record.SET:
+                if track and key not in idx:
+                    added.append(key)
+                idx[key] = base | (offset << 32) | length
+            elif key in idx:
+                del idx[key]
+                if track:
+                    removed.append(key)
+        if track and (added or removed):
+            self._on_keys_changed(added, removed)
+
+    def _apply_hint(self, number: int, hint: hints.Hint) -> None:
+        decode_key = self._decode_key
+        keys = hint.keys if self.kind == "dict" else [decode_key(k) for k in hint.keys]
+        self.index.update(zip(keys, map(index.segment_base(number).__or__, hint.local_locations)))
+        for key in hint.tombstones:
+            self.index.pop(decode_key(key), None)
+
+    _tracking_keys = False  # True once loaded: incremental changes then reach _on_keys_changed
+
+    # --- following other processes ------------------------------------------------------
+
+    def follow(self, force: bool = False) -> None:
+        """Bring the index up to date with the files (readers: the writer's latest changes)."""
+        if self.readonly:
+            if not force and self.refresh_interval:
+                now = time.monotonic()
+                if now - self._last_refresh < self.refresh_interval:
+                    return
+                self._last_refresh = now
+            self._follow_reader()
+        elif force or time.monotonic() >= self._next_swap_check:
+            self._next_swap_check = time.monotonic() + _CHECK_EXTERNAL_SWAP_EVERY
+            if manifest.stamp(self.directory) != self._manifest_stamp:
+                with locks.FileLock(self.directory, locks.MANIFEST):
+                    self._adopt(manifest.read(self.directory))
+
+    def _follow_reader(self) -> None:
+        for _ in range(_RELOAD_RETRIES):
+            try:
+                stamp = manifest.stamp(self.directory)
+                if stamp != self._manifest_stamp:
+                    self._adopt(manifest.read(self.directory), stamp)
+                elif files.size(self._fds[self._active]) > self._active_end:
+                    self._catch_up_tail()
+                return
+            except FileNotFoundError:
+                continue
+        self._load(recovery.existing_manifest(self.directory, self.kind))
+
+    def _catch_up_tail(self) -> None:
+        name = segment.segment_name(self._active)
+        fd = self._fds[self._active]
+        old_end = self._active_end
+        self._active_end = self._index_tail(name, fd, old_end, repair=False)
+        self._disk_bytes += self._active_end - old_end
+        self._live_bytes = None  # recomputed lazily: cheap enough for stats(), not per read
+
+    def _adopt(self, new: Manifest, stamp=None) -> None:
+        """Switch to a newer MANIFEST without a full rescan.
+
+        Segments that a compaction produced replace the ones it retired: keys whose location
+        is in a retired segment move to the output's location (from its hint). Segments
+        added after our newest are new data. If our newest segment was itself retired (a
+        reader that slept through a rotation and a compaction) we reload from scratch.
+        """
+        old = self._manifest
+        if new.generation == old.generation and new.segments == old.segments:
+            self._manifest_stamp = stamp or manifest.stamp(self.directory)
+            return
+        if new.kind != old.kind:
+            raise FormatError(f"{self.directory}: store kind changed under us")
+        old_newest = old.segments[-1]
+        if old_newest not in new.segments:
+            self._load(new)
+            return
+        old_set, new_set = set(old.segments), set(new.segments)
+        retired = {_number(n) for n in old_set - new_set}
+        position = new.segments.index(old_newest)
+        outputs = [n for n in new.segments[:position] if n not in old_set]
+        appended = list(new.segments[position + 1 :])
+        new_fds = {}
+        try:
+            for name in outputs + appended:
+                new_fds[_number(name)] = files.open_read(self._path(name))
+        except BaseException:
+            for fd in new_fds.values():
+                files.close(fd)
+            raise
+        self._fds.update(new_fds)
+        for name in outputs:
+            self._remap(name, retired)
+        if self.readonly:
+            self._catch_up_tail()
+        for name in appended:
+            if self.readonly:
+                self._active = _number(name)
+                self._active_end = 0
+                self._catch_up_tail()
+            else:  # only the writer appends; it adopted its own rotation already
+                raise CorruptionError(f"{self.directory}: a segment was appended by someone else")
+        for number in retired:
+            files.close(self._fds.pop(number))
+        self._manifest = new
+        self._manifest_stamp = stamp or manifest.stamp(self.directory)
+        self._disk_bytes = sum(files.size(fd) for n, fd in self._fds.items() if n != self._active) + self._active_end
+        self._live_bytes = None
+
+    def _remap(self, name: str, retired: set[int]) -> None:
+        number = _number(name)
+        fd = self._fds[number]
+        size = files.size(fd)
+        hint = hints.read(self._path(segment.hint_name(name)), name, size)
+        if hint is not None:
+            entries = zip(map(self._decode_key, hint.keys), hint.local_locations)
+        else:
+            entries = ((self._decode_key(k), (off << 32) | ln) for kind, k, off, ln in segment.Scanner(fd, 0, size) if kind == record.SET)
+        base = index.segment_base(number)
+        idx = self.index
+        for key, local in entries:
+            current = idx.get(key)
+            if current is not None and index.segment_of(current) in retired:
+                idx[key] = base | local
+
+    # --- reading ---------------------------------------------------------------------
+
+    def read(self, key: Any, location: int) -> Any:
+        """The value of the record at ``location``, checked against its checksum and ``key``."""
+        number = index.segment_of(location)
+        offset = index.offset_of(location)
+        length = index.length_of(location)
+        batch = self._batch
+        if batch is not None and number == self._active and offset >= self._active_end:
+            start = offset - self._active_end
+            line = bytes(batch.pending[start : start + length])
+        else:
+            fd = self._fds.get(number)
+            if fd is None:
+                raise CorruptionError(f"{self.directory}: index points into a retired segment {number}")
+            line = segment.read_line(fd, offset, length)
+        try:
+            obj = record.parse(line)
+        except record.BadRecord as exc:
+            raise CorruptionError(f"{self._path(segment.segment_name(number))}: {exc} at byte {offset}") from None
+        if "v" not in obj or self._decode_key(obj["k"]) != key:
+            raise CorruptionError(
+                f"{self._path(segment.segment_name(number))}: record at byte {offset} is not the value of {key!r}"
+            )
+        return obj["v"]
+
+    def read_snapshot(self, key: Any, location: int, missing: Any) -> Any:
+        """Read a location taken earlier; if a compaction retired its segment since, read the
+        key's current record instead (``missing`` if the key is gone)."""
+        if index.segment_of(location) not in self._fds:
+            location = self.index.get(key)
+            if location is None:
+                return missing
+        return self.read(key, location)
+
+    def get(self, key: Any) -> Any:
+        """The value of ``key``; ``KeyError`` if absent. Caller holds the lock."""
+        return self.read(key, self.index[key])
+
+    # --- writing ---------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        self.check_open()
+        if self.readonly:
+            raise ReadOnlyError(f"pysos store {self.directory!r} was opened read-only")
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise ValueError("I/O operation on closed pysos store")
+
+    def write(self, key: Any, line: bytes, delete: bool) -> None:
+        """Append one record (or add it to the open batch) and point the index at it."""
+        batch = self._batch
+        length = len(line)
+        if batch is not None:
+            location = index.pack(self._active, self._active_end + len(batch.pending), length)
+            batch.add(key, self.index.get(key), line)
+        else:
+            location = index.pack(self._active, self._active_end, length)
+            self._append(line)
+        self._point(key, location, length, delete)
+        if batch is None and self._active_end >= self.segment_size:
+            self._rotate()
+
+    def _point(self, key: Any, location: int, length: int, delete: bool) -> None:
+        idx = self.index
+        old = idx.get(key)
+        if self._live_bytes is not None:
+            if old is not None:
+                self._live_bytes -= index.length_of(old)
+            if not delete:
+                self._live_bytes += length
+        if delete:
+            idx.pop(key, None)
+        else:
+            idx[key] = location
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the newest segment in one system call, or not at all.
+
+        On any failure (ENOSPC, EIO, a failed fsync) the segment is cut back to where it
+        was, so a failed call leaves no bytes behind and the next write starts clean.
+        """
+        fd, end = self._fds[self._active], self._active_end
+        try:
+            files.write_all_at(fd, data, end)
+            if self._fsync_each_write:
+                files.fdatasync(fd)
+        except BaseException:
+            try:
+                files.truncate(fd, end)
+            except OSError:
+                log.exception("pysos: could not cut back a failed write in %s", self.directory)
+            raise
+        self._active_end = end + len(data)
+        self._disk_bytes += len(data)
+
+    def _rotate(self) -> None:
+        """Seal the newest segment and start a new one, named by a new MANIFEST."""
+        files.fdatasync(self._fds[self._active])
+        with locks.FileLock(self.directory, locks.MANIFEST):
+            current = manifest.read(self.directory)
+            self._adopt(current)
+            numbers = [_number(n) for n in current.segments]
+            name, fd = segment.create_new(self.directory, max(numbers) + 1)
+            self._fds[_number(name)] = fd
+            try:
+                new = current.with_segments(current.segments + (name,))
+                manifest.write(self.directory, new)
+            except BaseException:
+                files.close(self._fds.pop(_number(name)))
+                files.unlink(self._path(name))
+                raise
+        self._manifest = new
+        self._manifest_stamp = manifest.stamp(self.directory)
+        self._active = _number(name)
+        self._active_end = 0
+        if self._compactor is not None:
+            self._compactor.poke()
+
+    def seal(self) -> None:
+        """Rotate if the newest segment holds anything, so that all garbage is compactable."""
+        if self._active_end > 0:
+            self._rotate()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group writes into one atomic unit (nested batches join the outer one)."""
+        with self._lock:
+            self.check_writable()
+            if self._batch is not None:
+                yield
+                return
+            self._batch = batch = _Batch(self._live_bytes)
+            try:
+                yield
+                self._commit(batch)
+            except BaseException:
+                self._abort(batch)
+                raise
+            finally:
+                self._batch = None
+            for event in batch.events:
+                event()
+            if self._active_end >= self.segment_size:
+                self._rotate()
+
+    def _commit(self, batch: "_Batch") -> None:
+        if batch.count:
+            batch.pending += record.encode_batch_end(batch.count)
+            self._append(bytes(batch.pending))
+
+    def _abort(self, batch: "_Batch") -> None:
+        for key, old in reversed(batch.undo):
+            if old is None:
+                self.index.pop(key, None)
+            else:
+                self.index[key] = old
+        self._live_bytes = batch.live_bytes_before
+        self._on_reload()
+
+    def in_batch(self) -> bool:
+        return self._batch is not None
+
+    def after_commit(self, event: Callable[[], None]) -> None:
+        """Run ``event`` now, or when the open batch commits (never if it is discarded)."""
+        if self._batch is not None:
+            self._batch.events.append(event)
+        else:
+            event()
+
+    # --- flushing, closing, stats --------------------------------------------------------
+
+    def flush(self) -> None:
+        """Every completed call has already reached the OS (one write per call): nothing to do."""
+        self.check_open()
+
+    def sync(self) -> None:
+        self.check_open()
+        if not self.readonly:
+            files.fsync(self._fds[self._active])
+            files.fsync_dir(self.directory)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if self._batch is not None:
+                raise RuntimeError("cannot close a pysos store inside an open batch")
+            if self._compactor is not None:
+                self._compactor.stop()
+            if not self.readonly and self._fsync_each_write:
+                files.fsync(self._fds[self._active])
+            self._closed = True
+            self._finalizer.detach()
+            self._close_fds()
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+
+    def _close_fds(self) -> None:
+        for fd in self._fds.values():
+            try:
+                files.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def live_bytes(self) -> int:
+        if self._live_bytes is None:
+            self._live_bytes = sum(map(index.length_of, self.index.values()))
+        return self._live_bytes
+
+    def stats(self) -> dict:
+        live = self.live_bytes()
+        return {
+            "kind": self.kind,
+            "keys": len(self.index),
+            "segments": len(self._manifest.segments),
+            "live_bytes": live,
+            "dead_bytes": max(self._disk_bytes - live, 0),
+            "disk_bytes": self._disk_bytes,
+            "generation": self._manifest.generation,
+            "readonly": self.readonly,
+            "durability": self.durability,
+            "segment_size": self.segment_size,
+            "last_compaction": self.last_compaction,
+        }
+
+    def _path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def mark_loaded(self) -> None:
+        self._tracking_keys = True
+
+
+class _Batch:
+    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before")
+
+    def __init__(self, live_bytes: int | None):
+        self.pending = bytearray(record.BATCH_BEGIN_LINE)
+        self.count = 0
+        self.undo: list[tuple[Any, int | None]] = []
+        self.events: list[Callable[[], None]] = []
+        self.live_bytes_before = live_bytes
+
+    def add(self, key: Any, old_location: int | None, line: bytes) -> None:
+        self.pending += line
+        self.count += 1
+        self.undo.append((key, old_location))
+
+
+def _number(name: str) -> int:
+    number = segment.segment_number(name)
+    if number is None:
+        raise CorruptionError(f"MANIFEST names {name!r}, which is not a segment file name")
+    return number
+
+
+def _release(fds: dict, writer_lock) -> None:
+    """Finalizer for a store that was never closed: give back fds and the writer lock."""
+    for fd in list(fds.values()):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()
+    if writer_lock is not None:
+        writer_lock.release()
+
+
+__all__ = ["Store", "errors"]

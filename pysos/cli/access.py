@@ -1,0 +1,90 @@
+"""Opening stores for the commands: read-only for inspection, never creating anything
+that is not there, and turning "no store here" into one clear error line."""
+
+import os
+
+import pysos
+
+from .errors import EXIT_USAGE, CliError
+from .jsonio import parse_index, parse_key, show_key
+
+#: Readers used by commands never refresh in the middle of a command, so an export or
+#: a dump is one consistent snapshot even while a writer keeps writing.
+SNAPSHOT = 365 * 24 * 3600.0
+
+
+def require_store(path, *, damaged_ok=False):
+    """Fail unless ``path`` is a directory holding a pysos store (a ``MANIFEST``).
+
+    With ``damaged_ok`` (check, repair) a directory holding segment files but no
+    manifest is accepted too, so those commands can report on it or mend it.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise CliError(f"no store at {path}: the directory does not exist")
+    if not os.path.isdir(path):
+        raise CliError(f"no store at {path}: not a directory")
+    if os.path.exists(os.path.join(path, "MANIFEST")):
+        return
+    if damaged_ok and any(n.startswith("seg-") for n in os.listdir(path)):
+        return
+    raise CliError(f"no store at {path}: the directory holds no pysos MANIFEST")
+
+
+def open_reader(path):
+    """Open an existing store read-only (works while another process holds the writer)."""
+    require_store(path)
+    return pysos.open(path, readonly=True, refresh_interval=SNAPSHOT)
+
+
+def open_writer(path, *, wait=0.0):
+    """Open an existing store for writing; ``wait`` seconds for another writer to leave."""
+    require_store(path)
+    return pysos.open(path, lock_timeout=wait)
+
+
+def kind_of(store):
+    """ "dict" or "list"."""
+    return "list" if isinstance(store, pysos.List) else "dict"
+
+
+def require_kind(store, path, kind, what):
+    """Fail with a clear line when ``what`` needs a ``kind`` store and ``path`` is not one."""
+    actual = kind_of(store)
+    if actual != kind:
+        raise CliError(f"{what} needs a {kind} store, but {path} is a {actual} store")
+
+
+def locate(store, args):
+    """The key (Dict) or index (List) that ``args.key`` names in ``store``."""
+    if kind_of(store) == "list":
+        if args.str_key:
+            raise CliError("--str-key is for Dict keys; a List takes an index", EXIT_USAGE)
+        return parse_index(args.key)
+    return parse_key(args.key, force_str=args.str_key)
+
+
+def not_found(store, path, where):
+    """The error for a key or index that is not in the store."""
+    if kind_of(store) == "list":
+        return CliError(f"index {where} out of range: {path} holds {len(store)} items")
+    return CliError(f"key {show_key(where)} not found in {path}")
+
+
+def records(store, prefix=None):
+    """``(key, value)`` of a Dict (only keys starting with ``prefix``, see
+    :func:`key_text`) or ``(index, value)`` of a List, in the store's order."""
+    if kind_of(store) == "list":
+        yield from enumerate(store)
+        return
+    for key in store:
+        if prefix is None or key_text(key).startswith(prefix):
+            try:
+                yield key, store[key]
+            except KeyError:  # deleted since the iteration began: not in the snapshot
+                continue
+
+
+def key_text(key):
+    """What ``--prefix`` matches: a string key itself, any other key its JSON form."""
+    return key if isinstance(key, str) else show_key(key)

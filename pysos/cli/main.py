@@ -1,0 +1,91 @@
+"""``pysos``: the command line. Builds the parser from the command modules, runs the
+command, and turns every user mistake into one ``pysos: error: ...`` line and an exit
+status (see :mod:`pysos.cli.errors`); only a bug in pysos shows a traceback."""
+
+import argparse
+import os
+import sys
+
+import pysos
+
+from . import demo, read_cmds, transfer, write_cmds
+from .errors import EXIT_FAILED, EXIT_USAGE, CliError
+
+_COMMANDS = (read_cmds, write_cmds, transfer, demo)
+
+_EPILOG = """\
+KEY on the command line: for a Dict, KEY is JSON if it parses as a JSON scalar
+(12 is the int 12, true, null, "12" with the quotes is the string "12"), otherwise the
+text itself (alice, user:12, 012); --str-key always takes the text. For a List, KEY is an
+index (negative counts from the end).
+
+exit status: 0 done; 1 could not be done (no store there, key not found, store locked
+by another writer, wrong kind of store, bad input data); 2 bad command line (unknown
+option, a VALUE that is not JSON); 3 'check' found problems.
+
+examples:
+  pysos info data/users
+  pysos get data/users alice
+  pysos set data/users alice '{"age": 31}'
+  pysos dump data/users | head
+  pysos import --key id data/users users.csv
+  pysos export --html data/users users.html
+  pysos <command> --help     details and examples for each command
+"""
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+
+        return version("pysos")
+    except Exception:  # not installed: running from a checkout
+        return getattr(pysos, "__version__", "unknown")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="pysos", description="Inspect and operate pysos stores (directories).",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"pysos {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _COMMANDS:
+        module.register(sub)
+    return parser
+
+
+def _fail(message, code):
+    print(f"pysos: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error argparse printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        code = args.func(args)
+        sys.stdout.flush()  # here, so that a closed pipe is seen below, not at exit
+        return code
+    except CliError as exc:
+        return _fail(exc, exc.code)
+    except pysos.LockedError as exc:
+        return _fail(f"{exc} (read-only commands such as info, get, dump, export still work)",
+                     EXIT_FAILED)
+    except pysos.CorruptionError as exc:
+        return _fail(f"{exc} (run 'pysos check {args.store}', then 'pysos repair')", EXIT_FAILED)
+    except pysos.Error as exc:  # FormatError, ReadOnlyError, ...
+        return _fail(exc, EXIT_FAILED)
+    except BrokenPipeError:  # e.g. 'pysos dump STORE | head': the reader left, fine
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except OSError as exc:  # an unreadable input file, a full disk, no permission...
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"{exc.strerror or exc}{where}", EXIT_FAILED)

@@ -1,0 +1,123 @@
+"""The commands that change a store: set, del, compact, repair. They need the writer lock
+(or, for repair, whatever pysos.repair takes) and never create a store."""
+
+import pysos
+
+from . import access
+from .errors import EXIT_OK, CliError
+from .jsonio import dumps, parse_value
+from .parsing import command, json_arg, key_args, quiet_arg, store_arg, wait_arg
+from .progress import Spinner
+
+
+def _size(n):
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} bytes"
+
+
+def cmd_set(args):
+    value = args.value if args.raw else parse_value(args.value)
+    with access.open_writer(args.store, wait=args.wait) as store:
+        where = access.locate(store, args)
+        try:
+            store[where] = value
+        except IndexError:
+            raise CliError(f"index {where} out of range: {args.store} holds {len(store)} items "
+                           f"(to append, use 'pysos import')") from None
+        except (TypeError, ValueError) as exc:
+            raise CliError(f"cannot store that value: {exc}") from None
+    return EXIT_OK
+
+
+def cmd_del(args):
+    with access.open_writer(args.store, wait=args.wait) as store:
+        where = access.locate(store, args)
+        try:
+            del store[where]
+        except (KeyError, IndexError):
+            raise access.not_found(store, args.store, where) from None
+    return EXIT_OK
+
+
+def cmd_compact(args):
+    with access.open_writer(args.store, wait=args.wait) as store:
+        with Spinner("compact", quiet=args.quiet):
+            result = dict(store.compact())
+    if args.json:
+        print(dumps(result))
+    elif not args.quiet:
+        print(f"compacted {args.store}: reclaimed {_size(result.get('reclaimed_bytes', 0))}")
+    return EXIT_OK
+
+
+def cmd_repair(args):
+    access.require_store(args.store, damaged_ok=True)
+    repair = getattr(pysos, "repair", None)
+    if repair is None:
+        raise CliError("this version of pysos has no pysos.repair(); cannot repair stores")
+    with Spinner("repair", quiet=args.quiet):
+        result = dict(repair(args.store))
+    if args.json:
+        print(dumps(result))
+        return EXIT_OK
+    aside = result.get("set_aside") or []
+    print(f"repaired {args.store}: generation {result.get('generation')}, "
+          f"{result.get('salvaged', 0):,} records salvaged, {result.get('lost', 0):,} lost")
+    if aside:
+        print("set aside (kept, no longer part of the store): " + ", ".join(aside))
+    for p in result.get("problems") or []:
+        offset = "" if p.get("offset") is None else f" @ byte {p['offset']}"
+        print(f"  {p.get('file') or 'store'}{offset}: {p.get('problem')}")
+    return EXIT_OK
+
+
+def register(sub):
+    p = command(sub, "set", summary="store a JSON value under a key (or at an index)",
+                description="Store VALUE (JSON: 12, \"text\", [1,2], {\"a\":1}, null) under KEY of a "
+                            "Dict store, or replace the item at index KEY of a List store. --raw takes "
+                            "VALUE as a string. Needs the writer lock: fails if a service writes the "
+                            "store, unless --wait outlasts it.",
+                examples=["pysos set data/users alice '{\"age\": 31}'",
+                          "pysos set data/config motd '\"hello\"'",
+                          "pysos set --raw data/config motd hello     # same as above",
+                          "pysos set data/events 0 '{\"type\": \"boot\"}'  # List: replace item 0"])
+    store_arg(p)
+    key_args(p)
+    p.add_argument("value", metavar="VALUE", help="the value, as JSON (or a string with --raw)")
+    p.add_argument("--raw", action="store_true", help="store VALUE as a string, not JSON")
+    wait_arg(p)
+    p.set_defaults(func=cmd_set)
+
+    p = command(sub, "del", aliases=["delete"], summary="delete a key (or the item at an index)",
+                description="Delete KEY from a Dict store, or the item at index KEY from a List "
+                            "store (the items after it move up). Exit status 1 if it is not there.",
+                examples=["pysos del data/users alice", "pysos del data/events -1"])
+    store_arg(p)
+    key_args(p)
+    wait_arg(p)
+    p.set_defaults(func=cmd_del)
+
+    p = command(sub, "compact", aliases=["vacuum"], summary="merge segments and reclaim dead bytes now",
+                description="Compact the store now (as Dict.compact() does) and print what was "
+                            "reclaimed. Needs the writer lock; beside a running service use "
+                            "'python -m pysos.compactor --once STORE' instead.",
+                examples=["pysos compact data/users", "pysos compact --json data/users"])
+    store_arg(p)
+    quiet_arg(p)
+    json_arg(p)
+    wait_arg(p)
+    p.set_defaults(func=cmd_compact)
+
+    p = command(sub, "repair", summary="salvage every intact record of a damaged store",
+                description="Rebuild a damaged store from every record whose checksum holds "
+                            "(pysos.repair). Damaged files are set aside, not deleted. Prints what "
+                            "was salvaged and lost.",
+                examples=["pysos check data/users || pysos repair data/users"])
+    store_arg(p)
+    quiet_arg(p)
+    json_arg(p)
+    p.set_defaults(func=cmd_repair)
+
+

@@ -1,0 +1,287 @@
+"""Merge: rewrite the live records of a run of sealed segments into fresh segments.
+
+The steps, each safe to interrupt at any instant:
+
+1. Under the compaction lock, read the MANIFEST and pick a contiguous run of sealed
+   segments (never the newest, which the writer appends to).
+2. Collect the keys of the segments after the run (their records win over the run's)
+   and of the segments before it (a tombstone must survive while an older record of
+   its key may still exist).
+3. Copy each key's newest record in the run, byte for byte and checksum-verified, into
+   new segment files, unless a later segment overrides it; write a hint file per
+   output; fsync outputs, hints and the directory.
+4. Under the manifest lock, replace the run by the outputs in a new MANIFEST
+   (generation + 1): the atomic switch.
+5. Only then delete the retired files. Processes that still read them keep their open
+   descriptors (POSIX unlink semantics); a process that reaches for a file that is gone
+   re-reads the MANIFEST and retries.
+
+A crash before step 4 leaves outputs no MANIFEST names: the next holder of the
+compaction lock deletes them (see :mod:`pysos.segments.recovery`). A crash after
+step 4 leaves retired files, deleted the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable
+
+from ..errors import CorruptionError
+from ..segments import files, hints, locks, manifest, record, recovery, segment
+from ..segments.manifest import Manifest
+
+log = logging.getLogger("pysos.compactor")
+
+_COPY_BUFFER = 1 << 20
+
+
+def decode_key_for(kind: str) -> Callable[[Any], Any]:
+    if kind == "list":
+        return lambda key: tuple(key) if type(key) is list else key
+    return lambda key: key
+
+
+def segment_keys(directory: str, name: str, decode_key, newest: bool) -> set:
+    """Every key that has a record (set or tombstone) in a segment."""
+    path = os.path.join(directory, name)
+    fd = files.open_read(path)
+    try:
+        size = files.size(fd)
+        if not newest:
+            hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size)
+            if hint is not None:
+                return {decode_key(k) for k in hint.keys} | {decode_key(k) for k in hint.tombstones}
+        scanner = segment.Scanner(fd, 0, size)
+        keys = {decode_key(key) for _, key, _, _ in scanner}
+        if not newest and (scanner.problem or scanner.incomplete_tail):
+            offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
+            raise CorruptionError(f"{path}: {reason} at byte {offset}")
+        return keys
+    finally:
+        files.close(fd)
+
+
+class _OutputWriter:
+    """Writes copied records into new segments of at most ``segment_size`` bytes, with hints."""
+
+    def __init__(self, directory: str, first_number: int, segment_size: int, throttle):
+        self.directory = directory
+        self.next_number = first_number
+        self.segment_size = segment_size
+        self.throttle = throttle
+        self.done: list[str] = []
+        self.bytes_out = 0
+        self._fd: int | None = None
+
+    def _open(self) -> None:
+        self.name, self._fd = segment.create_new(self.directory, self.next_number)
+        self.next_number = segment.segment_number(self.name) + 1
+        self._size = 0
+        self._buffer = bytearray()
+        self._keys: list = []
+        self._locals: list[int] = []
+        self._tombstones: list = []
+
+    def add(self, key: Any, line: bytes, tombstone: bool) -> None:
+        if self._fd is None:
+            self._open()
+        offset = self._size + len(self._buffer)
+        self._buffer += line
+        if tombstone:
+            self._tombstones.append(key)
+        else:
+            self._keys.append(key)
+            self._locals.append((offset << 32) | len(line))
+        if len(self._buffer) >= _COPY_BUFFER:
+            self._write_buffer()
+        if self._size + len(self._buffer) >= self.segment_size:
+            self.finish_segment()
+
+    def _write_buffer(self) -> None:
+        if self._buffer:
+            files.write_all_at(self._fd, bytes(self._buffer), self._size)
+            self._size += len(self._buffer)
+            self.throttle(len(self._buffer))
+            self._buffer = bytearray()
+
+    def finish_segment(self) -> None:
+        if self._fd is None:
+            return
+        self._write_buffer()
+        files.fsync(self._fd)
+        files.close(self._fd)
+        self._fd = None
+        hint = hints.Hint(self._keys, self._locals, self._tombstones)
+        hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
+        self.done.append(self.name)
+        self.bytes_out += self._size
+
+    def discard(self) -> None:
+        if self._fd is not None:
+            files.close(self._fd)
+            self._fd = None
+            self.done.append(self.name)
+        for name in self.done:
+            for leftover in (name, segment.hint_name(name)):
+                try:
+                    files.unlink(os.path.join(self.directory, leftover))
+                except FileNotFoundError:
+                    pass
+
+
+def merge_run(
+    directory: str,
+    current: Manifest,
+    start: int,
+    stop: int,
+    *,
+    segment_size: int,
+    throttle: Callable[[int], None] = lambda n: None,
+) -> dict:
+    """Merge ``current.segments[start:stop]`` (all sealed); publish; delete the inputs.
+
+    The caller holds the compaction lock.
+    """
+    began = time.monotonic()
+    run = list(current.segments[start:stop])
+    if not run or stop >= len(current.segments):
+        raise ValueError("a merge takes a non-empty run of sealed segments")
+    decode_key = decode_key_for(current.kind)
+    newest = current.segments[-1]
+    later: set = set()
+    for name in current.segments[stop:]:
+        later |= segment_keys(directory, name, decode_key, newest=name == newest)
+    earlier: set = set()
+    for name in current.segments[:start]:
+        earlier |= segment_keys(directory, name, decode_key, newest=False)
+
+    # Newest record of each key in the run: (fd, offset, length, is_tombstone).
+    newest_in_run: dict[Any, tuple[int, int, int, bool]] = {}
+    fds: list[int] = []
+    bytes_in = 0
+    writer = _OutputWriter(directory, _next_number(current), segment_size, throttle)
+    try:
+        for name in run:
+            path = os.path.join(directory, name)
+            fd = files.open_read(path)
+            fds.append(fd)
+            size = files.size(fd)
+            bytes_in += size
+            scanner = segment.Scanner(fd, 0, size)
+            for kind, key, offset, length in scanner:
+                newest_in_run[decode_key(key)] = (fd, offset, length, kind == record.DELETE)
+            if scanner.problem or scanner.incomplete_tail:
+                offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
+                raise CorruptionError(f"{path}: {reason} at byte {offset}")
+
+        kept = 0
+        for key, (fd, offset, length, tombstone) in newest_in_run.items():
+            if key in later or (tombstone and key not in earlier):
+                continue
+            line = segment.read_line(fd, offset, length)
+            if not record.verify(line):
+                raise CorruptionError(f"{directory}: record of {key!r} changed during the merge")
+            writer.add(key, line, tombstone)
+            kept += 1
+        writer.finish_segment()
+        files.fsync_dir(directory)
+        published = _publish(directory, run, writer.done)
+    except BaseException:
+        writer.discard()
+        raise
+    finally:
+        for fd in fds:
+            files.close(fd)
+    _delete(directory, run)
+    result = {
+        "reclaimed_bytes": bytes_in - writer.bytes_out,
+        "bytes_in": bytes_in,
+        "bytes_out": writer.bytes_out,
+        "segments_in": len(run),
+        "segments_out": len(writer.done),
+        "records_in": len(newest_in_run),
+        "records_out": kept,
+        "generation": published.generation,
+        "seconds": round(time.monotonic() - began, 6),
+    }
+    log.info(
+        "pysos: compacted %s: %d segment(s) in, %d out, %d bytes reclaimed in %.3f s",
+        directory, result["segments_in"], result["segments_out"], result["reclaimed_bytes"], result["seconds"],
+    )
+    return result
+
+
+def _next_number(current: Manifest) -> int:
+    return max(segment.segment_number(n) or 0 for n in current.segments) + 1
+
+
+def _publish(directory: str, run: list[str], outputs: list[str]) -> Manifest:
+    """Swap the run for the outputs in the MANIFEST (re-read: the writer may have rotated)."""
+    with locks.FileLock(directory, locks.MANIFEST):
+        latest = manifest.read(directory)
+        names = list(latest.segments)
+        at = _find_run(names, run)
+        if at is None:
+            raise CorruptionError(f"{directory}: the merged segments left the MANIFEST during the merge")
+        published = latest.with_segments(names[:at] + outputs + names[at + len(run) :])
+        manifest.write(directory, published)
+    return published
+
+
+def _find_run(names: list[str], run: list[str]) -> int | None:
+    for at in range(len(names) - len(run) + 1):
+        if names[at : at + len(run)] == run:
+            return at
+    return None
+
+
+def _delete(directory: str, names: Iterable[str]) -> None:
+    for name in names:
+        for leftover in (name, segment.hint_name(name)):
+            try:
+                files.unlink(os.path.join(directory, leftover))
+            except FileNotFoundError:
+                pass
+    files.fsync_dir(directory)
+
+
+def compact_directory(
+    directory: str,
+    *,
+    segment_size: int,
+    wait: float | None = None,
+    choose: Callable[[str, Manifest], tuple[int, int] | None] | None = None,
+    throttle: Callable[[int], None] = lambda n: None,
+) -> dict:
+    """Take the compaction lock (waiting up to ``wait`` s), clean leftovers, merge a run.
+
+    ``choose(directory, manifest)`` picks the run ``(start, stop)``; the default is every
+    sealed segment. Returns the merge's figures, or ``{"reclaimed_bytes": 0, ...}`` if
+    there was nothing to merge.
+    """
+    lock = locks.FileLock(directory, locks.COMPACT)
+    lock.acquire(timeout=wait)
+    try:
+        with locks.FileLock(directory, locks.MANIFEST):
+            current = manifest.read(directory)
+            recovery._remove_unnamed(directory, current)
+        run = (choose or all_sealed)(directory, current)
+        if run is None:
+            return nothing_done(current)
+        return merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle)
+    finally:
+        lock.release()
+
+
+def all_sealed(directory: str, current: Manifest) -> tuple[int, int] | None:
+    sealed = len(current.segments) - 1
+    return (0, sealed) if sealed > 0 else None
+
+
+def nothing_done(current: Manifest) -> dict:
+    return {
+        "reclaimed_bytes": 0, "bytes_in": 0, "bytes_out": 0, "segments_in": 0, "segments_out": 0,
+        "records_in": 0, "records_out": 0, "generation": current.generation, "seconds": 0.0,
+    }

@@ -1,0 +1,268 @@
+"""``pysos.List``: a MutableSequence whose items live in a pysos store.
+
+Each item is a record keyed by its *position key* (see :mod:`pysos._positions`); the
+order lives in memory beside the index and is rebuilt by sorting the keys on open.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
+from typing import Any
+
+import orjson
+
+from ._handle import Handle
+from ._positions import Position, Positions, as_tuple, between, sort_keys
+from .segments import record
+
+_MISSING = object()
+
+
+def _decode_position(key: Any) -> Position:
+    return tuple(key) if type(key) is list else key
+
+
+def _encode_position(key: Position) -> bytes:
+    return b"%d" % key if type(key) is int else orjson.dumps(key)
+
+
+class List(Handle, MutableSequence):
+    """A persistent ``list`` of JSON values. See the README."""
+
+    _kind = "list"
+
+    def _store_options(self) -> dict:
+        return {"decode_key": _decode_position}
+
+    def _after_open(self) -> None:
+        self._rebuild()
+        self._store._on_reload = self._rebuild
+        self._store._on_keys_changed = self._keys_changed
+
+    def _rebuild(self) -> None:
+        self._positions = Positions(sort_keys(self._store.index))
+
+    def _keys_changed(self, added: list, removed: list) -> None:
+        """A reader indexed new records: place new keys, drop deleted ones."""
+        positions = self._positions
+        for key in removed:
+            at = positions.index_of(key)
+            if at < len(positions) and positions[at] == key:
+                positions.delete(at)
+        for key in added:
+            last = positions[len(positions) - 1] if len(positions) else None
+            if last is None or as_tuple(last) < as_tuple(key):
+                positions.insert(len(positions), key)
+            else:
+                positions.insert(positions.index_of(key), key)
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _enter(self, write: bool = False) -> None:
+        store = self._store
+        if write:
+            store.check_writable()
+        else:
+            store.check_open()
+        store.follow()
+
+    def _normalize(self, i: Any) -> int:
+        i = operator.index(i)
+        n = len(self._positions)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("pysos List index out of range")
+        return i
+
+    def _set_at(self, i: int, value_json: bytes) -> None:
+        key = self._positions[i]
+        old = self._store.get(key) if self._observers else None
+        self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
+        if self._observers:
+            new = orjson.loads(value_json)
+            self._store.after_commit(lambda: self._notify(i, new, old))
+
+    def _insert_at(self, i: int, value_json: bytes) -> None:
+        positions = self._positions
+        n = len(positions)
+        key = between(positions[i - 1] if i > 0 else None, positions[i] if i < n else None)
+        self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
+        positions.insert(i, key)
+        if self._observers:
+            new = orjson.loads(value_json)
+            self._store.after_commit(lambda: self._notify(i, new, None))
+
+    def _delete_at(self, i: int) -> None:
+        key = self._positions[i]
+        old = self._store.get(key) if self._observers else None
+        self._store.write(key, record.encode_delete(_encode_position(key)), delete=True)
+        self._positions.delete(i)
+        if self._observers:
+            self._store.after_commit(lambda: self._notify(i, None, old))
+
+    # --- Sequence ---------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        with self._lock:
+            self._enter()
+            return len(self._positions)
+
+    def __getitem__(self, i: Any) -> Any:
+        with self._lock:
+            self._enter()
+            if isinstance(i, slice):
+                positions, store = self._positions, self._store
+                return [store.get(positions[j]) for j in range(*i.indices(len(positions)))]
+            return self._store.get(self._positions[self._normalize(i)])
+
+    def __iter__(self) -> Iterator[Any]:
+        """The items as of the start of the iteration."""
+        store = self._store
+        with self._lock:
+            self._enter()
+            snapshot = [(key, store.index[key]) for key in self._positions]
+        for key, location in snapshot:
+            with self._lock:
+                store.check_open()
+                value = store.read_snapshot(key, location, _MISSING)
+            if value is not _MISSING:
+                yield value
+
+    def __reversed__(self) -> Iterator[Any]:
+        return iter(list(self)[::-1])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (str, bytes, bytearray)) or not isinstance(other, Sequence):
+            return NotImplemented
+        if len(self) != len(other):
+            return False
+        return all(a == b for a, b in zip(self, other))
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        return result if result is NotImplemented else not result
+
+    __hash__ = None  # mutable, like list
+
+    # --- MutableSequence --------------------------------------------------------------
+
+    def __setitem__(self, i: Any, value: Any) -> None:
+        if isinstance(i, slice):
+            return self._set_slice(i, value)
+        value_json = record.encode_value(value)
+        with self._lock:
+            self._enter(write=True)
+            self._set_at(self._normalize(i), value_json)
+
+    def _set_slice(self, s: slice, values: Iterable[Any]) -> None:
+        self._store.check_writable()
+        with self._lock:
+            new = list(values)  # may be this very list: read it before changing anything
+            encoded = [record.encode_value(v) for v in new]
+            with self._store.batch():
+                self._enter(write=True)
+                n = len(self._positions)
+                start, stop, step = s.indices(n)
+                if s.step is None or step == 1:
+                    stop = max(stop, start)
+                    common = min(len(encoded), stop - start)
+                    for offset in range(common):
+                        self._set_at(start + offset, encoded[offset])
+                    for offset in range(common, len(encoded)):
+                        self._insert_at(start + offset, encoded[offset])
+                    for i in range(stop - 1, start + common - 1, -1):
+                        self._delete_at(i)
+                    return
+                targets = range(start, stop, step)
+                if len(targets) != len(encoded):
+                    raise ValueError(
+                        f"attempt to assign sequence of size {len(encoded)} "
+                        f"to extended slice of size {len(targets)}"
+                    )
+                for i, value_json in zip(targets, encoded):
+                    self._set_at(i, value_json)
+
+    def __delitem__(self, i: Any) -> None:
+        with self._lock:
+            self._enter(write=True)
+            if isinstance(i, slice):
+                doomed = sorted(range(*i.indices(len(self._positions))), reverse=True)
+                with self._store.batch():
+                    for j in doomed:
+                        self._delete_at(j)
+                return
+            self._delete_at(self._normalize(i))
+
+    def insert(self, i: Any, value: Any) -> None:
+        """Insert before index ``i`` (clamped like ``list.insert``): one record written."""
+        i = operator.index(i)
+        value_json = record.encode_value(value)
+        with self._lock:
+            self._enter(write=True)
+            n = len(self._positions)
+            if i < 0:
+                i = max(i + n, 0)
+            self._insert_at(min(i, n), value_json)
+
+    def append(self, value: Any) -> None:
+        value_json = record.encode_value(value)
+        with self._lock:
+            self._enter(write=True)
+            self._insert_at(len(self._positions), value_json)
+
+    def extend(self, values: Iterable[Any]) -> None:
+        """Append all of ``values`` as one atomic batch; one bad value writes nothing."""
+        self._store.check_writable()
+        with self._lock:
+            encoded = [record.encode_value(v) for v in list(values)]
+            with self._store.batch():
+                self._enter(write=True)
+                for value_json in encoded:
+                    self._insert_at(len(self._positions), value_json)
+
+    def __iadd__(self, values: Iterable[Any]) -> "List":
+        self.extend(values)
+        return self
+
+    def pop(self, i: Any = -1) -> Any:
+        with self._lock:
+            self._enter(write=True)
+            if not self._positions:
+                raise IndexError("pop from empty pysos List")
+            i = self._normalize(i)
+            value = self._store.get(self._positions[i])
+            self._delete_at(i)
+            return value
+
+    def remove(self, value: Any) -> None:
+        with self._lock:
+            self._enter(write=True)
+            del self[self.index(value)]
+
+    def clear(self) -> None:
+        """Remove every item, as one atomic batch of tombstones."""
+        with self._lock, self._store.batch():
+            self._enter(write=True)
+            for i in range(len(self._positions) - 1, -1, -1):
+                self._delete_at(i)
+
+    def reverse(self) -> None:
+        """Reverse in place, as one batch; items that stay equal are not rewritten."""
+        with self._lock:
+            self._enter(write=True)
+            self._rewrite(list(self)[::-1])
+
+    def sort(self, *, key: Any = None, reverse: bool = False) -> None:
+        """Stable sort in place, as one batch; items already in place are not rewritten."""
+        with self._lock:
+            self._enter(write=True)
+            self._rewrite(sorted(self, key=key, reverse=reverse))
+
+    def _rewrite(self, new: list) -> None:
+        old = list(self)
+        with self._store.batch():
+            for i, (before, after) in enumerate(zip(old, new)):
+                if before != after or type(before) is not type(after):
+                    self._set_at(i, record.encode_value(after))

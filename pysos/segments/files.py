@@ -1,0 +1,130 @@
+"""The thin filesystem layer: every file operation of pysos goes through these functions.
+
+Keeping them in one module gives one place for the rules (loop on short writes, fsync the
+directory after a create or rename) and one place for tests to inject faults: a test
+replaces e.g. ``files.write`` with a wrapper that raises ``ENOSPC`` after N bytes.
+Callers must therefore call ``files.write(...)``, never ``from .files import write``.
+"""
+
+from __future__ import annotations
+
+import os
+
+O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def open_append(path: str) -> int:
+    """Open (create if missing) a file for appending and reading; returns the fd."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | O_BINARY, 0o644)
+
+
+def open_rw(path: str) -> int:
+    """Open an existing file for reading and writing (never creates it)."""
+    return os.open(path, os.O_RDWR | O_BINARY)
+
+
+def open_read(path: str) -> int:
+    return os.open(path, os.O_RDONLY | O_BINARY)
+
+
+def write(fd: int, data: bytes | memoryview) -> int:
+    """One ``os.write``; may write fewer bytes than asked (callers use :func:`write_all`)."""
+    return os.write(fd, data)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` at the fd's position, looping on short writes."""
+    view = memoryview(data)
+    while view:
+        written = write(fd, view)
+        view = view[written:]
+
+
+def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
+    """One ``os.pwrite``; may write fewer bytes than asked (callers use :func:`write_all_at`)."""
+    return os.pwrite(fd, data, offset)
+
+
+def write_all_at(fd: int, data: bytes, offset: int) -> None:
+    """Write all of ``data`` at ``offset``, looping on short writes.
+
+    One system call in the common case: that is what makes a record (or a whole batch) reach
+    the OS as a unit, so a killed process leaves at most one torn unit at the tail. An
+    explicit offset (rather than the fd's position) lets a failed write be truncated away
+    without leaving a hole before the next one.
+    """
+    view = memoryview(data)
+    while view:
+        written = pwrite(fd, view, offset)
+        view = view[written:]
+        offset += written
+
+
+def pread(fd: int, length: int, offset: int) -> bytes:
+    return os.pread(fd, length, offset)
+
+
+def fsync(fd: int) -> None:
+    os.fsync(fd)
+
+
+def fdatasync(fd: int) -> None:
+    getattr(os, "fdatasync", os.fsync)(fd)
+
+
+def truncate(fd: int, length: int) -> None:
+    os.ftruncate(fd, length)
+
+
+def size(fd: int) -> int:
+    return os.fstat(fd).st_size
+
+
+def close(fd: int) -> None:
+    os.close(fd)
+
+
+def unlink(path: str) -> None:
+    os.unlink(path)
+
+
+def replace(src: str, dst: str) -> None:
+    os.replace(src, dst)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a create, rename or unlink in ``directory`` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` atomically and durably.
+
+    Write a temp file beside it, fsync it, rename it over ``path``, fsync the directory:
+    after a crash at any point the file holds either the old or the new bytes, whole.
+    """
+    directory = os.path.dirname(path) or "."
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
+    try:
+        write_all(fd, data)
+        fsync(fd)
+    finally:
+        close(fd)
+    try:
+        replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        unlink(path)
+    except OSError:
+        pass

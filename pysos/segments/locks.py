@@ -1,0 +1,125 @@
+"""Lock files: ``writer.lock`` (one writable handle), ``compact.lock`` (one compaction at a
+time) and ``manifest.lock`` (held for the few milliseconds of a MANIFEST read-modify-write).
+
+They are ``flock`` locks taken through portalocker: the kernel drops them when the holder
+dies, so a writer killed with SIGKILL never leaves a lock that blocks the next one. The
+writer and compaction lock files hold the holder's pid (as text) while held, so an error
+or ``pysos info`` can say who holds them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import portalocker
+
+from ..errors import LockedError
+from . import files
+
+WRITER, COMPACT, MANIFEST = "writer", "compact", "manifest"
+_POLL = 0.01
+
+# flock already refuses a second lock from the same process through another open file,
+# but a registry makes that independent of the platform's lock flavour.
+_held: set[tuple[str, str]] = set()
+_held_guard = threading.Lock()
+
+
+def lock_path(directory: str, name: str) -> str:
+    return os.path.join(directory, f"{name}.lock")
+
+
+class FileLock:
+    def __init__(self, directory: str, name: str):
+        self.directory = directory
+        self.name = name
+        self.path = lock_path(directory, name)
+        self._fd: int | None = None
+        self._key = (os.path.realpath(directory), name)
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, timeout: float = 0.0, record_pid: bool = True) -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (``None``: forever), else LockedError."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if self._try_acquire():
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise LockedError(self._refusal())
+            time.sleep(_POLL)
+        if record_pid:
+            files.truncate(self._fd, 0)
+            os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
+
+    def _try_acquire(self) -> bool:
+        with _held_guard:
+            if self._key in _held:
+                return False
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+            except (portalocker.AlreadyLocked, portalocker.LockException, BlockingIOError):
+                os.close(fd)
+                return False
+            self._fd = fd
+            _held.add(self._key)
+            return True
+
+    def _refusal(self) -> str:
+        pid = holder(self.directory, self.name)
+        who = f" (held by pid {pid})" if pid is not None else ""
+        if self.name == WRITER:
+            return f"pysos store {self.directory!r} is already open for writing{who}"
+        return f"pysos store {self.directory!r}: the {self.name} lock is taken{who}"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with _held_guard:
+            try:
+                files.truncate(self._fd, 0)
+            except OSError:
+                pass
+            try:
+                portalocker.unlock(self._fd)
+            finally:
+                os.close(self._fd)
+                self._fd = None
+                _held.discard(self._key)
+
+    def __enter__(self) -> "FileLock":
+        self.acquire(timeout=None, record_pid=False)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def holder(directory: str, name: str) -> int | None:
+    """The pid recorded in a lock file if that process is alive, else None.
+
+    A pid is recorded only while the lock is held and the file is emptied on release;
+    a holder killed with SIGKILL leaves its pid behind, which the liveness check skips.
+    """
+    try:
+        with open(lock_path(directory, name), "rb") as f:
+            text = f.read(32).strip()
+    except FileNotFoundError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    if pid == os.getpid():
+        return pid if (os.path.realpath(directory), name) in _held else None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass
+    return pid

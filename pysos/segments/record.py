@@ -1,0 +1,170 @@
+"""Records: one change = one checksummed JSON line.
+
+Every line of a segment is one JSON object whose first member is its checksum::
+
+    {"c":"1a2b3c4d","k":"apple","v":{"color":"red"}}     set key -> value
+    {"c":"5e6f7a8b","k":"apple","d":1}                   delete key (a tombstone)
+    {"c":"9c0d1e2f","batch":"begin"}                     the lines up to the matching end are one unit
+    {"c":"3a4b5c6d","batch":"end","n":2}                 ... of n records: all of them count, or none
+
+``c`` is the CRC-32 (zlib/PNG polynomial) of the bytes after the 16-byte prefix
+``{"c":"xxxxxxxx",`` up to, not including, the line feed, written as 8 lowercase hex digits.
+A fixed prefix means a reader checks a line without re-encoding any JSON.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any, NamedTuple
+
+import orjson
+
+PREFIX_LEN = 16  # len(b'{"c":"xxxxxxxx",')
+SET, DELETE, BATCH_BEGIN, BATCH_END = "set", "delete", "begin", "end"
+
+_KEY_TYPES = (str, int, float, bool, type(None))
+
+
+class BadRecord(ValueError):
+    """A line that is not a well-formed record with a matching checksum."""
+
+
+class Record(NamedTuple):
+    kind: str        # SET, DELETE, BATCH_BEGIN or BATCH_END
+    key: Any         # the decoded key (None for batch markers)
+    count: int       # BATCH_END: records in the batch; else 0
+
+
+def _frame(body: bytes) -> bytes:
+    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+
+
+def encode_set(key_json: bytes, value_json: bytes) -> bytes:
+    return _frame(b'"k":%b,"v":%b}' % (key_json, value_json))
+
+
+def encode_delete(key_json: bytes) -> bytes:
+    return _frame(b'"k":%b,"d":1}' % key_json)
+
+
+BATCH_BEGIN_LINE = _frame(b'"batch":"begin"}')
+
+
+def encode_batch_end(count: int) -> bytes:
+    return _frame(b'"batch":"end","n":%d}' % count)
+
+
+def verify(line: bytes) -> bool:
+    """True if ``line`` (with or without its final ``\\n``) carries a matching checksum."""
+    end = len(line) - 1 if line.endswith(b"\n") else len(line)
+    if end <= PREFIX_LEN or line[:6] != b'{"c":"' or line[14:16] != b'",':
+        return False
+    try:
+        expected = int(line[6:14], 16)
+    except ValueError:
+        return False
+    return zlib.crc32(memoryview(line)[PREFIX_LEN:end]) == expected
+
+
+def parse(line: bytes) -> dict:
+    """Check and decode a record line into its JSON object; raise :class:`BadRecord`."""
+    if not verify(line):
+        raise BadRecord("checksum mismatch or malformed record")
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:  # a matching CRC over invalid JSON: a writer bug
+        raise BadRecord(f"invalid JSON: {exc}") from None
+    if type(obj) is not dict:
+        raise BadRecord("record is not a JSON object")
+    return obj
+
+
+def classify(obj: dict) -> Record:
+    if "k" in obj:
+        if "v" in obj:
+            return Record(SET, obj["k"], 0)
+        if obj.get("d") == 1:
+            return Record(DELETE, obj["k"], 0)
+    batch = obj.get("batch")
+    if batch == "begin":
+        return Record(BATCH_BEGIN, None, 0)
+    if batch == "end" and type(obj.get("n")) is int:
+        return Record(BATCH_END, None, obj["n"])
+    raise BadRecord("unknown record type")
+
+
+def decode(line: bytes) -> Record:
+    return classify(parse(line))
+
+
+# --- keys and values -------------------------------------------------------------------
+
+
+def encode_key(key: Any) -> bytes:
+    """JSON for a Dict key: a JSON scalar that comes back equal (``TypeError``/``ValueError``)."""
+    if type(key) not in _KEY_TYPES:
+        raise TypeError(
+            f"pysos keys must be str, int, float, bool or None, not {type(key).__name__}"
+        )
+    if type(key) is float and not math.isfinite(key):
+        raise ValueError(f"pysos keys cannot be {key!r}: JSON has no such number")
+    try:
+        return orjson.dumps(key)
+    except TypeError as exc:
+        raise _explain(key, exc, "key") from None
+
+
+def encode_value(value: Any) -> bytes:
+    """JSON for a value, refusing anything that would not come back equal.
+
+    ``orjson`` writes NaN as ``null`` and encodes UUIDs, enums and the like as plain
+    strings or numbers: a value that reads back different is refused, never stored.
+    Tuples are the one accepted change (JSON arrays come back as lists).
+    """
+    try:
+        data = orjson.dumps(value)
+    except TypeError as exc:
+        raise _explain(value, exc, "value") from None
+    if orjson.loads(data) != value:
+        problem = find_unstorable(value)
+        if problem is not None:
+            raise problem
+    return data
+
+
+def find_unstorable(value: Any, path: str = "value") -> Exception | None:
+    """The error for the first part of ``value`` that JSON would not give back equal."""
+    kind = type(value)
+    if value is None or kind is bool or kind is str:
+        return None
+    if kind is int:
+        if -(2**63) <= value < 2**64:
+            return None
+        return ValueError(f"{path} is an int outside the 64-bit range JSON readers hold exactly")
+    if kind is float:
+        if math.isfinite(value):
+            return None
+        return ValueError(f"{path} is {value!r}, which JSON cannot represent")
+    if kind is list or kind is tuple:
+        for i, item in enumerate(value):
+            problem = find_unstorable(item, f"{path}[{i}]")
+            if problem is not None:
+                return problem
+        return None
+    if kind is dict:
+        for k, item in value.items():
+            if type(k) is not str:
+                return TypeError(f"{path} has a {type(k).__name__} key {k!r}; JSON objects have str keys")
+            problem = find_unstorable(item, f"{path}[{k!r}]")
+            if problem is not None:
+                return problem
+        return None
+    return TypeError(f"{path} is a {kind.__name__}, which does not round-trip through JSON")
+
+
+def _explain(value: Any, exc: Exception, what: str) -> Exception:
+    problem = find_unstorable(value, what)
+    if problem is None:
+        return TypeError(f"{what} cannot be stored as JSON: {exc}")
+    return problem

@@ -1,0 +1,120 @@
+"""What happens when a store is opened: find or create the MANIFEST, refuse what is not a
+pysos store, and remove what an interrupted operation left behind.
+
+Leftovers are only ever files that no MANIFEST names: a segment created by a rotation
+or a compaction that died before its MANIFEST swap, the hint beside it, a MANIFEST temp
+file. They are removed only while holding both the compaction lock (so no compactor is
+writing outputs) and the manifest lock (so no rotation is between creating its segment
+and naming it).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+
+from ..errors import CorruptionError, FormatError, LockedError
+from . import files, locks, manifest, segment
+from .manifest import Manifest
+
+log = logging.getLogger("pysos")
+
+_LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
+
+
+def _is_ours(name: str) -> bool:
+    return (
+        name == manifest.NAME
+        or name in _LOCK_FILES
+        or segment.segment_number(name) is not None
+        or segment.is_hint_name(name)
+        or (name.startswith(manifest.NAME + ".") and name.endswith(".tmp"))
+    )
+
+
+def _check_not_foreign(directory: str) -> None:
+    """Without a MANIFEST: refuse a directory holding other things or data of a lost store."""
+    for name in os.listdir(directory):
+        if not _is_ours(name):
+            raise FormatError(f"{directory!r} is not a pysos store: it holds {name!r} and no MANIFEST")
+        if segment.segment_number(name) is not None and os.path.getsize(os.path.join(directory, name)):
+            raise CorruptionError(
+                f"{directory!r}: segment {name!r} holds data but the MANIFEST is missing "
+                f"(at byte 0 of MANIFEST); run 'python -m pysos repair'"
+            )
+
+
+def _check_kind(found: Manifest, kind: str | None, directory: str) -> None:
+    if kind is not None and found.kind != kind:
+        raise FormatError(f"{directory!r} holds a pysos {found.kind}, not a {kind}")
+
+
+def existing_manifest(directory: str, kind: str | None) -> Manifest:
+    """The MANIFEST of an existing store; ``FileNotFoundError`` (creating nothing) if none."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, "no pysos store at this path", directory)
+    try:
+        found = manifest.read(directory)
+    except FileNotFoundError:
+        _check_not_foreign(directory)
+        raise FileNotFoundError(errno.ENOENT, "no pysos store here (no MANIFEST)", directory) from None
+    _check_kind(found, kind, directory)
+    return found
+
+
+def open_or_create(directory: str, kind: str | None) -> Manifest:
+    """For the writer (it holds the writer lock): the MANIFEST, creating the store if new."""
+    try:
+        found = manifest.read(directory)
+    except FileNotFoundError:
+        _check_not_foreign(directory)
+        if kind is None:
+            raise FileNotFoundError(errno.ENOENT, "no pysos store here (no MANIFEST)", directory) from None
+        found = _create(directory, kind)
+    _check_kind(found, kind, directory)
+    remove_leftovers(directory)
+    return found
+
+
+def _create(directory: str, kind: str) -> Manifest:
+    with locks.FileLock(directory, locks.MANIFEST):
+        name, fd = segment.create_new(directory, 1)
+        files.close(fd)
+        created = Manifest(kind, 1, (name,))
+        manifest.write(directory, created)
+    log.info("pysos: created a %s store in %s", kind, directory)
+    return created
+
+
+def remove_leftovers(directory: str) -> list[str]:
+    """Delete files no MANIFEST names, if no compaction is running; return their names."""
+    compact_lock = locks.FileLock(directory, locks.COMPACT)
+    try:
+        compact_lock.acquire(timeout=0.0, record_pid=False)
+    except LockedError:
+        return []
+    try:
+        with locks.FileLock(directory, locks.MANIFEST):
+            return _remove_unnamed(directory, manifest.read(directory))
+    finally:
+        compact_lock.release()
+
+
+def _remove_unnamed(directory: str, current: Manifest) -> list[str]:
+    named = set(current.segments)
+    named_hints = {segment.hint_name(n) for n in named}
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        stray = (
+            (segment.segment_number(name) is not None and name not in named)
+            or (segment.is_hint_name(name) and name not in named_hints)
+            or (name.startswith(manifest.NAME + ".") and name.endswith(".tmp"))
+        )
+        if stray:
+            files.unlink(os.path.join(directory, name))
+            removed.append(name)
+    if removed:
+        files.fsync_dir(directory)
+        log.info("pysos: removed %d leftover file(s) in %s: %s", len(removed), directory, ", ".join(removed))
+    return removed

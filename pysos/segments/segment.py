@@ -1,0 +1,153 @@
+"""Segment files: their names, and scanning them record by record.
+
+A segment is ``seg-NNNNNNNN.jsonl`` (at least 8 decimal digits). Only the newest segment
+named by the MANIFEST is appended to; the others are sealed and never change until the
+compactor retires them. The number in the name only makes names unique: the order of
+segments, which decides which record of a key wins, is the order the MANIFEST lists them.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+from typing import Any, Iterator
+
+from . import files, record
+
+_SEGMENT_RE = re.compile(r"^seg-(\d{8,})\.jsonl$")
+_HINT_RE = re.compile(r"^seg-(\d{8,})\.hint$")
+_CHUNK = 1 << 22
+
+
+def segment_name(number: int) -> str:
+    return f"seg-{number:08d}.jsonl"
+
+
+def hint_name(segment: str) -> str:
+    return segment[: -len(".jsonl")] + ".hint"
+
+
+def segment_number(name: str) -> int | None:
+    match = _SEGMENT_RE.match(name)
+    return int(match.group(1)) if match else None
+
+
+def is_hint_name(name: str) -> bool:
+    return _HINT_RE.match(name) is not None
+
+
+def create_new(directory: str, at_least: int) -> tuple[str, int]:
+    """Create an empty segment whose number is ``>= at_least`` and not taken; return (name, fd).
+
+    ``O_EXCL`` makes the name ours even if a compactor in another process allocates at the
+    same moment; the directory is fsync'ed so the file survives a crash once named.
+    """
+    number = at_least
+    while True:
+        name = segment_name(number)
+        try:
+            fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            number += 1
+            continue
+        files.fsync_dir(directory)
+        return name, fd
+
+
+class Scanner:
+    """Iterate the whole units (a record, or a complete batch) of a segment's byte range.
+
+    Yields ``(kind, key, offset, length)`` for each SET and DELETE record, a batch's
+    records only once its end marker has been read and checked. Stops at the first
+    problem or at an incomplete unit; then ``good_end`` is the offset just past the last
+    whole unit and ``problem`` is ``None`` (clean end, or an unfinished unit at EOF) or
+    ``(offset of the bad line, reason)``. ``incomplete_tail`` is true when bytes after ``good_end`` form
+    an unfinished unit (a line without its line feed, or a batch without its end).
+    """
+
+    def __init__(self, fd: int, start: int = 0, end: int | None = None):
+        self.fd = fd
+        self.start = start
+        self.end = files.size(fd) if end is None else end
+        self.good_end = start
+        self.problem: tuple[int, str] | None = None
+        self.incomplete_tail = False
+
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """(offset, line with its \\n) for each whole line; sets ``incomplete_tail`` on a partial one."""
+        pos, buf, buf_start = self.start, b"", self.start
+        while pos < self.end:
+            chunk = files.pread(self.fd, min(_CHUNK, self.end - pos), pos)
+            if not chunk:
+                break
+            pos += len(chunk)
+            buf = buf + chunk if buf else chunk
+            at = 0
+            while True:
+                nl = buf.find(b"\n", at)
+                if nl < 0:
+                    break
+                yield buf_start + at, buf[at : nl + 1]
+                at = nl + 1
+            buf_start += at
+            buf = buf[at:]
+        if buf:
+            self.incomplete_tail = True
+
+    def __iter__(self) -> Iterator[tuple[str, Any, int, int]]:
+        batch: list[tuple[str, Any, int, int]] | None = None
+        batch_start = 0
+        for offset, line in self._lines():
+            try:
+                rec = record.decode(line)
+            except record.BadRecord as exc:
+                self.problem = (offset, str(exc))
+                return
+            if rec.kind == record.BATCH_BEGIN:
+                if batch is not None:
+                    self.problem = (offset, f"batch begun at byte {batch_start} not ended")
+                    return
+                batch, batch_start = [], offset
+            elif rec.kind == record.BATCH_END:
+                if batch is None or rec.count != len(batch):
+                    self.problem = (offset, "batch end marker does not match its batch")
+                    return
+                yield from batch
+                batch = None
+                self.good_end = offset + len(line)
+            elif batch is not None:
+                batch.append((rec.kind, rec.key, offset, len(line)))
+            else:
+                yield rec.kind, rec.key, offset, len(line)
+                self.good_end = offset + len(line)
+        if batch is not None:
+            self.incomplete_tail = True
+
+
+def valid_line_after(fd: int, offset: int, end: int) -> int | None:
+    """Offset of the first line after the one at ``offset`` that is a valid record, else None.
+
+    Tells a torn tail (the writer died mid-write: nothing valid follows) from damage
+    in the middle of a segment (valid records follow the bad bytes).
+    """
+    data = files.pread(fd, end - offset, offset)
+    first_nl = data.find(b"\n")
+    if first_nl < 0:
+        return None
+    at = first_nl + 1
+    while at < len(data):
+        nl = data.find(b"\n", at)
+        if nl < 0:
+            return None
+        if record.verify(data[at : nl + 1]):
+            return offset + at
+        at = nl + 1
+    return None
+
+
+def read_line(fd: int, offset: int, length: int) -> bytes:
+    data = files.pread(fd, length, offset)
+    if len(data) != length:
+        raise OSError(errno.EIO, f"short read: {len(data)} of {length} bytes at offset {offset}")
+    return data
