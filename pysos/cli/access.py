@@ -77,12 +77,9 @@ def records(store, prefix=None):
     if kind_of(store) == "list":
         yield from enumerate(store)
         return
-    for key in store:
+    for key, value in store.items():  # a snapshot: values read lazily, in order
         if prefix is None or key_text(key).startswith(prefix):
-            try:
-                yield key, store[key]
-            except KeyError:  # deleted since the iteration began: not in the snapshot
-                continue
+            yield key, value
 
 
 def key_text(key):

@@ -17,6 +17,7 @@ from .errors import CliError
 from .jsonio import dumps, loads, parse_key
 
 SAMPLE = 64 * 1024
+DELIMITERS = ",;\t|"
 _CHUNK = 1024 * 1024
 MISSING = object()  # an empty cell under --typed: the row has no such field
 
@@ -55,10 +56,29 @@ def delimiter_arg(text):
     return text
 
 
+def _consistency(sample, delimiter, quotechar):
+    """How well ``delimiter`` splits the sample: (share of rows with as many cells as
+    the header, number of header cells); (0, 0) if the header would be one cell."""
+    try:
+        rows = [r for r in csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter,
+                                      quotechar=quotechar) if r]
+    except csv.Error:
+        return (0.0, 0)
+    if not rows or len(rows[0]) < 2:
+        return (0.0, 0)
+    width = len(rows[0])
+    return (sum(len(r) == width for r in rows) / len(rows), width)
+
+
 def sniff(sample, delimiter=None):
-    """The CSV dialect of a text sample (the start of the input): delimiter, quote
-    character and spacing sniffed unless ``delimiter`` is given; doubled quotes always
-    mean one quote (RFC 4180); plain comma-separated when sniffing cannot tell."""
+    """The CSV dialect of a text sample (the start of the input, whole lines).
+
+    ``csv.Sniffer`` (as pysos 1.3's ``csv2sos``) proposes the quote character and a
+    delimiter among , ; tab |; each candidate is then checked by splitting the sample,
+    and the one that gives the most rows as wide as the header wins (the Sniffer's own
+    choice on a tie: it is fooled by a delimiter inside quotes, this is not). ``delimiter``
+    skips the guessing. Doubled quotes always mean one quote (RFC 4180).
+    """
 
     class Dialect(csv.excel):
         pass
@@ -67,12 +87,15 @@ def sniff(sample, delimiter=None):
         Dialect.delimiter = delimiter
         return Dialect
     try:
-        sniffed = csv.Sniffer().sniff(sample, delimiters=",;\t|")
+        sniffed = csv.Sniffer().sniff(sample, delimiters=DELIMITERS)
     except csv.Error:
-        return Dialect
-    Dialect.delimiter = sniffed.delimiter
-    Dialect.quotechar = sniffed.quotechar
-    Dialect.skipinitialspace = sniffed.skipinitialspace
+        sniffed = None
+    if sniffed is not None:
+        Dialect.quotechar = sniffed.quotechar
+    candidates = sorted(DELIMITERS, key=lambda d: d != getattr(sniffed, "delimiter", ","))
+    Dialect.delimiter = max(candidates, key=lambda d: _consistency(sample, d, Dialect.quotechar))
+    if sniffed is not None and sniffed.delimiter == Dialect.delimiter:
+        Dialect.skipinitialspace = sniffed.skipinitialspace
     return Dialect
 
 

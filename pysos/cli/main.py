@@ -43,8 +43,15 @@ def _version():
         return getattr(pysos, "__version__", "unknown")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (with where to find help), like the others."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"pysos: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pysos", description="Inspect and operate pysos stores (directories).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -14,6 +14,7 @@ from .parsing import command, json_arg, key_args, quiet_arg, store_arg
 from .progress import Progress, Spinner
 
 _ORDER = ("kind", "keys", "segments", "generation", "live_bytes", "dead_bytes", "disk_bytes")
+_HANDLE_ONLY = ("readonly", "durability")  # about the CLI's own read-only handle
 
 
 def lock_holder(path, name):
@@ -27,7 +28,7 @@ def lock_holder(path, name):
 
 
 def _human(name, value):
-    if name.endswith("_bytes") and isinstance(value, int):
+    if name.endswith(("_bytes", "_size")) and isinstance(value, int):
         for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
             if value >= size:
                 return f"{value / size:.1f} {unit} ({value:,} bytes)"
@@ -37,7 +38,7 @@ def _human(name, value):
 
 def cmd_info(args):
     with access.open_reader(args.store) as store:
-        stats = dict(store.stats())
+        stats = {k: v for k, v in store.stats().items() if k not in _HANDLE_ONLY}
         stats.setdefault("kind", access.kind_of(store))
     locks = {name: lock_holder(args.store, name) for name in ("writer", "compact")}
     if args.json:
@@ -46,7 +47,8 @@ def cmd_info(args):
         return EXIT_OK
     rows = [("store", os.fspath(args.store))]
     rows += [(name, _human(name, stats[name])) for name in _ORDER if name in stats]
-    rows += [(name, _human(name, v)) for name, v in stats.items() if name not in _ORDER]
+    rows += [(name, _human(name, v)) for name, v in stats.items()
+             if name not in _ORDER and v is not None]
     for name, pid in locks.items():
         held = "free" if pid is None else pid if pid == "unknown" else f"held by pid {pid}"
         rows.append((f"{name} lock", held))

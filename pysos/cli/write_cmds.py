@@ -2,6 +2,7 @@
 (or, for repair, whatever pysos.repair takes) and never create a store."""
 
 import pysos
+from pysos._store import DEFAULT_SEGMENT_SIZE
 
 from . import access
 from .errors import EXIT_OK, CliError
@@ -42,13 +43,35 @@ def cmd_del(args):
 
 
 def cmd_compact(args):
-    with access.open_writer(args.store, wait=args.wait) as store:
-        with Spinner("compact", quiet=args.quiet):
-            result = dict(store.compact())
+    access.require_store(args.store)
+    try:
+        store = access.open_writer(args.store, wait=args.wait)
+    except pysos.LockedError:
+        return _compact_beside_writer(args)
+    with store, Spinner("compact", quiet=args.quiet):
+        result = dict(store.compact())
+    return _report_compaction(args, result, "")
+
+
+def _compact_beside_writer(args):
+    """A service holds the writer: merge the sealed segments beside it, as the
+    compaction daemon does (the writer adopts the result on its own)."""
+    from pysos.compactor import compact_directory
+    from pysos.segments.locks import holder
+
+    pid = holder(args.store, "writer")
+    with Spinner("compact", quiet=args.quiet):
+        result = dict(compact_directory(args.store, segment_size=DEFAULT_SEGMENT_SIZE,
+                                        wait=args.wait))
+    who = f" (pid {pid})" if pid else ""
+    return _report_compaction(args, result, f" beside its writer{who}, sealed segments only")
+
+
+def _report_compaction(args, result, how):
     if args.json:
         print(dumps(result))
     elif not args.quiet:
-        print(f"compacted {args.store}: reclaimed {_size(result.get('reclaimed_bytes', 0))}")
+        print(f"compacted {args.store}{how}: reclaimed {_size(result.get('reclaimed_bytes', 0))}")
     return EXIT_OK
 
 
@@ -101,8 +124,10 @@ def register(sub):
 
     p = command(sub, "compact", aliases=["vacuum"], summary="merge segments and reclaim dead bytes now",
                 description="Compact the store now (as Dict.compact() does) and print what was "
-                            "reclaimed. Needs the writer lock; beside a running service use "
-                            "'python -m pysos.compactor --once STORE' instead.",
+                            "reclaimed. If a service holds the writer lock, the sealed segments "
+                            "are merged beside it, as the compaction daemon does (the segment the "
+                            "writer appends to is left alone). Fails if another compaction runs, "
+                            "unless --wait outlasts it.",
                 examples=["pysos compact data/users", "pysos compact --json data/users"])
     store_arg(p)
     quiet_arg(p)

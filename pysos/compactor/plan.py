@@ -1,0 +1,192 @@
+"""Merge planning: *when* to compact a store and *which* segments to merge.
+
+Everything here is a pure function of numbers and key sets, so it is unit-tested without
+files. The two compactors feed it differently:
+
+- the writer's background thread knows every live record's location (its index), so
+  :func:`dead_from_locations` gives each segment's dead bytes exactly;
+- the daemon has no index; it keeps a :class:`KeySummary` per segment (the newest record
+  of each key in the segment, from the segment's hint file when it has a good one, else
+  from one scan) and :func:`estimate_dead` walks them newest to oldest: a record is dead
+  when a later segment holds a record (set or tombstone) of its key. Sealed segments
+  never change, so each is read once per daemon and cached by name; the newest segment
+  is scanned incrementally from where the last look stopped. Tombstones, batch markers
+  and records shadowed within their own segment all count as dead: the merge drops
+  them, except a tombstone an older segment still needs, which the estimate ignores
+  (tombstones are small).
+
+The policy: compact when the dead bytes of the *sealed* segments (the only ones a merge
+can reclaim) pass both ``ratio`` of the store's disk bytes and ``min_dead_bytes``. A
+merge takes a contiguous run of sealed segments (never the newest, which the writer
+appends to) of at most ``max_merge_bytes`` input bytes, so the extra disk a merge needs
+while it runs is bounded by that, never by the size of the store.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Iterable, NamedTuple, Sequence
+
+from ..segments import index, record
+
+DEFAULT_RATIO = 0.5
+DEFAULT_MIN_DEAD_BYTES = 4 * 2**20
+DEFAULT_MAX_MERGE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class Policy:
+    """When to compact and how much to merge at once."""
+
+    ratio: float = DEFAULT_RATIO
+    min_dead_bytes: int = DEFAULT_MIN_DEAD_BYTES
+    max_merge_bytes: int = DEFAULT_MAX_MERGE_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ratio <= 1.0:
+            raise ValueError(f"ratio must be between 0 and 1, not {self.ratio!r}")
+        if self.min_dead_bytes < 0:
+            raise ValueError(f"min_dead_bytes cannot be negative, not {self.min_dead_bytes!r}")
+        if self.max_merge_bytes < 1:
+            raise ValueError(f"max_merge_bytes must be positive, not {self.max_merge_bytes!r}")
+
+    def due(self, disk_bytes: int, dead_bytes: int) -> bool:
+        """True when ``dead_bytes`` (reclaimable) pass both the ratio and the floor."""
+        return dead_bytes > 0 and dead_bytes >= self.min_dead_bytes and dead_bytes >= self.ratio * disk_bytes
+
+
+class SegmentEstimate(NamedTuple):
+    name: str
+    size: int   # bytes on disk
+    dead: int   # bytes a merge would drop (an estimate)
+
+
+def choose_run(segments: Sequence[SegmentEstimate], max_merge_bytes: int) -> tuple[int, int] | None:
+    """The run ``(start, stop)`` of sealed segments to merge, or ``None`` if none is worth it.
+
+    ``segments`` is the MANIFEST's order; the last one is the writer's and never taken.
+    Among contiguous runs whose sizes add up to at most ``max_merge_bytes`` (a single
+    segment is always allowed, however big), take the one with the most dead bytes; on a
+    tie the earliest (older garbage first); then trim segments without dead bytes off
+    both ends (rewriting them would reclaim nothing).
+    """
+    sealed = list(segments[:-1])
+    best: tuple[int, int, int] | None = None  # (dead, start, stop)
+    start = 0
+    size_sum = dead_sum = 0
+    for stop, seg in enumerate(sealed, start=1):
+        size_sum += seg.size
+        dead_sum += seg.dead
+        while stop - start > 1 and size_sum > max_merge_bytes:
+            size_sum -= sealed[start].size
+            dead_sum -= sealed[start].dead
+            start += 1
+        if best is None or dead_sum > best[0]:
+            best = (dead_sum, start, stop)
+    if best is None or best[0] <= 0:
+        return None
+    _, start, stop = best
+    while start < stop and sealed[start].dead <= 0:
+        start += 1
+    while stop > start and sealed[stop - 1].dead <= 0:
+        stop -= 1
+    return start, stop
+
+
+def plan(segments: Sequence[SegmentEstimate], policy: Policy) -> tuple[int, int] | None:
+    """The run to merge now under ``policy``, or ``None`` if the store is not due."""
+    disk = sum(seg.size for seg in segments)
+    dead = sum(seg.dead for seg in segments[:-1])
+    if not policy.due(disk, dead):
+        return None
+    return choose_run(segments, policy.max_merge_bytes)
+
+
+def next_full_run(
+    names: Sequence[str], sizes: Sequence[int], todo: set[str], max_merge_bytes: int
+) -> tuple[int, int] | None:
+    """For a full compaction done as bounded merges: the next run of ``todo`` segments.
+
+    ``todo`` is the set of sealed segments there were when the compaction began; the
+    run is the oldest stretch of them that is contiguous in ``names`` (outputs of the
+    previous merges are not in ``todo`` and end a stretch), cut to ``max_merge_bytes``.
+    Merging oldest first reclaims everything: each merge drops records any later
+    segment overrides, and tombstones no earlier segment needs.
+    """
+    last = len(names) - 1  # the writer's segment
+    for start in range(last):
+        if names[start] in todo:
+            stop = start + 1
+            total = sizes[start]
+            while stop < last and names[stop] in todo and total + sizes[stop] <= max_merge_bytes:
+                total += sizes[stop]
+                stop += 1
+            return start, stop
+    return None
+
+
+def dead_from_locations(
+    locations: Iterable[int], sizes: dict[int, int]
+) -> dict[int, int]:
+    """Dead bytes per segment number, exactly, from the index's live locations."""
+    live = Counter()
+    for location in locations:
+        live[index.segment_of(location)] += index.length_of(location)
+    return {number: max(size - live.get(number, 0), 0) for number, size in sizes.items()}
+
+
+@dataclass
+class KeySummary:
+    """The newest record of each key within one segment, up to byte ``end``."""
+
+    end: int = 0
+    lengths: dict[Any, int] = field(default_factory=dict)   # key -> length of its newest set
+    tombstones: set = field(default_factory=set)            # keys whose newest record is a delete
+
+    def add(self, kind: str, key: Any, length: int) -> None:
+        if kind == record.SET:
+            self.lengths[key] = length
+            self.tombstones.discard(key)
+        else:
+            self.lengths.pop(key, None)
+            self.tombstones.add(key)
+
+    @classmethod
+    def from_hint(cls, size: int, keys: Iterable, local_locations: Iterable[int], tombstones: Iterable) -> "KeySummary":
+        summary = cls(size)
+        summary.lengths = dict(zip(keys, (index.length_of(loc) for loc in local_locations)))
+        summary.tombstones = set(tombstones)
+        return summary
+
+
+def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int]) -> list[int]:
+    """Dead bytes of each segment (same order as the MANIFEST), from their key summaries.
+
+    A segment's live bytes are the lengths of its keys' newest records that no later
+    segment overrides; everything else in its ``size`` bytes is dead.
+    """
+    seen: set = set()
+    dead = [0] * len(summaries)
+    for i in range(len(summaries) - 1, -1, -1):
+        summary = summaries[i]
+        live = sum(length for key, length in summary.lengths.items() if key not in seen)
+        dead[i] = max(sizes[i] - live, 0)
+        seen.update(summary.lengths)
+        seen.update(summary.tombstones)
+    return dead
+
+
+__all__ = [
+    "DEFAULT_MAX_MERGE_BYTES",
+    "DEFAULT_MIN_DEAD_BYTES",
+    "DEFAULT_RATIO",
+    "KeySummary",
+    "Policy",
+    "SegmentEstimate",
+    "choose_run",
+    "dead_from_locations",
+    "estimate_dead",
+    "next_full_run",
+    "plan",
+]
