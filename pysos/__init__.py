@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from ._check import check, repair
 from .dict import Dict
 from .errors import CorruptionError, Error, FormatError, LockedError, ReadOnlyError
 from .list import List
@@ -43,6 +44,8 @@ __all__ = [
     "LockedError",
     "ReadOnlyError",
     "__version__",
+    "check",
     "load",
     "open",
+    "repair",
 ]

@@ -20,6 +20,7 @@ from .manifest import Manifest
 
 log = logging.getLogger("pysos")
 
+DAMAGED_DIR = "damaged"  # where repair() moves files it could not fully read
 _LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
 
 
@@ -30,6 +31,7 @@ def _is_ours(name: str) -> bool:
         or segment.segment_number(name) is not None
         or segment.is_hint_name(name)
         or (name.startswith(manifest.NAME + ".") and name.endswith(".tmp"))
+        or name == DAMAGED_DIR
     )
 
 

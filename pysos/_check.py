@@ -1,0 +1,271 @@
+"""``check`` and ``repair``: an operator's post-mortem and salvage tools.
+
+``check(path)`` reads every byte of a store and reports each problem with its file and
+offset; it changes nothing. ``repair(path)`` keeps every record that still verifies,
+writes them into a fresh generation, and moves damaged files aside into the store's
+``damaged/`` folder: it never deletes bytes it could not read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any, Iterator
+
+from .errors import CorruptionError, FormatError
+from .segments import files, hints, locks, manifest, record, recovery, segment
+from .segments.manifest import Manifest
+
+DAMAGED_DIR = recovery.DAMAGED_DIR
+
+
+def _problem(file: str, offset: int | None, problem: str, severity: str = "error") -> dict:
+    return {"file": file, "offset": offset, "problem": problem, "severity": severity}
+
+
+def _salvage_lines(data: bytes) -> Iterator[tuple[str, Any, int, bytes | None]]:
+    """Every line of a segment: ("unit", key_or_None, offset, line) for records in whole
+    units (a batch only once its end verified), ("bad", None, offset, None) for a line that
+    fails, ("lost", None, offset, None) for each record of a batch that did not finish."""
+    batch: list[tuple[Any, int, bytes, str]] | None = None
+    offset = 0
+    for raw in data.split(b"\n"):
+        at, offset = offset, offset + len(raw) + 1
+        if at >= len(data):
+            break
+        line = raw + b"\n" if offset <= len(data) else raw
+        try:
+            rec = record.decode(line) if offset <= len(data) else None
+        except record.BadRecord:
+            rec = None
+        if rec is None:
+            if batch is not None:
+                yield from (("lost", None, o, None) for _, o, _, _ in batch)
+                batch = None
+            yield "bad", None, at, None
+            continue
+        if rec.kind == record.BATCH_BEGIN:
+            if batch is not None:
+                yield from (("lost", None, o, None) for _, o, _, _ in batch)
+            batch = []
+        elif rec.kind == record.BATCH_END:
+            if batch is not None and rec.count == len(batch):
+                for key, o, ln, kind in batch:
+                    yield kind, key, o, ln
+            else:
+                yield from (("lost", None, o, None) for _, o, _, _ in (batch or []))
+                yield "bad", None, at, None
+            batch = None
+        elif batch is not None:
+            batch.append((rec.key, at, line, rec.kind))
+        else:
+            yield rec.kind, rec.key, at, line
+    if batch is not None:
+        yield from (("lost", None, o, None) for _, o, _, _ in batch)
+
+
+def _decode_key(kind: str):
+    return (lambda k: tuple(k) if type(k) is list else k) if kind == "list" else (lambda k: k)
+
+
+def check(path: str | os.PathLike) -> list[dict]:
+    """Verify the MANIFEST, every record's checksum and every hint; return the problems.
+
+    Each problem is ``{"file", "offset", "problem", "severity"}``; severity ``"error"`` means
+    data is damaged or missing, ``"warning"`` something harmless (a torn tail the next writer
+    cuts, a stale hint, a leftover file). An empty list means healthy.
+    """
+    directory = os.path.abspath(os.fspath(path))
+    problems: list[dict] = []
+    try:
+        current = recovery.existing_manifest(directory, None)
+    except CorruptionError as exc:
+        return [_problem(manifest.NAME, 0, str(exc))]
+    names = list(current.segments)
+    for name in names:
+        problems += _check_segment(directory, name, newest=name == names[-1], kind=current.kind)
+    named = set(names) | {segment.hint_name(n) for n in names}
+    for entry in sorted(os.listdir(directory)):
+        leftover = (segment.segment_number(entry) is not None or segment.is_hint_name(entry)) and entry not in named
+        if leftover:
+            problems.append(_problem(entry, None, "not named by the MANIFEST (left by an interrupted operation)", "warning"))
+    return problems
+
+
+def _check_segment(directory: str, name: str, newest: bool, kind: str) -> list[dict]:
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return [_problem(name, None, "segment named by the MANIFEST is missing")]
+    problems = []
+    entries = list(_salvage_lines(data))
+    valid = [i for i, e in enumerate(entries) if e[0] in (record.SET, record.DELETE)]
+    last_valid = valid[-1] if valid else -1
+    torn_at = None
+    for i, (what, _, offset, _) in enumerate(entries):
+        if what not in ("bad", "lost"):
+            continue
+        if newest and i > last_valid:  # nothing valid follows: an interrupted last write
+            torn_at = offset if torn_at is None else min(torn_at, offset)
+        elif what == "bad":
+            problems.append(_problem(name, offset, "checksum mismatch or malformed record"))
+        else:
+            problems.append(_problem(name, offset, "record of a batch that never finished"))
+    if torn_at is not None:
+        problems.append(_problem(name, torn_at, "torn tail: an interrupted write (the next writer cuts it off)", "warning"))
+    hint_name = segment.hint_name(name)
+    hint_path = os.path.join(directory, hint_name)
+    if os.path.exists(hint_path):
+        problems += _check_hint(hint_path, hint_name, name, data, entries, kind)
+    return problems
+
+
+def _check_hint(hint_path, hint_name, name, data, entries, kind) -> list[dict]:
+    hint = hints.read(hint_path, name, len(data))
+    if hint is None:
+        return [_problem(hint_name, 0, "hint does not match its segment (it is ignored; the segment is scanned)", "warning")]
+    decode = _decode_key(kind)
+    newest: dict = {}
+    for what, key, offset, line in entries:
+        if what in (record.SET, record.DELETE):
+            newest[decode(key)] = (what, (offset << 32) | len(line))
+    expected_live = {k: loc for k, (what, loc) in newest.items() if what == record.SET}
+    expected_dead = {k for k, (what, _) in newest.items() if what == record.DELETE}
+    got_live = dict(zip(map(decode, hint.keys), hint.local_locations))
+    got_dead = set(map(decode, hint.tombstones))
+    if got_live != expected_live or got_dead != expected_dead:
+        return [_problem(hint_name, 0, "hint disagrees with its segment's records")]
+    return []
+
+
+def repair(path: str | os.PathLike) -> dict:
+    """Salvage every readable record into a new generation; move damaged files aside.
+
+    Takes the writer and compaction locks (``LockedError`` while a writer is open). Without
+    a readable MANIFEST, segments are taken in the order of their numbers (a best guess).
+    Returns ``{"generation", "salvaged", "lost", "set_aside", "problems"}``.
+    """
+    directory = os.path.abspath(os.fspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(2, "no pysos store at this path", directory)
+    writer = locks.FileLock(directory, locks.WRITER)
+    writer.acquire(timeout=0.0)
+    compactor = locks.FileLock(directory, locks.COMPACT)
+    try:
+        compactor.acquire(timeout=0.0)
+        try:
+            with locks.FileLock(directory, locks.MANIFEST):
+                return _repair_locked(directory)
+        finally:
+            compactor.release()
+    finally:
+        writer.release()
+
+
+def _repair_locked(directory: str) -> dict:
+    problems = check(directory)
+    try:
+        current = manifest.read(directory)
+        names, kind, generation = list(current.segments), current.kind, current.generation
+    except (FileNotFoundError, CorruptionError, FormatError):
+        names = sorted(
+            (n for n in os.listdir(directory) if segment.segment_number(n) is not None),
+            key=segment.segment_number,
+        )
+        if not names:
+            raise FormatError(f"{directory!r}: no MANIFEST and no segments: nothing to repair")
+        kind, generation = _guess_kind(directory, names), 0
+    decode = _decode_key(kind)
+    state: dict = {}
+    lost = 0
+    damaged: list[str] = []
+    for name in names:
+        try:
+            with open(os.path.join(directory, name), "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        had_damage = False
+        for what, key, _, line in _salvage_lines(data):
+            if what in ("bad", "lost"):
+                lost += 1
+                had_damage = True
+            elif what == record.SET:
+                state[decode(key)] = line
+            else:
+                state.pop(decode(key), None)
+        if had_damage:
+            damaged.append(name)
+    out_name, fd = segment.create_new(directory, _max_number(directory) + 1)
+    try:
+        body = b"".join(state.values())
+        files.write_all_at(fd, body, 0)
+        files.fsync(fd)
+    finally:
+        files.close(fd)
+    offsets, at = [], 0
+    for line in state.values():
+        offsets.append((at << 32) | len(line))
+        at += len(line)
+    hints.write(directory, out_name, len(body), hints.Hint(list(state), offsets, []), segment.hint_name(out_name))
+    newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
+    files.close(fd)
+    new = Manifest(kind, generation + 1, (out_name, newest_name))
+    set_aside = _set_aside(directory, damaged, generation)
+    if os.path.exists(os.path.join(directory, manifest.NAME)) and generation == 0:
+        set_aside += _set_aside(directory, [manifest.NAME], generation)
+    manifest.write(directory, new)
+    for name in names:
+        if name not in damaged:
+            for leftover in (name, segment.hint_name(name)):
+                try:
+                    files.unlink(os.path.join(directory, leftover))
+                except FileNotFoundError:
+                    pass
+    files.fsync_dir(directory)
+    return {
+        "generation": new.generation,
+        "salvaged": len(state),
+        "lost": lost,
+        "set_aside": set_aside,
+        "problems": problems,
+    }
+
+
+def _set_aside(directory: str, names: list[str], generation: int) -> list[str]:
+    """Move files into ``damaged/`` (never delete them); return their new relative paths."""
+    if not names:
+        return []
+    aside = os.path.join(directory, DAMAGED_DIR)
+    os.makedirs(aside, exist_ok=True)
+    moved = []
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name in names:
+        target = os.path.join(DAMAGED_DIR, f"{stamp}-g{generation}-{name}")
+        shutil.move(os.path.join(directory, name), os.path.join(directory, target))
+        hint = segment.hint_name(name) if segment.segment_number(name) is not None else None
+        if hint and os.path.exists(os.path.join(directory, hint)):
+            files.unlink(os.path.join(directory, hint))
+        moved.append(target)
+    files.fsync_dir(aside)
+    files.fsync_dir(directory)
+    return moved
+
+
+def _max_number(directory: str) -> int:
+    numbers = [segment.segment_number(n) for n in os.listdir(directory)]
+    return max([n for n in numbers if n is not None] or [0])
+
+
+def _guess_kind(directory: str, names: list[str]) -> str:
+    """Without a MANIFEST: a store whose keys are all ints or int arrays is a list."""
+    for name in names:
+        with open(os.path.join(directory, name), "rb") as f:
+            for what, key, _, _ in _salvage_lines(f.read()):
+                if what in (record.SET, record.DELETE):
+                    is_position = type(key) is int or (type(key) is list and all(type(k) is int for k in key))
+                    return "list" if is_position else "dict"
+    return "dict"
