@@ -106,10 +106,10 @@ class Store:
                 self._load_once(current)
                 return
             except FileNotFoundError:
-                if not self.readonly:
-                    raise
+                # A compaction in another process retired a segment between our reading
+                # the MANIFEST and opening it: read the new MANIFEST and start over.
                 self._close_fds()
-                current = recovery.existing_manifest(self.directory, self._manifest.kind)
+                current = recovery.existing_manifest(self.directory, first.kind)
         raise CorruptionError(f"{self.directory}: segments keep disappearing while loading")
 
     def _load_once(self, man: Manifest) -> None:
@@ -373,7 +373,15 @@ class Store:
             self._append(line)
         self._point(key, location, length, delete)
         if batch is None and self._active_end >= self.segment_size:
+            self._rotate_or_retry_later()
+
+    def _rotate_or_retry_later(self) -> None:
+        """Rotate after a write that is already done: a failure here must not make the
+        caller believe the write failed, so it is logged and retried on the next write."""
+        try:
             self._rotate()
+        except OSError as exc:
+            log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
 
     def _point(self, key: Any, location: int, length: int, delete: bool) -> None:
         idx = self.index
@@ -453,10 +461,10 @@ class Store:
                 raise
             finally:
                 self._batch = None
+            if self._active_end >= self.segment_size:
+                self._rotate_or_retry_later()
             for event in batch.events:
                 event()
-            if self._active_end >= self.segment_size:
-                self._rotate()
 
     def _commit(self, batch: "_Batch") -> None:
         if batch.count:
@@ -495,13 +503,14 @@ class Store:
             files.fsync_dir(self.directory)
 
     def close(self) -> None:
+        if self._batch is not None and self._lock._is_owned():
+            raise RuntimeError("cannot close a pysos store inside an open batch")
+        if self._compactor is not None:
+            # Outside our lock: the compaction thread may be waiting for it.
+            self._compactor.stop()
         with self._lock:
             if self._closed:
                 return
-            if self._batch is not None:
-                raise RuntimeError("cannot close a pysos store inside an open batch")
-            if self._compactor is not None:
-                self._compactor.stop()
             if not self.readonly and self._fsync_each_write:
                 files.fsync(self._fds[self._active])
             self._closed = True
