@@ -315,9 +315,7 @@ class Store:
 
     def read(self, key: Any, location: int) -> Any:
         """The value of the record at ``location``, checked against its checksum and ``key``."""
-        number = index.segment_of(location)
-        offset = index.offset_of(location)
-        length = index.length_of(location)
+        number, offset, length = index.unpack(location)
         batch = self._batch
         if batch is not None and number == self._active and offset >= self._active_end:
             start = offset - self._active_end
@@ -326,12 +324,13 @@ class Store:
             fd = self._fds.get(number)
             if fd is None:
                 raise CorruptionError(f"{self.directory}: index points into a retired segment {number}")
-            line = segment.read_line(fd, offset, length)
-        try:
-            obj = record.parse(line)
-        except record.BadRecord as exc:
-            raise CorruptionError(f"{self._path(segment.segment_name(number))}: {exc} at byte {offset}") from None
-        if "v" not in obj or self._decode_key(obj["k"]) != key:
+            line = files.pread(fd, length, offset)
+        obj = record.load(line) if len(line) == length else None
+        if obj is None:
+            reason = "short read" if len(line) != length else "checksum mismatch or malformed record"
+            raise CorruptionError(f"{self._path(segment.segment_name(number))}: {reason} at byte {offset}")
+        stored_key = obj.get("k")
+        if "v" not in obj or (stored_key != key and self._decode_key(stored_key) != key):
             raise CorruptionError(
                 f"{self._path(segment.segment_name(number))}: record at byte {offset} is not the value of {key!r}"
             )

@@ -25,10 +25,9 @@ class Dict(Handle, MutableMapping):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._store.check_writable()
-        line = record.encode_set(record.encode_key(key), record.encode_value(value))
-        self._write(key, line, value)
+        self._write(key, record.encode_set(record.encode_key(key), record.encode_value(value)))
 
-    def _write(self, key: Any, line: bytes, value: Any) -> None:
+    def _write(self, key: Any, line: bytes) -> None:
         store = self._store
         with self._lock:
             store.check_writable()
@@ -132,7 +131,7 @@ class Dict(Handle, MutableMapping):
         lines = [record.encode_set(record.encode_key(k), record.encode_value(v)) for k, v in pairs]
         with self._store.batch():
             for (key, value), line in zip(pairs, lines):
-                self._write(key, line, value)
+                self._write(key, line)
 
     def clear(self) -> None:
         """Delete every key, as one atomic batch of tombstones."""

@@ -4,7 +4,7 @@
 - :mod:`.read_cmds` info/stats, get, keys, dump, check (read-only, never create);
 - :mod:`.write_cmds` set, del, compact, repair;
 - :mod:`.transfer` import/export (JSON lines, CSV, HTML);
-- :mod:`.csvio`, :mod:`.html`, :mod:`.jsonio`, :mod:`.progress`, :mod:`.access` helpers;
+- :mod:`.csvio`, :mod:`.htmlpage`, :mod:`.jsonio`, :mod:`.progress`, :mod:`.access` helpers;
 - :mod:`.demo` the README quickstart, as ``pysos demo``.
 """
 

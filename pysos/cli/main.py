@@ -34,15 +34,6 @@ examples:
 """
 
 
-def _version():
-    try:
-        from importlib.metadata import version
-
-        return version("pysos")
-    except Exception:  # not installed: running from a checkout
-        return getattr(pysos, "__version__", "unknown")
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with where to find help), like the others."""
 
@@ -55,7 +46,7 @@ def build_parser():
         prog="pysos", description="Inspect and operate pysos stores (directories).",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"pysos {_version()}")
+    parser.add_argument("--version", action="version", version=f"pysos {pysos.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in _COMMANDS:
         module.register(sub)

@@ -47,3 +47,14 @@ def encoding_arg(text):
     except LookupError:
         raise argparse.ArgumentTypeError(f"unknown encoding: {text}") from None
     return text
+
+
+def positive_int(text):
+    """An integer >= 1 (``--batch-size``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive integer: {text}")
+    return value

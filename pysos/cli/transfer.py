@@ -10,18 +10,21 @@ import tempfile
 import pysos
 
 from . import access, csvio
-from .errors import EXIT_OK, CliError
-from .html import HtmlWriter
+from .errors import EXIT_OK, EXIT_USAGE, CliError
+from .htmlpage import HtmlWriter
 from .jsonio import dumps, is_scalar, loads, show_key
-from .parsing import command, encoding_arg, quiet_arg, store_arg, wait_arg
+from .parsing import command, encoding_arg, positive_int, quiet_arg, store_arg, wait_arg
 from .progress import Progress
 
 _EXTENSIONS = {".csv": "csv", ".tsv": "csv", ".html": "html", ".htm": "html"}
 
 
 def _format(args, path):
+    """--format, else FILE's extension, else JSON lines (also for stdin/stdout)."""
     if args.format:
         return args.format
+    if path == "-":
+        return "jsonl"
     return _EXTENSIONS.get(os.path.splitext(path)[1].lower(), "jsonl")
 
 
@@ -129,11 +132,11 @@ def _write(store, chunk, path):
 
 
 def cmd_import(args):
-    fmt = args.format or ("jsonl" if args.file == "-" else _format(args, args.file))
+    fmt = _format(args, args.file)
     if fmt == "html":
         raise CliError("cannot import HTML: import JSON lines or CSV")
     if args.key is not None and args.kind == "list":
-        raise CliError("--key makes a dict store; it cannot go with --kind list")
+        raise CliError("--key makes a dict store; it cannot go with --kind list", EXIT_USAGE)
     stream, raw, total = _open_input(args, fmt)
     done = 0
     with stream:
@@ -240,7 +243,7 @@ def _output(target, encoding):
 
 def cmd_export(args):
     target = args.file or "-"
-    fmt = args.format or ("jsonl" if target == "-" else _format(args, target))
+    fmt = _format(args, target)
     with access.open_reader(args.store) as store:
         if args.prefix is not None:
             access.require_kind(store, args.store, "dict", "export --prefix")
@@ -305,7 +308,7 @@ def register(sub):
     p.add_argument("--encoding", type=encoding_arg, metavar="NAME", help="input encoding (default: detected)")
     p.add_argument("--delimiter", type=csvio.delimiter_arg, metavar="CHAR",
                    help="CSV delimiter, e.g. ';' or tab (default: sniffed)")
-    p.add_argument("--batch-size", type=int, default=1000, metavar="N",
+    p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                    help="records per atomic batch (default 1000)")
     quiet_arg(p)
     wait_arg(p)

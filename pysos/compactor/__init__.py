@@ -3,19 +3,29 @@
 Three ways to run it, one at a time per store (the compaction lock decides):
 ``Dict.compact()`` / ``List.compact()`` on demand, the writer's background thread
 (``autocompact=True``), and the daemon ``python -m pysos.compactor DIR``.
+
+- :mod:`.plan`       when to compact and which segments to merge (pure functions)
+- :mod:`.merge`      one merge, its atomic MANIFEST swap, and the full compaction
+- :mod:`.throttle`   the optional write-rate limit, and stopping a merge half-way
+- :mod:`.background` the writer's thread
+- :mod:`.daemon`     the watcher behind ``python -m pysos.compactor``
 """
 
 from __future__ import annotations
 
-from .merge import compact_directory
+from .merge import compact_all, compact_directory
 
 
 def compact_store(store) -> dict:
-    """``compact()`` of an open writable store: seal, merge every sealed segment, adopt."""
+    """``compact()`` of an open writable store: seal, merge every sealed segment, adopt.
+
+    The merges are bounded (see :func:`.merge.compact_all`), so even a full compaction
+    never needs much more disk than the store already uses.
+    """
     with store._lock:
         store.check_writable()
         store.seal()
-    result = compact_directory(store.directory, segment_size=store.segment_size, wait=None)
+    result = compact_all(store.directory, segment_size=store.segment_size, wait=None)
     with store._lock:
         store.check_open()
         store.follow(force=True)
@@ -23,4 +33,4 @@ def compact_store(store) -> dict:
     return result
 
 
-__all__ = ["compact_directory", "compact_store"]
+__all__ = ["compact_all", "compact_directory", "compact_store"]

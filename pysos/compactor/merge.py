@@ -31,10 +31,12 @@ from typing import Any, Callable, Iterable
 from ..errors import CorruptionError
 from ..segments import files, hints, locks, manifest, record, recovery, segment
 from ..segments.manifest import Manifest
+from . import plan
 
 log = logging.getLogger("pysos.compactor")
 
 _COPY_BUFFER = 1 << 20
+_CHECK_EVERY = 4096  # records copied between calls of throttle(0), which may stop the merge
 
 
 def decode_key_for(kind: str) -> Callable[[Any], Any]:
@@ -169,6 +171,7 @@ def merge_run(
             fds.append(fd)
             size = files.size(fd)
             bytes_in += size
+            throttle(0)
             scanner = segment.Scanner(fd, 0, size)
             for kind, key, offset, length in scanner:
                 newest_in_run[decode_key(key)] = (fd, offset, length, kind == record.DELETE)
@@ -180,6 +183,8 @@ def merge_run(
         for key, (fd, offset, length, tombstone) in newest_in_run.items():
             if key in later or (tombstone and key not in earlier):
                 continue
+            if not kept % _CHECK_EVERY:
+                throttle(0)
             line = segment.read_line(fd, offset, length)
             if not record.verify(line):
                 raise CorruptionError(f"{directory}: record of {key!r} changed during the merge")
@@ -264,15 +269,68 @@ def compact_directory(
     lock = locks.FileLock(directory, locks.COMPACT)
     lock.acquire(timeout=wait)
     try:
-        with locks.FileLock(directory, locks.MANIFEST):
-            current = manifest.read(directory)
-            recovery._remove_unnamed(directory, current)
+        current = _clean(directory)
         run = (choose or all_sealed)(directory, current)
         if run is None:
             return nothing_done(current)
         return merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle)
     finally:
         lock.release()
+
+
+def compact_all(
+    directory: str,
+    *,
+    segment_size: int,
+    max_merge_bytes: int = plan.DEFAULT_MAX_MERGE_BYTES,
+    wait: float | None = None,
+    throttle: Callable[[int], None] = lambda n: None,
+) -> dict:
+    """Merge every segment that is sealed now, as bounded merges, oldest first.
+
+    Each merge takes at most ``max_merge_bytes`` of input (see
+    :func:`pysos.compactor.plan.next_full_run`), so the extra disk needed at any moment
+    is bounded by that, not by the store. Returns the merges' figures added up.
+    """
+    lock = locks.FileLock(directory, locks.COMPACT)
+    lock.acquire(timeout=wait)
+    try:
+        current = _clean(directory)
+        todo = set(current.segments[:-1])
+        total = nothing_done(current)
+        total["merges"] = 0
+        while True:
+            sizes = [_size(directory, n) if n in todo else 0 for n in current.segments]
+            run = plan.next_full_run(current.segments, sizes, todo, max_merge_bytes)
+            if run is None:
+                return total
+            result = merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle)
+            todo.difference_update(current.segments[run[0] : run[1]])
+            _add_up(total, result)
+            current = manifest.read(directory)
+    finally:
+        lock.release()
+
+
+def _clean(directory: str) -> Manifest:
+    """Read the MANIFEST and delete leftovers of interrupted work (compaction lock held)."""
+    with locks.FileLock(directory, locks.MANIFEST):
+        current = manifest.read(directory)
+        recovery._remove_unnamed(directory, current)
+    return current
+
+
+def _size(directory: str, name: str) -> int:
+    return os.path.getsize(os.path.join(directory, name))
+
+
+def _add_up(total: dict, result: dict) -> None:
+    for key in ("reclaimed_bytes", "bytes_in", "bytes_out", "segments_in", "segments_out",
+                "records_in", "records_out"):
+        total[key] += result[key]
+    total["seconds"] = round(total["seconds"] + result["seconds"], 6)
+    total["generation"] = result["generation"]
+    total["merges"] += 1
 
 
 def all_sealed(directory: str, current: Manifest) -> tuple[int, int] | None:

@@ -53,7 +53,11 @@ def write_all_at(fd: int, data: bytes, offset: int) -> None:
     explicit offset (rather than the fd's position) lets a failed write be truncated away
     without leaving a hole before the next one.
     """
-    view = memoryview(data)
+    written = pwrite(fd, data, offset)
+    if written == len(data):
+        return
+    view = memoryview(data)[written:]
+    offset += written
     while view:
         written = pwrite(fd, view, offset)
         view = view[written:]

@@ -18,6 +18,11 @@ def pack(segment: int, offset: int, length: int) -> int:
     return (segment << _SEGMENT_SHIFT) | (offset << _OFFSET_SHIFT) | length
 
 
+def unpack(location: int) -> tuple[int, int, int]:
+    """(segment number, offset, length)."""
+    return location >> _SEGMENT_SHIFT, (location >> _OFFSET_SHIFT) & _OFFSET_MASK, location & _LENGTH_MASK
+
+
 def segment_of(location: int) -> int:
     return location >> _SEGMENT_SHIFT
 
