@@ -73,6 +73,11 @@ class Store:
         self._last_refresh = 0.0
         self._compactor = None
 
+        if os.path.exists(self.directory) and not os.path.isdir(self.directory):
+            raise FormatError(
+                f"{self.directory!r} is a file, not a pysos store directory "
+                "(a pysos 1.3 file? convert it with tools/convert_pysos13.py)"
+            )
         if readonly:
             self._manifest = recovery.existing_manifest(self.directory, kind)
         else:
