@@ -3,6 +3,7 @@
 
 import pysos
 from pysos._store import DEFAULT_SEGMENT_SIZE
+from pysos.segments.locks import holder
 
 from . import access
 from .errors import EXIT_OK, CliError
@@ -44,6 +45,10 @@ def cmd_del(args):
 
 def cmd_compact(args):
     access.require_store(args.store)
+    running = holder(args.store, "compact")
+    if running is not None and not args.wait:
+        raise CliError(f"a compaction of {args.store} is already running (pid {running}); "
+                       "try again later, or pass --wait SECONDS")
     try:
         store = access.open_writer(args.store, wait=args.wait)
     except pysos.LockedError:
@@ -57,7 +62,6 @@ def _compact_beside_writer(args):
     """A service holds the writer: merge the sealed segments beside it, as the
     compaction daemon does (the writer adopts the result on its own)."""
     from pysos.compactor import compact_directory
-    from pysos.segments.locks import holder
 
     pid = holder(args.store, "writer")
     with Spinner("compact", quiet=args.quiet):
