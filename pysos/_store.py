@@ -298,7 +298,8 @@ class Store:
         self._manifest = new
         self._manifest_stamp = stamp or manifest.stamp(self.directory)
         self._disk_bytes = sum(files.size(fd) for n, fd in self._fds.items() if n != self._active) + self._active_end
-        self._live_bytes = None
+        if self.readonly:  # a reader indexed new records; a merge alone copies records byte for byte
+            self._live_bytes = None
 
     def _remap(self, name: str, retired: set[int]) -> None:
         number = _number(name)

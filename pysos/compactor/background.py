@@ -8,7 +8,7 @@ import threading
 import weakref
 
 from ..errors import LockedError
-from ..segments import files, segment
+from ..segments import files, manifest, segment
 from . import plan
 from .merge import compact_directory
 from .throttle import Interrupted, Throttle
@@ -59,6 +59,7 @@ class BackgroundCompactor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._retry = False
+        self._clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
 
@@ -106,6 +107,7 @@ class BackgroundCompactor:
             estimates = self._estimates(store, policy)
             if estimates is None or plan.plan(list(estimates.values()), policy) is None:
                 return
+            chosen_dead = [0]
 
             def choose(directory, current):
                 known = [estimates.get(name) for name in current.segments]
@@ -113,7 +115,11 @@ class BackgroundCompactor:
                     e if e is not None else plan.SegmentEstimate(n, _size(directory, n), 0)
                     for n, e in zip(current.segments, known)
                 ]
-                return plan.choose_run(segments, policy.max_merge_bytes)
+                segments = plan.discount(segments, self._clean)
+                run = plan.choose_run(segments, policy.max_merge_bytes)
+                if run is not None:
+                    chosen_dead[0] = sum(e.dead for e in segments[run[0] : run[1]])
+                return run
 
             result = compact_directory(
                 store.directory,
@@ -124,6 +130,8 @@ class BackgroundCompactor:
             )
             if not result["segments_in"]:
                 return
+            if plan.fruitless(chosen_dead[0], result["reclaimed_bytes"]):
+                plan.mark_clean(self._clean, manifest.read(store.directory).segments, result.get("outputs", ()))
             self.compactions += 1
             self.reclaimed_bytes += result["reclaimed_bytes"]
             result = dict(result, compactions=self.compactions, total_reclaimed_bytes=self.reclaimed_bytes)
@@ -154,11 +162,12 @@ class BackgroundCompactor:
         finally:
             store._lock.release()
         dead = plan.dead_from_locations(locations, sizes)
+        self._clean = plan.still_clean(self._clean, names)
         estimates = {}
         for name in names:
             number = segment.segment_number(name)
             estimates[name] = plan.SegmentEstimate(name, sizes.get(number, 0), dead.get(number, 0))
-        return estimates
+        return dict(zip(names, plan.discount(list(estimates.values()), self._clean)))
 
     def _lock_store(self, store) -> bool:
         """Take the store's lock unless we are told to stop first (``close()`` holds it while

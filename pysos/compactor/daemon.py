@@ -11,6 +11,10 @@ segments the writer has sealed, under the store's compaction lock. If another co
 holds that lock it skips the store and looks again a second later. On SIGINT or SIGTERM
 it stops: a merge in progress gives up at its next write and deletes its unpublished
 outputs; even a SIGKILL only leaves files that the next compaction or open removes.
+
+Memory: for its dead-byte estimate the daemon keeps, per watched store, the keys of
+every segment with the length of each key's newest record there (see
+:class:`pysos.compactor.plan.KeySummary`): about as much as the writer's index.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class StoreWatch:
         self.decode_key = decode_key_for(kind)
         self.dirty = True
         self.next_check = 0.0
+        self.clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._summaries: dict[str, plan.KeySummary] = {}
 
     def estimates(self) -> tuple[manifest.Manifest, list[plan.SegmentEstimate]]:
@@ -66,9 +71,11 @@ class StoreWatch:
             raise FileNotFoundError(f"{self.directory}: segments keep disappearing")
         for name in set(self._summaries) - set(current.segments):
             del self._summaries[name]
+        self.clean = plan.still_clean(self.clean, current.segments)
         sizes = [size for size, _ in looked]
         dead = plan.estimate_dead([summary for _, summary in looked], sizes)
-        return current, [plan.SegmentEstimate(*seg) for seg in zip(current.segments, sizes, dead)]
+        estimates = [plan.SegmentEstimate(*seg) for seg in zip(current.segments, sizes, dead)]
+        return current, plan.discount(estimates, self.clean)
 
     def _summary(self, name: str, newest: bool) -> tuple[int, plan.KeySummary]:
         """Size and key summary of a segment: from the cache, its hint, or a scan of the new bytes."""
@@ -114,15 +121,25 @@ class StoreWatch:
         if plan.plan(estimates, policy) is None:
             return None
         by_name = {e.name: e for e in estimates}
+        chosen_dead = [0]
 
         def choose(directory, latest):
             segments = [by_name.get(n) or plan.SegmentEstimate(n, 0, 0) for n in latest.segments]
-            return plan.choose_run(segments, policy.max_merge_bytes)
+            run = plan.choose_run(segments, policy.max_merge_bytes)
+            if run is not None:
+                chosen_dead[0] = sum(e.dead for e in segments[run[0] : run[1]])
+            return run
 
         result = compact_directory(
             self.directory, segment_size=segment_size, wait=0.0, choose=choose, throttle=throttle
         )
-        return result if result["segments_in"] else None
+        if not result["segments_in"]:
+            return None
+        if plan.fruitless(chosen_dead[0], result["reclaimed_bytes"]):
+            log.debug("pysos: %s: merge reclaimed %d of an estimated %d dead bytes; its outputs count as clean",
+                      self.directory, result["reclaimed_bytes"], chosen_dead[0])
+            plan.mark_clean(self.clean, manifest.read(self.directory).segments, result.get("outputs", ()))
+        return result
 
 
 class Daemon:
@@ -346,16 +363,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = logging.getLogger("pysos")
     root.addHandler(handler)
     root.setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    directories = [os.path.abspath(d) for d in args.directories]
+    directories = list(dict.fromkeys(os.path.realpath(d) for d in args.directories))
     for directory in directories:
         problem = _not_a_store(directory)
         if problem:
             print(f"pysos.compactor: error: {problem}", file=sys.stderr)
             return 1
     policy = plan.Policy(args.threshold, args.min_dead_bytes, args.max_merge_bytes)
-    daemon = Daemon(
-        directories, policy, interval=args.interval, rate_limit=args.rate_limit, segment_size=args.segment_size
-    )
+    try:
+        daemon = Daemon(
+            directories, policy, interval=args.interval, rate_limit=args.rate_limit, segment_size=args.segment_size
+        )
+    except (Error, OSError) as exc:  # the store went away since the check above
+        print(f"pysos.compactor: error: {exc}", file=sys.stderr)
+        return 1
 
     def on_signal(signum, frame):
         log.info("pysos: %s received, stopping", signal.Signals(signum).name)
@@ -365,6 +386,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, on_signal)
     try:
         return daemon.run_once() if args.once else daemon.run()
+    except OSError as exc:  # e.g. the inotify watch limit: say so, no traceback
+        print(f"pysos.compactor: error: {exc}", file=sys.stderr)
+        return 1
     finally:
         root.removeHandler(handler)
 

@@ -18,7 +18,10 @@ The steps, each safe to interrupt at any instant:
 
 A crash before step 4 leaves outputs no MANIFEST names: the next holder of the
 compaction lock deletes them (see :mod:`pysos.segments.recovery`). A crash after
-step 4 leaves retired files, deleted the same way.
+step 4 leaves retired files, deleted the same way. An error (not a crash) before step 4
+deletes the outputs at once; an error once the MANIFEST is replaced (a failed directory
+fsync) deletes nothing: the outputs are the store's now, and the inputs are left for
+the next cleanup.
 """
 
 from __future__ import annotations
@@ -194,7 +197,10 @@ def merge_run(
         files.fsync_dir(directory)
         published = _publish(directory, run, writer.done)
     except BaseException:
-        writer.discard()
+        # A failure after the MANIFEST was replaced (its directory fsync, say) must not
+        # delete outputs the MANIFEST now names: only discard them if it does not.
+        if not _maybe_published(directory, writer.done):
+            writer.discard()
         raise
     finally:
         for fd in fds:
@@ -210,6 +216,7 @@ def merge_run(
         "records_out": kept,
         "generation": published.generation,
         "seconds": round(time.monotonic() - began, 6),
+        "outputs": list(writer.done),
     }
     log.info(
         "pysos: compacted %s: %d segment(s) in, %d out, %d bytes reclaimed in %.3f s",
@@ -233,6 +240,17 @@ def _publish(directory: str, run: list[str], outputs: list[str]) -> Manifest:
         published = latest.with_segments(names[:at] + outputs + names[at + len(run) :])
         manifest.write(directory, published)
     return published
+
+
+def _maybe_published(directory: str, outputs: list[str]) -> bool:
+    """True if the MANIFEST names any of ``outputs``, or cannot be read to tell."""
+    if not outputs:
+        return False
+    try:
+        current = manifest.read(directory)
+    except Exception:
+        return True  # keeping unnamed files is harmless (the next cleanup removes them)
+    return not set(outputs).isdisjoint(current.segments)
 
 
 def _find_run(names: list[str], run: list[str]) -> int | None:
@@ -266,8 +284,7 @@ def compact_directory(
     sealed segment. Returns the merge's figures, or ``{"reclaimed_bytes": 0, ...}`` if
     there was nothing to merge.
     """
-    lock = locks.FileLock(directory, locks.COMPACT)
-    lock.acquire(timeout=wait)
+    lock = _take_compaction_lock(directory, wait)
     try:
         current = _clean(directory)
         run = (choose or all_sealed)(directory, current)
@@ -292,8 +309,7 @@ def compact_all(
     :func:`pysos.compactor.plan.next_full_run`), so the extra disk needed at any moment
     is bounded by that, not by the store. Returns the merges' figures added up.
     """
-    lock = locks.FileLock(directory, locks.COMPACT)
-    lock.acquire(timeout=wait)
+    lock = _take_compaction_lock(directory, wait)
     try:
         current = _clean(directory)
         todo = set(current.segments[:-1])
@@ -310,6 +326,18 @@ def compact_all(
             current = manifest.read(directory)
     finally:
         lock.release()
+
+
+def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:
+    """The compaction lock, or an exception with the lock free (even if noting our pid
+    in the lock file failed after the lock was taken)."""
+    lock = locks.FileLock(directory, locks.COMPACT)
+    try:
+        lock.acquire(timeout=wait)
+    except BaseException:
+        lock.release()  # a no-op unless the lock was taken
+        raise
+    return lock
 
 
 def _clean(directory: str) -> Manifest:

@@ -10,10 +10,15 @@ files. The two compactors feed it differently:
   from one scan) and :func:`estimate_dead` walks them newest to oldest: a record is dead
   when a later segment holds a record (set or tombstone) of its key. Sealed segments
   never change, so each is read once per daemon and cached by name; the newest segment
-  is scanned incrementally from where the last look stopped. Tombstones, batch markers
-  and records shadowed within their own segment all count as dead: the merge drops
-  them, except a tombstone an older segment still needs, which the estimate ignores
-  (tombstones are small).
+  is scanned incrementally from where the last look stopped. Batch markers, records
+  shadowed within their own segment and tombstones count as dead, except a tombstone
+  an older segment still needs (its length is known from a scan; a hint gives none).
+
+Both estimates can call bytes dead that a merge must keep (the writer's index does not
+see tombstones at all). A merge that reclaims less than half of what it was chosen for
+is *fruitless*; its outputs then count as clean (:func:`discount`) until a segment
+before them changes (:func:`still_clean`), so no compactor rewrites the same bytes in a
+loop, and tombstones kept alive by an older segment go once that segment is merged.
 
 The policy: compact when the dead bytes of the *sealed* segments (the only ones a merge
 can reclaim) pass both ``ratio`` of the store's disk bytes and ``min_dead_bytes``. A
@@ -26,7 +31,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, NamedTuple, Sequence
+from typing import Any, Container, Iterable, NamedTuple, Sequence
 
 from ..segments import index, record
 
@@ -141,40 +146,85 @@ class KeySummary:
     """The newest record of each key within one segment, up to byte ``end``."""
 
     end: int = 0
-    lengths: dict[Any, int] = field(default_factory=dict)   # key -> length of its newest set
-    tombstones: set = field(default_factory=set)            # keys whose newest record is a delete
+    lengths: dict[Any, int] = field(default_factory=dict)      # key -> length of its newest set
+    tombstones: dict[Any, int] = field(default_factory=dict)   # key -> length of its delete (0: unknown)
 
     def add(self, kind: str, key: Any, length: int) -> None:
         if kind == record.SET:
             self.lengths[key] = length
-            self.tombstones.discard(key)
+            self.tombstones.pop(key, None)
         else:
             self.lengths.pop(key, None)
-            self.tombstones.add(key)
+            self.tombstones[key] = length
 
     @classmethod
     def from_hint(cls, size: int, keys: Iterable, local_locations: Iterable[int], tombstones: Iterable) -> "KeySummary":
+        """From a hint file, which gives no tombstone lengths (they count as 0)."""
         summary = cls(size)
         summary.lengths = dict(zip(keys, (index.length_of(loc) for loc in local_locations)))
-        summary.tombstones = set(tombstones)
+        summary.tombstones = dict.fromkeys(tombstones, 0)
         return summary
 
 
 def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int]) -> list[int]:
     """Dead bytes of each segment (same order as the MANIFEST), from their key summaries.
 
-    A segment's live bytes are the lengths of its keys' newest records that no later
-    segment overrides; everything else in its ``size`` bytes is dead.
+    Live in a segment: its keys' newest records that no later segment overrides, and its
+    tombstones that are their key's newest record while an older segment still holds a
+    record of that key (a merge must keep those). Everything else in its ``size`` bytes
+    is dead.
     """
+    n = len(summaries)
+    live = [0] * n
+    last_word: list[list[tuple[Any, int]]] = [[] for _ in range(n)]  # tombstones nothing overrides
     seen: set = set()
-    dead = [0] * len(summaries)
-    for i in range(len(summaries) - 1, -1, -1):
+    for i in range(n - 1, -1, -1):
         summary = summaries[i]
-        live = sum(length for key, length in summary.lengths.items() if key not in seen)
-        dead[i] = max(sizes[i] - live, 0)
+        live[i] = sum(length for key, length in summary.lengths.items() if key not in seen)
+        last_word[i] = [(key, length) for key, length in summary.tombstones.items() if key not in seen]
         seen.update(summary.lengths)
         seen.update(summary.tombstones)
-    return dead
+    earlier: set = set()
+    for i in range(n):
+        live[i] += sum(length for key, length in last_word[i] if key in earlier)
+        earlier.update(summaries[i].lengths)
+        earlier.update(summaries[i].tombstones)
+    return [max(size - alive, 0) for size, alive in zip(sizes, live)]
+
+
+def discount(segments: Sequence[SegmentEstimate], clean: Container[str]) -> list[SegmentEstimate]:
+    """The estimates with no dead bytes for the segments in ``clean``.
+
+    ``clean`` holds the outputs of *fruitless* merges (see :func:`fruitless`): what the
+    estimate called dead there was not reclaimable (e.g. tombstones an older segment
+    still needs, which the writer's index cannot see). Without this, a compactor could
+    rewrite the same bytes again and again.
+    """
+    return [seg._replace(dead=0) if seg.name in clean else seg for seg in segments]
+
+
+def mark_clean(clean: dict[str, tuple[str, ...]], names: Sequence[str], outputs: Iterable[str]) -> None:
+    """Remember ``outputs`` (of a fruitless merge) as clean, with the segments before them."""
+    names = list(names)
+    for name in outputs:
+        if name in names:
+            clean[name] = tuple(names[: names.index(name)])
+
+
+def still_clean(clean: dict[str, tuple[str, ...]], names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+    """The marks that still hold: a segment stays clean while every segment before it is
+    unchanged (once an older segment is merged, the tombstones it kept alive may go)."""
+    names = list(names)
+    position = {name: i for i, name in enumerate(names)}
+    return {
+        name: before for name, before in clean.items()
+        if name in position and tuple(names[: position[name]]) == before
+    }
+
+
+def fruitless(estimated_dead: int, reclaimed: int) -> bool:
+    """True when a merge reclaimed less than half of the dead bytes it was chosen for."""
+    return reclaimed * 2 < estimated_dead
 
 
 __all__ = [
@@ -186,7 +236,11 @@ __all__ = [
     "SegmentEstimate",
     "choose_run",
     "dead_from_locations",
+    "discount",
     "estimate_dead",
+    "fruitless",
+    "mark_clean",
     "next_full_run",
     "plan",
+    "still_clean",
 ]

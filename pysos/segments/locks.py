@@ -53,8 +53,11 @@ class FileLock:
                 raise LockedError(self._refusal())
             time.sleep(_POLL)
         if record_pid:
-            files.truncate(self._fd, 0)
-            os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
+            try:
+                files.truncate(self._fd, 0)
+                os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
+            except OSError:
+                pass  # the pid note only informs; failing to write it must not strand the lock
 
     def _try_acquire(self) -> bool:
         with _held_guard:
