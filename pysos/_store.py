@@ -81,6 +81,8 @@ class Store:
         if readonly:
             self._manifest = recovery.existing_manifest(self.directory, kind)
         else:
+            if os.path.isdir(self.directory) and not os.path.exists(self._path(manifest.NAME)):
+                recovery.check_not_foreign(self.directory)  # before the lock file is created
             os.makedirs(self.directory, exist_ok=True)
             self._writer_lock = locks.FileLock(self.directory, locks.WRITER)
             self._writer_lock.acquire(timeout=lock_timeout)
@@ -187,21 +189,22 @@ class Store:
     def _apply_scan(self, number: int, scanner: segment.Scanner) -> None:
         base = index.segment_base(number)
         decode_key, idx = self._decode_key, self.index
-        added: list = []
-        removed: list = []
-        track = self._tracking_keys
+        # Whether each touched key was present before, to report the net change: a key
+        # set and deleted again within one scan was neither added nor removed.
+        present_before: dict | None = {} if self._tracking_keys else None
         for kind, key, offset, length in scanner:
             key = decode_key(key)
+            if present_before is not None and key not in present_before:
+                present_before[key] = key in idx
             if kind == record.SET:
-                if track and key not in idx:
-                    added.append(key)
                 idx[key] = base | (offset << 32) | length
             elif key in idx:
                 del idx[key]
-                if track:
-                    removed.append(key)
-        if track and (added or removed):
-            self._on_keys_changed(added, removed)
+        if present_before:
+            added = [k for k, was in present_before.items() if not was and k in idx]
+            removed = [k for k, was in present_before.items() if was and k not in idx]
+            if added or removed:
+                self._on_keys_changed(added, removed)
 
     def _apply_hint(self, number: int, hint: hints.Hint) -> None:
         decode_key = self._decode_key

@@ -35,7 +35,7 @@ def _is_ours(name: str) -> bool:
     )
 
 
-def _check_not_foreign(directory: str) -> None:
+def check_not_foreign(directory: str) -> None:
     """Without a MANIFEST: refuse a directory holding other things or data of a lost store."""
     for name in os.listdir(directory):
         if not _is_ours(name):
@@ -59,7 +59,7 @@ def existing_manifest(directory: str, kind: str | None) -> Manifest:
     try:
         found = manifest.read(directory)
     except FileNotFoundError:
-        _check_not_foreign(directory)
+        check_not_foreign(directory)
         raise FileNotFoundError(errno.ENOENT, "no pysos store here (no MANIFEST)", directory) from None
     _check_kind(found, kind, directory)
     return found
@@ -70,7 +70,7 @@ def open_or_create(directory: str, kind: str | None) -> Manifest:
     try:
         found = manifest.read(directory)
     except FileNotFoundError:
-        _check_not_foreign(directory)
+        check_not_foreign(directory)
         if kind is None:
             raise FileNotFoundError(errno.ENOENT, "no pysos store here (no MANIFEST)", directory) from None
         found = _create(directory, kind)

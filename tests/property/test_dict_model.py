@@ -1,0 +1,215 @@
+"""pysos.Dict behaves like a plain dict, step by step, across reopens, rotations,
+compactions and batches (hypothesis stateful test against a model dict)."""
+
+import shutil
+import tempfile
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+import pysos
+from strategies import dict_keys, json_values, same_json
+
+MISSING = object()
+
+
+class Abort(Exception):
+    """Raised inside a batch to make it roll back."""
+
+
+class DictModel(RuleBasedStateMachine):
+    """A pysos.Dict driven side by side with a dict."""
+
+    durability = "flush"
+
+    def __init__(self):
+        super().__init__()
+        self.tmp = tempfile.mkdtemp(prefix="pysos-dict-model-")
+        self.path = self.tmp + "/store"
+        self.model = {}
+        self.store = None
+        self.reader = None
+
+    def _open(self):
+        self.store = pysos.Dict(self.path, durability=self.durability,
+                                segment_size=self.segment_size)
+
+    @initialize(segment_size=st.sampled_from([256, 256, 4096, 64 * 2**20]))
+    def open_store(self, segment_size):
+        self.segment_size = segment_size
+        self._open()
+        self.reader = pysos.Dict(self.path, readonly=True)
+
+    def teardown(self):
+        if self.store is not None:
+            self.store.close()
+        if self.reader is not None:
+            self.reader.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _some_key(self, data):
+        """A key that is in the model when there is one (half the time), else any key."""
+        if self.model and data.draw(st.booleans()):
+            return data.draw(st.sampled_from(sorted(self.model, key=repr)))
+        return data.draw(dict_keys)
+
+    @rule(key=dict_keys, value=json_values)
+    def set_item(self, key, value):
+        self.store[key] = value
+        self.model[key] = value
+
+    @rule(data=st.data())
+    def get_item(self, data):
+        key = self._some_key(data)
+        expected = self.model.get(key, MISSING)
+        if expected is MISSING:
+            with pytest.raises(KeyError):
+                self.store[key]
+            assert self.store.get(key) is None
+            assert self.store.get(key, "dflt") == "dflt"
+            assert key not in self.store
+        else:
+            assert same_json(self.store[key], expected)
+            assert same_json(self.store.get(key, "dflt"), expected)
+            assert key in self.store
+
+    @rule(data=st.data())
+    def del_item(self, data):
+        key = self._some_key(data)
+        if key in self.model:
+            del self.store[key]
+            del self.model[key]
+        else:
+            with pytest.raises(KeyError):
+                del self.store[key]
+
+    @rule(data=st.data(), use_default=st.booleans())
+    def pop(self, data, use_default):
+        key = self._some_key(data)
+        if use_default:
+            assert same_json(self.store.pop(key, "dflt"), self.model.pop(key, "dflt"))
+        elif key in self.model:
+            assert same_json(self.store.pop(key), self.model.pop(key))
+        else:
+            with pytest.raises(KeyError):
+                self.store.pop(key)
+
+    @rule()
+    def popitem(self):
+        if not self.model:
+            with pytest.raises(KeyError):
+                self.store.popitem()
+            return
+        key, value = self.store.popitem()
+        assert key in self.model
+        assert same_json(value, self.model.pop(key))
+
+    @rule(data=st.data(), value=json_values)
+    def setdefault(self, data, value):
+        key = self._some_key(data)
+        assert same_json(self.store.setdefault(key, value), self.model.setdefault(key, value))
+
+    @rule(items=st.lists(st.tuples(dict_keys, json_values), max_size=6),
+          form=st.sampled_from(["dict", "pairs", "kwargs"]))
+    def update(self, items, form):
+        if form == "dict":
+            arg = dict(items)
+            self.store.update(arg)
+            self.model.update(arg)
+        elif form == "pairs":
+            self.store.update(items)
+            self.model.update(items)
+        else:
+            kwargs = {("kw" + str(k)): v for k, v in items}
+            self.store.update(**kwargs)
+            self.model.update(**kwargs)
+
+    @rule(roll=st.integers(0, 9))
+    def clear(self, roll):
+        if roll != 7:  # rare: a clear wipes the state the other rules work on
+            return
+        self.store.clear()
+        self.model.clear()
+
+    @rule()
+    def reader_agrees(self):
+        """A readonly handle opened at the start sees every write that has returned."""
+        assert len(self.reader) == len(self.model)
+        assert dict(self.reader.items()) == self.model
+
+    @rule()
+    def reopen(self):
+        self.store.close()
+        self.store = None
+        self._open()
+
+    @rule()
+    def compact(self):
+        result = self.store.compact()
+        assert isinstance(result, dict)
+        assert result["reclaimed_bytes"] >= 0
+
+    @rule(ops=st.lists(st.tuples(st.booleans(), dict_keys, json_values), min_size=1, max_size=8))
+    def batch(self, ops):
+        pending = dict(self.model)
+        with self.store.batch():
+            for is_set, key, value in ops:
+                if is_set or key not in pending:
+                    self.store[key] = value
+                    pending[key] = value
+                else:
+                    del self.store[key]
+                    del pending[key]
+        self.model = pending
+
+    @rule(ops=st.lists(st.tuples(dict_keys, json_values), max_size=8), clear_too=st.booleans())
+    def batch_that_raises(self, ops, clear_too):
+        with pytest.raises(Abort):
+            with self.store.batch():
+                for key, value in ops:
+                    self.store[key] = value
+                if clear_too:
+                    self.store.clear()
+                raise Abort()
+        # the model is unchanged: the whole batch is discarded
+
+    @precondition(lambda self: self.store is not None)
+    @invariant()
+    def same_contents(self):
+        assert len(self.store) == len(self.model)
+        got = dict(self.store.items())
+        assert got == self.model
+        for key, value in got.items():
+            assert same_json(value, self.model[key]), (key, value, self.model[key])
+        keys = list(self.store)
+        assert len(keys) == len(self.model) and dict.fromkeys(keys).keys() == self.model.keys()
+        assert list(zip(self.store.keys(), self.store.values())) == list(self.store.items())
+        assert self.store == self.model
+
+
+class FsyncDictModel(DictModel):
+    durability = "fsync"
+
+
+COMMON = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+
+
+def test_dict_matches_model_flush():
+    """A Dict with durability="flush" matches a dict after every step (incl. reopen, rotation, compact, batch)."""
+    run_state_machine_as_test(
+        DictModel, settings=settings(max_examples=30, stateful_step_count=35, **COMMON))
+
+
+def test_dict_matches_model_fsync():
+    """A Dict with durability="fsync" matches a dict after every step (shorter run)."""
+    run_state_machine_as_test(
+        FsyncDictModel, settings=settings(max_examples=8, stateful_step_count=25, **COMMON))

@@ -1,0 +1,71 @@
+"""Shared hypothesis strategies (and one comparison helper) for the pysos test suite.
+
+Values are what DESIGN.md promises to round-trip unchanged: JSON documents made of ``None``,
+``bool``, 64-bit ``int``, finite ``float``, ``str``, ``list`` and ``dict`` with ``str`` keys.
+Keys are the JSON scalars a ``Dict`` accepts.
+"""
+
+from hypothesis import strategies as st
+
+INT64_MIN = -(2**63)
+UINT64_MAX = 2**64 - 1
+
+# Characters that tend to break line-based or JSON-based formats.
+AWKWARD_CHARS = ["\n", "\r", "\t", "\u2028", "\u2029", "\x00", "\x1f", '"', "\\", "{", "}",
+                 "\U0001f600", "\u00e9", "\ufeff", " "]
+
+awkward_text = st.text(alphabet=st.sampled_from(AWKWARD_CHARS + ["a", "b", "1"]), max_size=8)
+
+text = st.one_of(st.text(max_size=8), awkward_text)
+
+ints = st.one_of(
+    st.integers(min_value=-1000, max_value=1000),
+    st.integers(min_value=INT64_MIN, max_value=UINT64_MAX),
+    st.sampled_from([INT64_MIN, 2**63 - 1, 2**63, UINT64_MAX, 0, -1]),
+)
+
+floats = st.floats(allow_nan=False, allow_infinity=False)
+
+scalars = st.one_of(st.none(), st.booleans(), ints, floats, text)
+
+json_values = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(text, children, max_size=4),
+    ),
+    max_leaves=8,
+)
+
+# A small pool so that keys collide often (set over an existing key, delete an existing key),
+# including the 1 == 1.0 == True and 0 == 0.0 == -0.0 == False families and awkward strings.
+KEY_POOL = ["a", "b", "", "\n", "\t", "\u2028", "\x00", "\U0001f600", "k\nv", "a\"b", "0", "1", "null", "true", "1.0",
+            0, 1, 2, -1, 1.0, 0.0, -0.0, 0.5, 2.0**62, True, False, None, INT64_MIN, UINT64_MAX]
+
+dict_keys = st.one_of(
+    st.sampled_from(KEY_POOL),
+    text,
+    ints,
+    floats,
+    st.booleans(),
+    st.none(),
+)
+
+
+def same_json(a, b):
+    """True when ``a`` and ``b`` are equal JSON documents *with the same types*.
+
+    ``==`` alone would accept ``True`` for ``1`` or ``1.0`` for ``1``; a store must give back
+    exactly what was put in (tuples excepted, which come back as lists).
+    """
+    if isinstance(a, tuple):
+        a = list(a)
+    if isinstance(b, tuple):
+        b = list(b)
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    return a == b
