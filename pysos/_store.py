@@ -112,11 +112,18 @@ class Store:
             try:
                 self._load_once(current)
                 return
-            except FileNotFoundError:
+            except FileNotFoundError as exc:
                 # A compaction in another process retired a segment between our reading
                 # the MANIFEST and opening it: read the new MANIFEST and start over.
                 self._close_fds()
-                current = recovery.existing_manifest(self.directory, first.kind)
+                latest = recovery.existing_manifest(self.directory, first.kind)
+                if latest == current:  # no swap happened: the segment is really gone
+                    name = os.path.basename(exc.filename or "a segment")
+                    raise CorruptionError(
+                        f"{self.directory}: the MANIFEST names {name}, which is missing "
+                        f"(at byte 0 of {name}); 'python -m pysos repair' salvages the rest"
+                    ) from None
+                current = latest
         raise CorruptionError(f"{self.directory}: segments keep disappearing while loading")
 
     def _load_once(self, man: Manifest) -> None:
@@ -411,6 +418,7 @@ class Store:
         was, so a failed call leaves no bytes behind and the next write starts clean.
         """
         fd, end = self._fds[self._active], self._active_end
+        self._cut_dirty_tail()
         try:
             files.write_all_at(fd, data, end)
             if self._fsync_each_write:
@@ -419,13 +427,22 @@ class Store:
             try:
                 files.truncate(fd, end)
             except OSError:
+                self._dirty_tail = True  # cut before anything else is written or sealed
                 log.exception("pysos: could not cut back a failed write in %s", self.directory)
             raise
         self._active_end = end + len(data)
         self._disk_bytes += len(data)
 
+    _dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
+
+    def _cut_dirty_tail(self) -> None:
+        if self._dirty_tail:
+            files.truncate(self._fds[self._active], self._active_end)
+            self._dirty_tail = False
+
     def _rotate(self) -> None:
         """Seal the newest segment and start a new one, named by a new MANIFEST."""
+        self._cut_dirty_tail()
         files.fdatasync(self._fds[self._active])
         with locks.FileLock(self.directory, locks.MANIFEST):
             current = manifest.read(self.directory)
@@ -433,13 +450,21 @@ class Store:
             numbers = [_number(n) for n in current.segments]
             name, fd = segment.create_new(self.directory, max(numbers) + 1)
             self._fds[_number(name)] = fd
+            new = current.with_segments(current.segments + (name,))
             try:
-                new = current.with_segments(current.segments + (name,))
                 manifest.write(self.directory, new)
             except BaseException:
-                files.close(self._fds.pop(_number(name)))
-                files.unlink(self._path(name))
+                if manifest.is_current(self.directory, new):
+                    # renamed into place, only the directory fsync failed: the new
+                    # segment is named now, so it must be kept and used
+                    self._switch_to(new, name)
+                else:
+                    files.close(self._fds.pop(_number(name)))
+                    files.unlink(self._path(name))
                 raise
+        self._switch_to(new, name)
+
+    def _switch_to(self, new: Manifest, name: str) -> None:
         self._manifest = new
         self._manifest_stamp = manifest.stamp(self.directory)
         self._active = _number(name)

@@ -115,14 +115,14 @@ def atomic_write(path: str, data: bytes) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
     try:
-        write_all(fd, data)
-        fsync(fd)
-    finally:
-        close(fd)
-    try:
+        try:
+            write_all(fd, data)
+            fsync(fd)
+        finally:
+            close(fd)
         replace(tmp, path)
     except BaseException:
-        _remove_quietly(tmp)
+        _remove_quietly(tmp)  # a failed write (ENOSPC) leaves no temp file holding space
         raise
     fsync_dir(directory)
 

@@ -84,6 +84,14 @@ def read(directory: str) -> Manifest:
     return decode(data, path)
 
 
+def is_current(directory: str, expected: Manifest) -> bool:
+    """True if the MANIFEST on disk is ``expected`` (after a failed write: did the rename happen?)."""
+    try:
+        return read(directory) == expected
+    except Exception:
+        return False
+
+
 def write(directory: str, manifest: Manifest) -> None:
     files.atomic_write(os.path.join(directory, NAME), encode(manifest))
 

@@ -311,17 +311,19 @@ def test_error_after_the_swap_keeps_the_published_outputs(store_path, monkeypatc
 
 
 def test_failed_pid_note_leaves_the_compaction_lock_free(store_path, monkeypatch):
-    """A failure while noting our pid in compact.lock raises with the lock released."""
-    churned_store(store_path, n=50)
+    """A failure while noting our pid in compact.lock (informative only) neither stops the
+    compaction nor leaves the lock held."""
+    model = churned_store(store_path, n=50)
     from pysos.segments import locks
 
     def truncate(fd, length):
         raise OSError(28, "injected ENOSPC")
 
     monkeypatch.setattr(files, "truncate", truncate)
-    with pytest.raises(OSError):
-        merge.compact_directory(str(store_path), segment_size=4096)
+    result = merge.compact_directory(str(store_path), segment_size=4096)
     monkeypatch.undo()
+    assert result["reclaimed_bytes"] > 0
+    assert contents(store_path) == model
     lock = locks.FileLock(str(store_path), locks.COMPACT)
     lock.acquire(timeout=0.0)
     lock.release()
