@@ -84,7 +84,7 @@ def check(path: str | os.PathLike) -> list[dict]:
         return [_problem(manifest.NAME, 0, str(exc))]
     names = list(current.segments)
     for name in names:
-        problems += _check_segment(directory, name, newest=name == names[-1], kind=current.kind)
+        problems += _check_segment(directory, name, current.size_of(name), kind=current.kind)
     named = set(names) | {segment.hint_name(n) for n in names}
     for entry in sorted(os.listdir(directory)):
         leftover = (segment.segment_number(entry) is not None or segment.is_hint_name(entry)) and entry not in named
@@ -93,14 +93,20 @@ def check(path: str | os.PathLike) -> list[dict]:
     return problems
 
 
-def _check_segment(directory: str, name: str, newest: bool, kind: str) -> list[dict]:
+def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str) -> list[dict]:
     path = os.path.join(directory, name)
+    newest = sealed_size is None
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return [_problem(name, None, "segment named by the MANIFEST is missing")]
     problems = []
+    if not newest and len(data) != sealed_size:
+        problems.append(_problem(
+            name, min(len(data), sealed_size),
+            f"sealed segment is {len(data)} bytes, the MANIFEST says {sealed_size}",
+        ))
     entries = list(_salvage_lines(data))
     valid = [i for i, e in enumerate(entries) if e[0] in (record.SET, record.DELETE)]
     last_valid = valid[-1] if valid else -1
@@ -213,7 +219,7 @@ def _repair_locked(directory: str) -> dict:
     hints.write(directory, out_name, len(body), hints.Hint(list(state), offsets, []), segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
-    new = Manifest(kind, generation + 1, (out_name, newest_name))
+    new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),))
     set_aside = _set_aside(directory, damaged, generation)
     if os.path.exists(os.path.join(directory, manifest.NAME)) and generation == 0:
         set_aside += _set_aside(directory, [manifest.NAME], generation)

@@ -150,14 +150,19 @@ class Store:
                 self._active_end = self._index_tail(name, fd, 0, repair=not self.readonly)
                 self._disk_bytes += self._active_end
             else:
-                self._disk_bytes += self._index_sealed(name, fd)
+                self._disk_bytes += self._index_sealed(name, fd, man.size_of(name))
         self._manifest = man
         self._manifest_stamp = stamp
         self._live_bytes = sum(map(index.length_of, self.index.values()))
 
-    def _index_sealed(self, name: str, fd: int) -> int:
+    def _index_sealed(self, name: str, fd: int, expected_size: int) -> int:
         """Add a sealed segment's records to the index (from its hint when it has a good one)."""
         size = files.size(fd)
+        if size != expected_size:
+            raise CorruptionError(
+                f"{self._path(name)}: sealed segment is {size} bytes, the MANIFEST says {expected_size} "
+                f"(at byte {min(size, expected_size)})"
+            )
         hint = hints.read(self._path(segment.hint_name(name)), name, size)
         if hint is not None:
             self._apply_hint(_number(name), hint)
@@ -450,7 +455,7 @@ class Store:
             numbers = [_number(n) for n in current.segments]
             name, fd = segment.create_new(self.directory, max(numbers) + 1)
             self._fds[_number(name)] = fd
-            new = current.with_segments(current.segments + (name,))
+            new = current.rotated(self._active_end, name)
             try:
                 manifest.write(self.directory, new)
             except BaseException:

@@ -77,6 +77,7 @@ class _OutputWriter:
         self.segment_size = segment_size
         self.throttle = throttle
         self.done: list[str] = []
+        self.sizes: list[int] = []  # of each finished output, for the MANIFEST
         self.bytes_out = 0
         self._fd: int | None = None
 
@@ -121,6 +122,7 @@ class _OutputWriter:
         hint = hints.Hint(self._keys, self._locals, self._tombstones)
         hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
         self.done.append(self.name)
+        self.sizes.append(self._size)
         self.bytes_out += self._size
 
     def discard(self) -> None:
@@ -173,6 +175,11 @@ def merge_run(
             fd = files.open_read(path)
             fds.append(fd)
             size = files.size(fd)
+            if size != current.size_of(name):
+                raise CorruptionError(
+                    f"{path}: sealed segment is {size} bytes, the MANIFEST says {current.size_of(name)} "
+                    f"(at byte {min(size, current.size_of(name))})"
+                )
             bytes_in += size
             throttle(0)
             scanner = segment.Scanner(fd, 0, size)
@@ -195,7 +202,7 @@ def merge_run(
             kept += 1
         writer.finish_segment()
         files.fsync_dir(directory)
-        published = _publish(directory, run, writer.done)
+        published = _publish(directory, run, writer.done, writer.sizes)
     except BaseException:
         # A failure after the MANIFEST was replaced (its directory fsync, say) must not
         # delete outputs the MANIFEST now names: only discard them if it does not.
@@ -229,7 +236,7 @@ def _next_number(current: Manifest) -> int:
     return max(segment.segment_number(n) or 0 for n in current.segments) + 1
 
 
-def _publish(directory: str, run: list[str], outputs: list[str]) -> Manifest:
+def _publish(directory: str, run: list[str], outputs: list[str], output_sizes: list[int]) -> Manifest:
     """Swap the run for the outputs in the MANIFEST (re-read: the writer may have rotated)."""
     with locks.FileLock(directory, locks.MANIFEST):
         latest = manifest.read(directory)
@@ -237,7 +244,7 @@ def _publish(directory: str, run: list[str], outputs: list[str]) -> Manifest:
         at = _find_run(names, run)
         if at is None:
             raise CorruptionError(f"{directory}: the merged segments left the MANIFEST during the merge")
-        published = latest.with_segments(names[:at] + outputs + names[at + len(run) :])
+        published = latest.replace_run(at, len(run), outputs, output_sizes)
         manifest.write(directory, published)
     return published
 

@@ -2,11 +2,13 @@
 
 One line of JSON, replaced atomically (temp file, fsync, rename, fsync of the directory)::
 
-    {"crc":"89abcdef","format":"pysos","generation":7,"kind":"dict",
+    {"crc":"89abcdef","format":"pysos","generation":7,"kind":"dict","sealed_sizes":[8123],
      "segments":["seg-00000003.jsonl","seg-00000009.jsonl"],"version":1}
 
 ``crc`` is the CRC-32 of the object without its ``crc`` member, encoded as compact JSON
-with sorted keys. The last listed segment is the one the writer appends to.
+with sorted keys. The last listed segment is the one the writer appends to; ``sealed_sizes``
+gives the exact size of each of the others, so a sealed segment cut short (even at a
+line boundary) or grown is caught.
 """
 
 from __future__ import annotations
@@ -31,9 +33,26 @@ class Manifest:
     kind: str
     generation: int
     segments: tuple[str, ...] = field(default_factory=tuple)
+    sealed_sizes: tuple[int, ...] = field(default_factory=tuple)  # one per segment but the newest
 
-    def with_segments(self, segments) -> "Manifest":
-        return Manifest(self.kind, self.generation + 1, tuple(segments))
+    def size_of(self, name: str) -> int | None:
+        """The recorded size of a sealed segment (None for the newest, which grows)."""
+        at = self.segments.index(name)
+        return self.sealed_sizes[at] if at < len(self.sealed_sizes) else None
+
+    def rotated(self, sealed_size: int, new_segment: str) -> "Manifest":
+        """The newest segment sealed at ``sealed_size`` bytes, ``new_segment`` the new newest."""
+        return Manifest(
+            self.kind, self.generation + 1, self.segments + (new_segment,), self.sealed_sizes + (sealed_size,)
+        )
+
+    def replace_run(self, at: int, count: int, outputs: list[str], output_sizes: list[int]) -> "Manifest":
+        """Sealed segments ``[at, at + count)`` replaced by a compaction's outputs."""
+        if at + count >= len(self.segments):
+            raise ValueError("only sealed segments can be replaced")
+        segments = self.segments[:at] + tuple(outputs) + self.segments[at + count :]
+        sizes = self.sealed_sizes[:at] + tuple(output_sizes) + self.sealed_sizes[at + count :]
+        return Manifest(self.kind, self.generation + 1, segments, sizes)
 
 
 def _body(manifest: Manifest) -> dict:
@@ -41,6 +60,7 @@ def _body(manifest: Manifest) -> dict:
         "format": FORMAT,
         "generation": manifest.generation,
         "kind": manifest.kind,
+        "sealed_sizes": list(manifest.sealed_sizes),
         "segments": list(manifest.segments),
         "version": VERSION,
     }
@@ -71,9 +91,17 @@ def decode(data: bytes, path: str) -> Manifest:
     if crc != _checksum(body):
         raise CorruptionError(f"{path}: MANIFEST checksum mismatch at byte 0")
     kind, generation, segments = body.get("kind"), body.get("generation"), body.get("segments")
-    if kind not in KINDS or type(generation) is not int or type(segments) is not list:
+    sizes = body.get("sealed_sizes")
+    if (
+        kind not in KINDS
+        or type(generation) is not int
+        or type(segments) is not list
+        or not segments
+        or type(sizes) is not list
+        or len(sizes) != len(segments) - 1
+    ):
         raise CorruptionError(f"{path}: MANIFEST fields are malformed at byte 0")
-    return Manifest(kind, generation, tuple(segments))
+    return Manifest(kind, generation, tuple(segments), tuple(sizes))
 
 
 def read(directory: str) -> Manifest:

@@ -83,7 +83,7 @@ def _create(directory: str, kind: str) -> Manifest:
     with locks.FileLock(directory, locks.MANIFEST):
         name, fd = segment.create_new(directory, 1)
         files.close(fd)
-        created = Manifest(kind, 1, (name,))
+        created = Manifest(kind, 1, (name,), ())
         manifest.write(directory, created)
     log.info("pysos: created a %s store in %s", kind, directory)
     return created
