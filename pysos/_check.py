@@ -184,6 +184,11 @@ def _repair_locked(directory: str) -> dict:
         if not names:
             raise FormatError(f"{directory!r}: no MANIFEST and no segments: nothing to repair")
         kind, generation = _guess_kind(directory, names), 0
+        problems.append(_problem(
+            manifest.NAME, None,
+            "no readable MANIFEST: segments taken in the order of their numbers, a guess that can "
+            "bring back overwritten values if the store was ever compacted", "warning",
+        ))
     decode = _decode_key(kind)
     state: dict = {}
     lost = 0

@@ -104,6 +104,7 @@ def cmd_check(args):
     else:
         with Spinner("check", quiet=args.quiet):
             problems = check(args.store)
+    errors = [p for p in problems if p.get("severity", "error") == "error"]
     if args.json:
         for problem in problems:
             print(dumps(problem))
@@ -112,13 +113,17 @@ def cmd_check(args):
             where = p.get("file") or "store"
             if p.get("offset") is not None:
                 where += f" @ byte {p['offset']}"
-            print(f"{where}: {p.get('problem')}")
-        if problems:
-            print(f"{len(problems)} problem(s) found in {args.store}; "
+            severity = "" if p.get("severity", "error") == "error" else f"{p['severity']}: "
+            print(f"{where}: {severity}{p.get('problem')}")
+        if errors:
+            print(f"{len(errors)} problem(s) found in {args.store}; "
                   f"'pysos repair {args.store}' salvages every intact record")
+        elif problems:
+            print(f"{args.store}: healthy (every checksum verified; {len(problems)} warning(s) above)")
         else:
             print(f"{args.store}: healthy (every checksum verified)")
-    return EXIT_PROBLEMS if problems else EXIT_OK
+    # Warnings (a torn tail the next writer cuts, a stale hint, a leftover file) lose no data.
+    return EXIT_PROBLEMS if errors else EXIT_OK
 
 
 def register(sub):
