@@ -26,6 +26,8 @@ DURABILITIES = ("flush", "fsync")
 DEFAULT_SEGMENT_SIZE = 64 * 2**20
 _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
 _RELOAD_RETRIES = 20
+# The location layout of segments/index.py, as module constants for the read and write paths.
+_SEGMENT_SHIFT, _OFFSET_MASK, _LENGTH_MASK = index.SEGMENT_SHIFT, index.OFFSET_MASK, index.LENGTH_MASK
 
 
 class Store:
@@ -336,7 +338,7 @@ class Store:
 
     def read(self, key: Any, location: int) -> Any:
         """The value of the record at ``location``, checked against its checksum and ``key``."""
-        number, offset, length = index.unpack(location)
+        number, offset, length = location >> _SEGMENT_SHIFT, (location >> 32) & _OFFSET_MASK, location & _LENGTH_MASK
         batch = self._batch
         if batch is not None and number == self._active and offset >= self._active_end:
             start = offset - self._active_end
@@ -382,16 +384,30 @@ class Store:
             raise ValueError("I/O operation on closed pysos store")
 
     def write(self, key: Any, line: bytes, delete: bool) -> None:
-        """Append one record (or add it to the open batch) and point the index at it."""
+        """Append one record (or add it to the open batch) and point the index at it.
+
+        The hot path of every change: kept to one ``pwrite`` and a few dict operations.
+        """
         batch = self._batch
         length = len(line)
-        if batch is not None:
-            location = index.pack(self._active, self._active_end + len(batch.pending), length)
-            batch.add(key, self.index.get(key), line)
-        else:
-            location = index.pack(self._active, self._active_end, length)
+        idx = self.index
+        old = idx.get(key)
+        if batch is None:
+            location = (self._active << _SEGMENT_SHIFT) | (self._active_end << 32) | length
             self._append(line)
-        self._point(key, location, length, delete)
+        else:
+            location = index.pack(self._active, self._active_end + len(batch.pending), length)
+            batch.add(key, old, line)
+        if self._live_bytes is not None:
+            if old is not None:
+                self._live_bytes -= old & _LENGTH_MASK
+            if not delete:
+                self._live_bytes += length
+        if delete:
+            if old is not None:
+                del idx[key]
+        else:
+            idx[key] = location
         if batch is None and self._active_end >= self.segment_size:
             self._rotate_or_retry_later()
 
@@ -403,27 +419,15 @@ class Store:
         except OSError as exc:
             log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
 
-    def _point(self, key: Any, location: int, length: int, delete: bool) -> None:
-        idx = self.index
-        old = idx.get(key)
-        if self._live_bytes is not None:
-            if old is not None:
-                self._live_bytes -= index.length_of(old)
-            if not delete:
-                self._live_bytes += length
-        if delete:
-            idx.pop(key, None)
-        else:
-            idx[key] = location
-
     def _append(self, data: bytes) -> None:
         """Write ``data`` at the end of the newest segment in one system call, or not at all.
 
         On any failure (ENOSPC, EIO, a failed fsync) the segment is cut back to where it
         was, so a failed call leaves no bytes behind and the next write starts clean.
         """
+        if self._dirty_tail:
+            self._cut_dirty_tail()
         fd, end = self._fds[self._active], self._active_end
-        self._cut_dirty_tail()
         try:
             files.write_all_at(fd, data, end)
             if self._fsync_each_write:

@@ -21,10 +21,9 @@ class Dict(Handle, MutableMapping):
         with self._lock:
             store.check_open()
             store.follow()
-            return store.get(key)
+            return store.read(key, store.index[key])
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._store.check_writable()
         self._write(key, record.encode_set(record.encode_key(key), record.encode_value(value)))
 
     def _write(self, key: Any, line: bytes) -> None:
@@ -34,11 +33,11 @@ class Dict(Handle, MutableMapping):
             store.follow()
             if self._observers:
                 old = self.get(key)
-                store.write(key, line, delete=False)
+                store.write(key, line, False)
                 new = store.get(key)
                 store.after_commit(lambda: self._notify(key, new, old))
             else:
-                store.write(key, line, delete=False)
+                store.write(key, line, False)
 
     def __delitem__(self, key: Any) -> None:
         store = self._store

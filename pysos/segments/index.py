@@ -6,10 +6,10 @@ costs one dict slot and one int object.
 
 from __future__ import annotations
 
-_SEGMENT_SHIFT = 72
-_OFFSET_SHIFT = 32
-_LENGTH_MASK = (1 << 32) - 1
-_OFFSET_MASK = (1 << 40) - 1
+SEGMENT_SHIFT = _SEGMENT_SHIFT = 72
+_OFFSET_SHIFT = 32  # fixed: hint files store offset << 32 | length
+LENGTH_MASK = _LENGTH_MASK = (1 << 32) - 1
+OFFSET_MASK = _OFFSET_MASK = (1 << 40) - 1
 
 MAX_RECORD = _LENGTH_MASK
 

@@ -103,11 +103,10 @@ class Scanner:
         for offset, line in self._lines():  # line without its \n
             length = len(line) + 1
             obj = None
-            if line[:6] == b'{"c":"' and line[14:16] == b'",' and length > prefix_len + 1:
+            if line.startswith(b'{"c":"') and line[14:16] == b'",' and line[6:14] == b"%08x" % crc32(line[prefix_len:]):
                 try:
-                    if int(line[6:14], 16) == crc32(line[prefix_len:]):
-                        obj = loads(line)
-                except ValueError:  # bad hex digits, or JSON that does not parse
+                    obj = loads(line)
+                except ValueError:  # JSON that does not parse
                     obj = None
             if type(obj) is not dict:
                 self.problem = (offset, "checksum mismatch or malformed record")
