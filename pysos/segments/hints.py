@@ -67,21 +67,28 @@ def read(path: str, segment: str, segment_bytes: int) -> Hint | None:
 
 def decode(data: bytes, segment: str, segment_bytes: int) -> Hint | None:
     first_nl = data.find(b"\n")
+    view = memoryview(data)  # slices without copies: a hint can be tens of MB
     try:
-        header: Any = orjson.loads(data[:first_nl])
+        header: Any = orjson.loads(view[:first_nl])
         if (
             type(header) is not dict
             or header.get("version") != VERSION
             or header.get("segment") != segment
             or header.get("segment_bytes") != segment_bytes
-            or header.get("c") != "%08x" % zlib.crc32(memoryview(data)[first_nl + 1 :])
+            or header.get("c") != "%08x" % zlib.crc32(view[first_nl + 1 :])
         ):
             return None
-        keys, local_locations, tombstones = (
-            orjson.loads(line) for line in data[first_nl + 1 :].splitlines()
-        )
+        parts = []
+        start = first_nl + 1
+        for _ in range(3):
+            end = data.find(b"\n", start)
+            if end < 0:
+                return None
+            parts.append(orjson.loads(view[start:end]))
+            start = end + 1
+        keys, local_locations, tombstones = parts
     except (orjson.JSONDecodeError, ValueError):
         return None
-    if len(keys) != len(local_locations) or len(keys) != header.get("records"):
+    if start != len(data) or len(keys) != len(local_locations) or len(keys) != header.get("records"):
         return None
     return Hint(keys, local_locations, tombstones)
