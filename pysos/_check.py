@@ -176,6 +176,7 @@ def _repair_locked(directory: str) -> dict:
     try:
         current = manifest.read(directory)
         names, kind, generation = list(current.segments), current.kind, current.generation
+        first_free = current.next_number
     except (FileNotFoundError, CorruptionError, FormatError):
         names = sorted(
             (n for n in os.listdir(directory) if segment.segment_number(n) is not None),
@@ -183,7 +184,7 @@ def _repair_locked(directory: str) -> dict:
         )
         if not names:
             raise FormatError(f"{directory!r}: no MANIFEST and no segments: nothing to repair")
-        kind, generation = _guess_kind(directory, names), 0
+        kind, generation, first_free = _guess_kind(directory, names), 0, 1
         problems.append(_problem(
             manifest.NAME, None,
             "no readable MANIFEST: segments taken in the order of their numbers, a guess that can "
@@ -210,7 +211,7 @@ def _repair_locked(directory: str) -> dict:
                 state.pop(decode(key), None)
         if had_damage:
             damaged.append(name)
-    out_name, fd = segment.create_new(directory, _max_number(directory) + 1)
+    out_name, fd = segment.create_new(directory, max(first_free, _max_number(directory) + 1))
     try:
         body = b"".join(state.values())
         files.write_all_at(fd, body, 0)
@@ -224,7 +225,7 @@ def _repair_locked(directory: str) -> dict:
     hints.write(directory, out_name, len(body), hints.Hint(list(state), offsets, []), segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
-    new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),))
+    new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),), segment.segment_number(newest_name) + 1)
     set_aside = _set_aside(directory, damaged, generation)
     if os.path.exists(os.path.join(directory, manifest.NAME)) and generation == 0:
         set_aside += _set_aside(directory, [manifest.NAME], generation)

@@ -63,6 +63,11 @@ class Store:
         self._lock = threading.RLock()
         self._closed = True
         self._fds: dict[int, int] = {}        # segment number -> fd
+        # fds kept open beyond their segment's life: "manifest" -> the MANIFEST we read
+        # (pins its inode, see manifest.read_pinned), segment number -> a retired segment
+        # that a running snapshot iteration may still read (see pin_snapshot)
+        self._held: dict[Any, int] = {}
+        self._snapshots = 0
         self.index: dict[Any, int] = {}       # key -> packed location
         self._live_bytes = 0
         self._disk_bytes = 0
@@ -99,7 +104,7 @@ class Store:
                 self._writer_lock.release()
             raise
         self._closed = False
-        self._finalizer = weakref.finalize(self, _release, self._fds, self._writer_lock)
+        self._finalizer = weakref.finalize(self, _release, self._fds, self._writer_lock, self._held)
         if self.autocompact:
             from .compactor.background import BackgroundCompactor
 
@@ -137,9 +142,16 @@ class Store:
         self._on_reload()
 
     def _load_files(self, man: Manifest) -> None:
-        self._close_fds()
+        if self._snapshots:  # running iterations may still read the old files
+            for number, fd in self._fds.items():
+                self._held.setdefault(number, fd)
+            self._fds.clear()
+        else:
+            self._close_fds()
         self.index = {}
-        stamp = manifest.stamp(self.directory)
+        # ``man`` was read earlier: a stamp taken now may belong to a newer MANIFEST and
+        # hide it for good. Leave it unset: the next follow() reads the MANIFEST again.
+        stamp = None
         self._disk_bytes = 0
         newest = man.segments[-1]
         for name in man.segments:
@@ -251,8 +263,10 @@ class Store:
             try:
                 stamp = manifest.stamp(self.directory)
                 if stamp != self._manifest_stamp:
-                    self._adopt(manifest.read(self.directory), stamp)
-                elif files.size(self._fds[self._active]) > self._active_end:
+                    new, stamp, pin = manifest.read_pinned(self.directory)
+                    self._hold("manifest", pin)
+                    self._adopt(new, stamp)  # returns early if the segments are the same:
+                if files.size(self._fds[self._active]) > self._active_end:  # so look at the tail anyway
                     self._catch_up_tail()
                 return
             except FileNotFoundError:
@@ -311,7 +325,11 @@ class Store:
             else:  # only the writer appends; it adopted its own rotation already
                 raise CorruptionError(f"{self.directory}: a segment was appended by someone else")
         for number in retired:
-            files.close(self._fds.pop(number))
+            fd = self._fds.pop(number)
+            if self._snapshots:
+                self._hold(number, fd)
+            else:
+                files.close(fd)
         self._manifest = new
         self._manifest_stamp = stamp or manifest.stamp(self.directory)
         self._disk_bytes = sum(files.size(fd) for n, fd in self._fds.items() if n != self._active) + self._active_end
@@ -346,6 +364,8 @@ class Store:
         else:
             fd = self._fds.get(number)
             if fd is None:
+                fd = self._held.get(number)
+            if fd is None:
                 raise CorruptionError(f"{self.directory}: index points into a retired segment {number}")
             line = files.pread(fd, length, offset)
         obj = record.load(line) if len(line) == length else None
@@ -362,7 +382,8 @@ class Store:
     def read_snapshot(self, key: Any, location: int, missing: Any) -> Any:
         """Read a location taken earlier; if a compaction retired its segment since, read the
         key's current record instead (``missing`` if the key is gone)."""
-        if index.segment_of(location) not in self._fds:
+        number = index.segment_of(location)
+        if number not in self._fds and number not in self._held:
             location = self.index.get(key)
             if location is None:
                 return missing
@@ -456,8 +477,7 @@ class Store:
         with locks.FileLock(self.directory, locks.MANIFEST):
             current = manifest.read(self.directory)
             self._adopt(current)
-            numbers = [_number(n) for n in current.segments]
-            name, fd = segment.create_new(self.directory, max(numbers) + 1)
+            name, fd = segment.create_new(self.directory, current.next_number)
             self._fds[_number(name)] = fd
             new = current.rotated(self._active_end, name)
             try:
@@ -558,8 +578,26 @@ class Store:
             self._closed = True
             self._finalizer.detach()
             self._close_fds()
+            _close_all(self._held)
             if self._writer_lock is not None:
                 self._writer_lock.release()
+
+    def _hold(self, what: Any, fd: int) -> None:
+        old = self._held.pop(what, None)
+        if old is not None:
+            files.close(old)
+        self._held[what] = fd
+
+    def pin_snapshot(self) -> None:
+        """An iteration took a snapshot of locations: keep retired segments readable until
+        it ends (caller holds the lock; pair with :meth:`unpin_snapshot`)."""
+        self._snapshots += 1
+
+    def unpin_snapshot(self) -> None:
+        self._snapshots -= 1
+        if not self._snapshots:
+            for what in [w for w in self._held if w != "manifest"]:
+                files.close(self._held.pop(what))
 
     def _close_fds(self) -> None:
         for fd in self._fds.values():
@@ -624,14 +662,19 @@ def _number(name: str) -> int:
     return number
 
 
-def _release(fds: dict, writer_lock) -> None:
-    """Finalizer for a store that was never closed: give back fds and the writer lock."""
+def _close_all(fds: dict) -> None:
     for fd in list(fds.values()):
         try:
             os.close(fd)
         except OSError:
             pass
     fds.clear()
+
+
+def _release(fds: dict, writer_lock, held: dict) -> None:
+    """Finalizer for a store that was never closed: give back fds and the writer lock."""
+    _close_all(fds)
+    _close_all(held)
     if writer_lock is not None:
         writer_lock.release()
 

@@ -151,12 +151,17 @@ class Dict(Handle, MutableMapping):
             store.check_open()
             store.follow()
             snapshot = list(store.index.items())
-        for key, location in snapshot:
+            store.pin_snapshot()
+        try:
+            for key, location in snapshot:
+                with self._lock:
+                    store.check_open()
+                    value = store.read_snapshot(key, location, _MISSING)
+                if value is not _MISSING:
+                    yield key, value
+        finally:
             with self._lock:
-                store.check_open()
-                value = store.read_snapshot(key, location, _MISSING)
-            if value is not _MISSING:
-                yield key, value
+                store.unpin_snapshot()
 
 
 class _Items(ItemsView):

@@ -123,12 +123,17 @@ class List(Handle, MutableSequence):
         with self._lock:
             self._enter()
             snapshot = [(key, store.index[key]) for key in self._positions]
-        for key, location in snapshot:
+            store.pin_snapshot()
+        try:
+            for key, location in snapshot:
+                with self._lock:
+                    store.check_open()
+                    value = store.read_snapshot(key, location, _MISSING)
+                if value is not _MISSING:
+                    yield value
+        finally:
             with self._lock:
-                store.check_open()
-                value = store.read_snapshot(key, location, _MISSING)
-            if value is not _MISSING:
-                yield value
+                store.unpin_snapshot()
 
     def __reversed__(self) -> Iterator[Any]:
         return iter(list(self)[::-1])

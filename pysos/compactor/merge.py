@@ -233,7 +233,7 @@ def merge_run(
 
 
 def _next_number(current: Manifest) -> int:
-    return max(segment.segment_number(n) or 0 for n in current.segments) + 1
+    return current.next_number
 
 
 def _publish(directory: str, run: list[str], outputs: list[str], output_sizes: list[int]) -> Manifest:

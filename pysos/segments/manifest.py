@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from ..errors import CorruptionError, FormatError
-from . import files
+from . import files, segment
 
 NAME = "MANIFEST"
 FORMAT = "pysos"
@@ -34,6 +34,9 @@ class Manifest:
     generation: int
     segments: tuple[str, ...] = field(default_factory=tuple)
     sealed_sizes: tuple[int, ...] = field(default_factory=tuple)  # one per segment but the newest
+    # Segment numbers only grow: a number once named is never given to another file, so a
+    # process that knew the old file can never mistake a new one for it.
+    next_number: int = 1
 
     def size_of(self, name: str) -> int | None:
         """The recorded size of a sealed segment (None for the newest, which grows)."""
@@ -43,7 +46,11 @@ class Manifest:
     def rotated(self, sealed_size: int, new_segment: str) -> "Manifest":
         """The newest segment sealed at ``sealed_size`` bytes, ``new_segment`` the new newest."""
         return Manifest(
-            self.kind, self.generation + 1, self.segments + (new_segment,), self.sealed_sizes + (sealed_size,)
+            self.kind,
+            self.generation + 1,
+            self.segments + (new_segment,),
+            self.sealed_sizes + (sealed_size,),
+            _after(self.next_number, [new_segment]),
         )
 
     def replace_run(self, at: int, count: int, outputs: list[str], output_sizes: list[int]) -> "Manifest":
@@ -52,7 +59,13 @@ class Manifest:
             raise ValueError("only sealed segments can be replaced")
         segments = self.segments[:at] + tuple(outputs) + self.segments[at + count :]
         sizes = self.sealed_sizes[:at] + tuple(output_sizes) + self.sealed_sizes[at + count :]
-        return Manifest(self.kind, self.generation + 1, segments, sizes)
+        return Manifest(self.kind, self.generation + 1, segments, sizes, _after(self.next_number, outputs))
+
+
+def _after(next_number: int, names) -> int:
+    """The next free segment number once ``names`` are taken."""
+    numbers = [segment.segment_number(name) for name in names]
+    return max([next_number] + [n + 1 for n in numbers if n is not None])
 
 
 def _body(manifest: Manifest) -> dict:
@@ -60,6 +73,7 @@ def _body(manifest: Manifest) -> dict:
         "format": FORMAT,
         "generation": manifest.generation,
         "kind": manifest.kind,
+        "next_segment": manifest.next_number,
         "sealed_sizes": list(manifest.sealed_sizes),
         "segments": list(manifest.segments),
         "version": VERSION,
@@ -91,9 +105,10 @@ def decode(data: bytes, path: str) -> Manifest:
     if crc != _checksum(body):
         raise CorruptionError(f"{path}: MANIFEST checksum mismatch at byte 0")
     kind, generation, segments = body.get("kind"), body.get("generation"), body.get("segments")
-    sizes = body.get("sealed_sizes")
+    sizes, next_number = body.get("sealed_sizes"), body.get("next_segment")
     if (
-        kind not in KINDS
+        type(next_number) is not int
+        or kind not in KINDS
         or type(generation) is not int
         or type(segments) is not list
         or not segments
@@ -101,7 +116,7 @@ def decode(data: bytes, path: str) -> Manifest:
         or len(sizes) != len(segments) - 1
     ):
         raise CorruptionError(f"{path}: MANIFEST fields are malformed at byte 0")
-    return Manifest(kind, generation, tuple(segments), tuple(sizes))
+    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number)
 
 
 def read(directory: str) -> Manifest:
@@ -118,6 +133,25 @@ def is_current(directory: str, expected: Manifest) -> bool:
         return read(directory) == expected
     except Exception:
         return False
+
+
+def read_pinned(directory: str) -> tuple[Manifest, tuple[int, int, int], int]:
+    """The MANIFEST, its :func:`stamp`, and an open fd on it that the caller keeps.
+
+    The stamp comes from the very file that was read. While the fd is open the file's
+    inode cannot be reused by a later MANIFEST: without that, two MANIFESTs written in
+    one tick of a coarse file-system clock (4 ms on ext4) with the same size can share
+    (inode, mtime, size), and a reader would never notice the second one.
+    """
+    path = os.path.join(directory, NAME)
+    fd = os.open(path, os.O_RDONLY | files.O_BINARY)
+    try:
+        st = os.fstat(fd)
+        data = files.pread(fd, st.st_size, 0)  # a MANIFEST never changes once renamed in
+        return decode(data, path), (st.st_ino, st.st_mtime_ns, st.st_size), fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def write(directory: str, manifest: Manifest) -> None:

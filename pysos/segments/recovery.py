@@ -41,6 +41,8 @@ def check_not_foreign(directory: str) -> None:
         if not _is_ours(name):
             raise FormatError(f"{directory!r} is not a pysos store: it holds {name!r} and no MANIFEST")
         if segment.segment_number(name) is not None and os.path.getsize(os.path.join(directory, name)):
+            if os.path.exists(os.path.join(directory, manifest.NAME)):
+                return  # not lost: a writer created the store (MANIFEST first, then data) since we looked
             raise CorruptionError(
                 f"{directory!r}: segment {name!r} holds data but the MANIFEST is missing "
                 f"(at byte 0 of MANIFEST); run 'python -m pysos repair'"
@@ -83,7 +85,7 @@ def _create(directory: str, kind: str) -> Manifest:
     with locks.FileLock(directory, locks.MANIFEST):
         name, fd = segment.create_new(directory, 1)
         files.close(fd)
-        created = Manifest(kind, 1, (name,), ())
+        created = Manifest(kind, 1, (name,), (), segment.segment_number(name) + 1)
         manifest.write(directory, created)
     log.info("pysos: created a %s store in %s", kind, directory)
     return created

@@ -90,9 +90,19 @@ def test_manifest_without_sealed_sizes_is_corruption(tmp_path):
 
 def test_rotation_and_compaction_keep_sizes_in_step():
     """rotated() records the sealed size; replace_run() swaps sizes with their segments."""
-    m = Manifest("dict", 1, ("a.jsonl",), ()).rotated(100, "b.jsonl").rotated(200, "c.jsonl")
-    assert m.sealed_sizes == (100, 200) and m.size_of("c.jsonl") is None and m.generation == 3
-    merged = m.replace_run(0, 2, ["d.jsonl"], [150])
-    assert merged.segments == ("d.jsonl", "c.jsonl") and merged.sealed_sizes == (150,)
+    a, b, c, d = (f"seg-0000000{i}.jsonl" for i in (1, 2, 3, 4))
+    m = Manifest("dict", 1, (a,), (), 2).rotated(100, b).rotated(200, c)
+    assert m.sealed_sizes == (100, 200) and m.size_of(c) is None and m.generation == 3
+    merged = m.replace_run(0, 2, [d], [150])
+    assert merged.segments == (d, c) and merged.sealed_sizes == (150,)
     with pytest.raises(ValueError):
-        m.replace_run(1, 2, ["e.jsonl"], [1])
+        m.replace_run(1, 2, [d], [1])
+
+
+def test_segment_numbers_never_go_back():
+    """next_number only grows, even when a merge retires the highest-numbered segment."""
+    m = Manifest("dict", 1, ("seg-00000001.jsonl",), (), 2).rotated(10, "seg-00000002.jsonl")
+    m = m.rotated(10, "seg-00000003.jsonl")
+    emptied = m.replace_run(1, 1, [], [])  # a merge that kept nothing of seg 2
+    assert emptied.next_number == 4
+    assert m.replace_run(0, 2, ["seg-00000007.jsonl"], [5]).next_number == 8
