@@ -232,11 +232,7 @@ def _repair_locked(directory: str) -> dict:
     manifest.write(directory, new)
     for name in names:
         if name not in damaged:
-            for leftover in (name, segment.hint_name(name)):
-                try:
-                    files.unlink(os.path.join(directory, leftover))
-                except FileNotFoundError:
-                    pass
+            segment.delete_with_hint(directory, name)
     files.fsync_dir(directory)
     return {
         "generation": new.generation,

@@ -26,6 +26,7 @@ DURABILITIES = ("flush", "fsync")
 DEFAULT_SEGMENT_SIZE = 64 * 2**20
 _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
 _RELOAD_RETRIES = 20
+_GONE = object()
 # The location layout of segments/index.py, as module constants for the read and write paths.
 _SEGMENT_SHIFT, _OFFSET_MASK, _LENGTH_MASK = index.SEGMENT_SHIFT, index.OFFSET_MASK, index.LENGTH_MASK
 
@@ -388,6 +389,26 @@ class Store:
             if location is None:
                 return missing
         return self.read(key, location)
+
+    def iter_snapshot(self, take: Callable[[], list[tuple[Any, int]]]) -> Iterator[tuple[Any, Any]]:
+        """(key, value) for the (key, location) pairs ``take()`` returns, called under the lock
+        when the iteration starts: the values as of then, even if a compaction retires their
+        files meanwhile (the snapshot pins them)."""
+        with self._lock:
+            self.check_open()
+            self.follow()
+            snapshot = take()
+            self.pin_snapshot()
+        try:
+            for key, location in snapshot:
+                with self._lock:
+                    self.check_open()
+                    value = self.read_snapshot(key, location, _GONE)
+                if value is not _GONE:
+                    yield key, value
+        finally:
+            with self._lock:
+                self.unpin_snapshot()
 
     def get(self, key: Any) -> Any:
         """The value of ``key``; ``KeyError`` if absent. Caller holds the lock."""

@@ -146,22 +146,7 @@ class Dict(Handle, MutableMapping):
 
     def _snapshot_items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs as of the start: values are read lazily from their records."""
-        store = self._store
-        with self._lock:
-            store.check_open()
-            store.follow()
-            snapshot = list(store.index.items())
-            store.pin_snapshot()
-        try:
-            for key, location in snapshot:
-                with self._lock:
-                    store.check_open()
-                    value = store.read_snapshot(key, location, _MISSING)
-                if value is not _MISSING:
-                    yield key, value
-        finally:
-            with self._lock:
-                store.unpin_snapshot()
+        return self._store.iter_snapshot(lambda: list(self._store.index.items()))
 
 
 class _Items(ItemsView):

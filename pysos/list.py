@@ -16,9 +16,6 @@ from ._handle import Handle
 from ._positions import Position, Positions, as_tuple, between, sort_keys
 from .segments import record
 
-_MISSING = object()
-
-
 def _decode_position(key: Any) -> Position:
     return tuple(key) if type(key) is list else key
 
@@ -120,20 +117,8 @@ class List(Handle, MutableSequence):
     def __iter__(self) -> Iterator[Any]:
         """The items as of the start of the iteration."""
         store = self._store
-        with self._lock:
-            self._enter()
-            snapshot = [(key, store.index[key]) for key in self._positions]
-            store.pin_snapshot()
-        try:
-            for key, location in snapshot:
-                with self._lock:
-                    store.check_open()
-                    value = store.read_snapshot(key, location, _MISSING)
-                if value is not _MISSING:
-                    yield value
-        finally:
-            with self._lock:
-                store.unpin_snapshot()
+        snapshot = store.iter_snapshot(lambda: [(key, store.index[key]) for key in self._positions])
+        return (value for _, value in snapshot)
 
     def __reversed__(self) -> Iterator[Any]:
         return iter(list(self)[::-1])

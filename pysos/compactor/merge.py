@@ -131,11 +131,7 @@ class _OutputWriter:
             self._fd = None
             self.done.append(self.name)
         for name in self.done:
-            for leftover in (name, segment.hint_name(name)):
-                try:
-                    files.unlink(os.path.join(self.directory, leftover))
-                except FileNotFoundError:
-                    pass
+            segment.delete_with_hint(self.directory, name)
 
 
 def merge_run(
@@ -269,11 +265,7 @@ def _find_run(names: list[str], run: list[str]) -> int | None:
 
 def _delete(directory: str, names: Iterable[str]) -> None:
     for name in names:
-        for leftover in (name, segment.hint_name(name)):
-            try:
-                files.unlink(os.path.join(directory, leftover))
-            except FileNotFoundError:
-                pass
+        segment.delete_with_hint(directory, name)
     files.fsync_dir(directory)
 
 

@@ -40,6 +40,15 @@ def is_hint_name(name: str) -> bool:
     return _HINT_RE.match(name) is not None
 
 
+def delete_with_hint(directory: str, name: str) -> None:
+    """Remove a segment file and its hint file, whichever of them exist."""
+    for leftover in (name, hint_name(name)):
+        try:
+            files.unlink(os.path.join(directory, leftover))
+        except FileNotFoundError:
+            pass
+
+
 def create_new(directory: str, at_least: int) -> tuple[str, int]:
     """Create an empty segment whose number is ``>= at_least`` and not taken; return (name, fd).
 
