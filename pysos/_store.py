@@ -563,9 +563,6 @@ class Store:
         self._live_bytes = batch.live_bytes_before
         self._on_reload()
 
-    def in_batch(self) -> bool:
-        return self._batch is not None
-
     def after_commit(self, event: Callable[[], None]) -> None:
         """Run ``event`` now, or when the open batch commits (never if it is discarded)."""
         if self._batch is not None:

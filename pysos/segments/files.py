@@ -13,11 +13,6 @@ import os
 O_BINARY = getattr(os, "O_BINARY", 0)
 
 
-def open_append(path: str) -> int:
-    """Open (create if missing) a file for appending and reading; returns the fd."""
-    return os.open(path, os.O_RDWR | os.O_CREAT | O_BINARY, 0o644)
-
-
 def open_rw(path: str) -> int:
     """Open an existing file for reading and writing (never creates it)."""
     return os.open(path, os.O_RDWR | O_BINARY)

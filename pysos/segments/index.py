@@ -11,7 +11,6 @@ _OFFSET_SHIFT = 32  # fixed: hint files store offset << 32 | length
 LENGTH_MASK = _LENGTH_MASK = (1 << 32) - 1
 OFFSET_MASK = _OFFSET_MASK = (1 << 40) - 1
 
-MAX_RECORD = _LENGTH_MASK
 
 
 def pack(segment: int, offset: int, length: int) -> int:
@@ -25,10 +24,6 @@ def unpack(location: int) -> tuple[int, int, int]:
 
 def segment_of(location: int) -> int:
     return location >> _SEGMENT_SHIFT
-
-
-def offset_of(location: int) -> int:
-    return (location >> _OFFSET_SHIFT) & _OFFSET_MASK
 
 
 def length_of(location: int) -> int:

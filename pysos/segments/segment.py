@@ -107,7 +107,6 @@ class Scanner:
     def __iter__(self) -> Iterator[tuple[str, Any, int, int]]:
         # The hot loop of opening a store: record.verify and record.classify, inlined.
         batch: list[tuple[str, Any, int, int]] | None = None
-        batch_start = 0
         crc32, loads, prefix_len = zlib.crc32, orjson.loads, record.PREFIX_LEN
         for offset, line in self._lines():  # line without its \n
             length = len(line) + 1
@@ -136,7 +135,7 @@ class Scanner:
                 continue
             marker = obj.get("batch")
             if marker == "begin" and batch is None:
-                batch, batch_start = [], offset
+                batch = []
             elif marker == "end" and batch is not None and obj.get("n") == len(batch):
                 yield from batch
                 batch = None

@@ -128,7 +128,7 @@ def _count_calls(kill_at, only_thread_prefix=None):
 
     # every call that creates, writes, syncs, renames, deletes or closes; not the reads
     # (pread, size), which dominate and change nothing
-    for name in ("open_append", "open_rw", "open_read", "write", "pwrite", "fsync",
+    for name in ("open_rw", "open_read", "write", "pwrite", "fsync",
                  "fdatasync", "truncate", "close", "unlink", "replace", "fsync_dir"):
         setattr(files, name, wrap(getattr(files, name)))
     return state

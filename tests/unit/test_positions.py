@@ -54,3 +54,14 @@ def test_index_of_finds_keys_in_order():
     for i, key in enumerate(keys):
         assert positions.index_of(key) == i
     assert positions.index_of((0, 0, 9)) == 3
+
+
+def test_location_packing_round_trips():
+    """A location packs segment number, offset (40 bits) and length (32 bits) without loss."""
+    from pysos.segments import index
+
+    for segment, offset, length in [(1, 0, 18), (99999999, 2**40 - 1, 2**32 - 1), (7, 123456, 789)]:
+        location = index.pack(segment, offset, length)
+        assert index.unpack(location) == (segment, offset, length)
+        assert index.segment_of(location) == segment and index.length_of(location) == length
+        assert index.local_part(location) == (offset << 32) | length
