@@ -13,6 +13,16 @@ import os
 O_BINARY = getattr(os, "O_BINARY", 0)
 
 
+def create_exclusive(path: str) -> int:
+    """Create a new file for reading and writing; ``FileExistsError`` if the name is taken."""
+    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_BINARY, 0o644)
+
+
+def create_truncated(path: str) -> int:
+    """Create (or empty) a file for writing."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
+
+
 def open_rw(path: str) -> int:
     """Open an existing file for reading and writing (never creates it)."""
     return os.open(path, os.O_RDWR | O_BINARY)
@@ -108,7 +118,7 @@ def atomic_write(path: str, data: bytes) -> None:
     """
     directory = os.path.dirname(path) or "."
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
+    fd = create_truncated(tmp)
     try:
         try:
             write_all(fd, data)

@@ -47,7 +47,7 @@ def encode(segment: str, segment_bytes: int, hint: Hint) -> bytes:
 
 def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: str) -> None:
     """Write and fsync a hint file (not atomically: a torn hint fails its checksum)."""
-    fd = os.open(os.path.join(directory, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    fd = files.create_truncated(os.path.join(directory, name))
     try:
         files.write_all(fd, encode(segment, segment_bytes, hint))
         files.fsync(fd)

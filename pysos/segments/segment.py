@@ -59,7 +59,7 @@ def create_new(directory: str, at_least: int) -> tuple[str, int]:
     while True:
         name = segment_name(number)
         try:
-            fd = os.open(os.path.join(directory, name), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = files.create_exclusive(os.path.join(directory, name))
         except FileExistsError:
             number += 1
             continue
