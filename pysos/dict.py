@@ -117,9 +117,7 @@ class Dict(Handle, MutableMapping):
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
         """Like ``dict.update``, all or nothing: one bad key or value writes nothing."""
         self._store.check_writable()
-        if isinstance(other, Mapping):
-            pairs = [(key, other[key]) for key in other.keys()]
-        elif hasattr(other, "keys"):
+        if isinstance(other, Mapping) or hasattr(other, "keys"):
             pairs = [(key, other[key]) for key in other.keys()]
         else:
             pairs = [tuple(pair) for pair in other]
@@ -128,9 +126,15 @@ class Dict(Handle, MutableMapping):
                     raise ValueError(f"dictionary update sequence element has length {len(pair)}; 2 is required")
         pairs.extend(kwargs.items())
         lines = [record.encode_set(record.encode_key(k), record.encode_value(v)) for k, v in pairs]
-        with self._store.batch():
-            for (key, value), line in zip(pairs, lines):
-                self._write(key, line)
+        store = self._store
+        with store.batch():
+            if self._observers:
+                for (key, _), line in zip(pairs, lines):
+                    self._write(key, line)
+            else:  # the batch holds the lock and checked the store: write straight through
+                store.follow()
+                for (key, _), line in zip(pairs, lines):
+                    store.write(key, line, False)
 
     def clear(self) -> None:
         """Delete every key, as one atomic batch of tombstones."""
