@@ -659,7 +659,10 @@ class Store:
             "readonly": self.readonly,
             "durability": self.durability,
             "segment_size": self.segment_size,
-            "last_compaction": self.last_compaction,
+            "last_compaction": self.last_compaction,  # this handle's (compact() or its thread)
+            # every compaction of the store, by any process (from the MANIFEST):
+            "compactions": self._manifest.compactions[0],
+            "reclaimed_bytes_total": self._manifest.compactions[1],
         }
 
     def _path(self, name: str) -> str:

@@ -198,7 +198,7 @@ def merge_run(
             kept += 1
         writer.finish_segment()
         files.fsync_dir(directory)
-        published = _publish(directory, run, writer.done, writer.sizes)
+        published = _publish(directory, run, writer.done, writer.sizes, bytes_in - writer.bytes_out)
     except BaseException:
         # A failure after the MANIFEST was replaced (its directory fsync, say) must not
         # delete outputs the MANIFEST now names: only discard them if it does not.
@@ -232,7 +232,9 @@ def _next_number(current: Manifest) -> int:
     return current.next_number
 
 
-def _publish(directory: str, run: list[str], outputs: list[str], output_sizes: list[int]) -> Manifest:
+def _publish(
+    directory: str, run: list[str], outputs: list[str], output_sizes: list[int], reclaimed: int
+) -> Manifest:
     """Swap the run for the outputs in the MANIFEST (re-read: the writer may have rotated)."""
     with locks.FileLock(directory, locks.MANIFEST):
         latest = manifest.read(directory)
@@ -240,7 +242,7 @@ def _publish(directory: str, run: list[str], outputs: list[str], output_sizes: l
         at = _find_run(names, run)
         if at is None:
             raise CorruptionError(f"{directory}: the merged segments left the MANIFEST during the merge")
-        published = latest.replace_run(at, len(run), outputs, output_sizes)
+        published = latest.replace_run(at, len(run), outputs, output_sizes, reclaimed)
         manifest.write(directory, published)
     return published
 

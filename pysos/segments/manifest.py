@@ -37,6 +37,9 @@ class Manifest:
     # Segment numbers only grow: a number once named is never given to another file, so a
     # process that knew the old file can never mistake a new one for it.
     next_number: int = 1
+    # (compactions so far, bytes they reclaimed in all, bytes the last one reclaimed): so
+    # every process's stats() sees compactions that another process (the daemon) made.
+    compactions: tuple[int, int, int] = (0, 0, 0)
 
     def size_of(self, name: str) -> int | None:
         """The recorded size of a sealed segment (None for the newest, which grows)."""
@@ -51,15 +54,26 @@ class Manifest:
             self.segments + (new_segment,),
             self.sealed_sizes + (sealed_size,),
             _after(self.next_number, [new_segment]),
+            self.compactions,
         )
 
-    def replace_run(self, at: int, count: int, outputs: list[str], output_sizes: list[int]) -> "Manifest":
+    def replace_run(
+        self, at: int, count: int, outputs: list[str], output_sizes: list[int], reclaimed: int = 0
+    ) -> "Manifest":
         """Sealed segments ``[at, at + count)`` replaced by a compaction's outputs."""
         if at + count >= len(self.segments):
             raise ValueError("only sealed segments can be replaced")
         segments = self.segments[:at] + tuple(outputs) + self.segments[at + count :]
         sizes = self.sealed_sizes[:at] + tuple(output_sizes) + self.sealed_sizes[at + count :]
-        return Manifest(self.kind, self.generation + 1, segments, sizes, _after(self.next_number, outputs))
+        done, total, _ = self.compactions
+        return Manifest(
+            self.kind,
+            self.generation + 1,
+            segments,
+            sizes,
+            _after(self.next_number, outputs),
+            (done + 1, total + reclaimed, reclaimed),
+        )
 
 
 def _after(next_number: int, names) -> int:
@@ -69,7 +83,9 @@ def _after(next_number: int, names) -> int:
 
 
 def _body(manifest: Manifest) -> dict:
+    done, total, last = manifest.compactions
     return {
+        "compactions": {"count": done, "last_reclaimed_bytes": last, "reclaimed_bytes": total},
         "format": FORMAT,
         "generation": manifest.generation,
         "kind": manifest.kind,
@@ -106,7 +122,15 @@ def decode(data: bytes, path: str) -> Manifest:
         raise CorruptionError(f"{path}: MANIFEST checksum mismatch at byte 0")
     kind, generation, segments = body.get("kind"), body.get("generation"), body.get("segments")
     sizes, next_number = body.get("sealed_sizes"), body.get("next_segment")
+    compactions = body.get("compactions")
+    try:
+        counts = tuple(compactions[k] for k in ("count", "reclaimed_bytes", "last_reclaimed_bytes"))
+    except (TypeError, KeyError):
+        counts = None
     if (
+        counts is None
+        or not all(type(n) is int for n in counts)
+        or 
         type(next_number) is not int
         or kind not in KINDS
         or type(generation) is not int
@@ -116,7 +140,7 @@ def decode(data: bytes, path: str) -> Manifest:
         or len(sizes) != len(segments) - 1
     ):
         raise CorruptionError(f"{path}: MANIFEST fields are malformed at byte 0")
-    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number)
+    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts)
 
 
 def read(directory: str) -> Manifest:
