@@ -1,15 +1,11 @@
 """pysos.Dict behaves like a plain dict, step by step, across reopens, rotations,
 compactions and batches (hypothesis stateful test against a model dict)."""
 
-import shutil
-import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
     invariant,
     precondition,
     rule,
@@ -17,6 +13,7 @@ from hypothesis.stateful import (
 )
 
 import pysos
+from store_machine import StoreMachine
 from strategies import dict_keys, json_values, same_json
 
 MISSING = object()
@@ -26,35 +23,16 @@ class Abort(Exception):
     """Raised inside a batch to make it roll back."""
 
 
-class DictModel(RuleBasedStateMachine):
+class DictModel(StoreMachine):
     """A pysos.Dict driven side by side with a dict."""
 
-    durability = "flush"
+    store_class = pysos.Dict
 
-    def __init__(self):
-        super().__init__()
-        self.tmp = tempfile.mkdtemp(prefix="pysos-dict-model-")
-        self.path = self.tmp + "/store"
-        self.model = {}
-        self.store = None
-        self.reader = None
+    def new_model(self):
+        return {}
 
-    def _open(self):
-        self.store = pysos.Dict(self.path, durability=self.durability,
-                                segment_size=self.segment_size)
-
-    @initialize(segment_size=st.sampled_from([256, 256, 4096, 64 * 2**20]))
-    def open_store(self, segment_size):
-        self.segment_size = segment_size
-        self._open()
-        self.reader = pysos.Dict(self.path, readonly=True)
-
-    def teardown(self):
-        if self.store is not None:
-            self.store.close()
-        if self.reader is not None:
-            self.reader.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    def reader_contents(self):
+        return dict(self.reader.items())
 
     def _some_key(self, data):
         """A key that is in the model when there is one (half the time), else any key."""
@@ -139,24 +117,6 @@ class DictModel(RuleBasedStateMachine):
             return
         self.store.clear()
         self.model.clear()
-
-    @rule()
-    def reader_agrees(self):
-        """A readonly handle opened at the start sees every write that has returned."""
-        assert len(self.reader) == len(self.model)
-        assert dict(self.reader.items()) == self.model
-
-    @rule()
-    def reopen(self):
-        self.store.close()
-        self.store = None
-        self._open()
-
-    @rule()
-    def compact(self):
-        result = self.store.compact()
-        assert isinstance(result, dict)
-        assert result["reclaimed_bytes"] >= 0
 
     @rule(ops=st.lists(st.tuples(st.booleans(), dict_keys, json_values), min_size=1, max_size=8))
     def batch(self, ops):

@@ -2,15 +2,11 @@
 compactions and batches (hypothesis stateful test against a model list)."""
 
 import json
-import shutil
-import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
-    initialize,
     invariant,
     precondition,
     rule,
@@ -18,6 +14,7 @@ from hypothesis.stateful import (
 )
 
 import pysos
+from store_machine import StoreMachine
 from strategies import json_values, same_json
 
 
@@ -42,35 +39,16 @@ def outcome(fn):
         return ("raise", type(exc))
 
 
-class ListModel(RuleBasedStateMachine):
+class ListModel(StoreMachine):
     """A pysos.List driven side by side with a list."""
 
-    durability = "flush"
+    store_class = pysos.List
 
-    def __init__(self):
-        super().__init__()
-        self.tmp = tempfile.mkdtemp(prefix="pysos-list-model-")
-        self.path = self.tmp + "/store"
-        self.model = []
-        self.store = None
-        self.reader = None
+    def new_model(self):
+        return []
 
-    def _open(self):
-        self.store = pysos.List(self.path, durability=self.durability,
-                                segment_size=self.segment_size)
-
-    @initialize(segment_size=st.sampled_from([256, 256, 4096, 64 * 2**20]))
-    def open_store(self, segment_size):
-        self.segment_size = segment_size
-        self._open()
-        self.reader = pysos.List(self.path, readonly=True)
-
-    def teardown(self):
-        if self.store is not None:
-            self.store.close()
-        if self.reader is not None:
-            self.reader.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+    def reader_contents(self):
+        return list(self.reader)
 
     def both(self, fn, compare_result=True):
         """Apply fn to the model and the store: same result, or the same exception type."""
@@ -210,23 +188,6 @@ class ListModel(RuleBasedStateMachine):
         if roll != 7:  # rare: a clear wipes the state the other rules work on
             return
         self.both(lambda l: l.clear())
-
-    @rule()
-    def reader_agrees(self):
-        """A readonly handle opened at the start sees every write that has returned."""
-        assert len(self.reader) == len(self.model)
-        assert list(self.reader) == self.model
-
-    @rule()
-    def reopen(self):
-        self.store.close()
-        self.store = None
-        self._open()
-
-    @rule()
-    def compact(self):
-        result = self.store.compact()
-        assert result["reclaimed_bytes"] >= 0
 
     @rule(data=st.data(), n_ops=st.integers(1, 6))
     def batch(self, data, n_ops):
