@@ -5,6 +5,7 @@ reopen, compact, teardown."""
 import shutil
 import tempfile
 
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
@@ -62,3 +63,9 @@ class StoreMachine(RuleBasedStateMachine):
         result = self.store.compact()
         assert isinstance(result, dict)
         assert result["reclaimed_bytes"] >= 0
+
+
+_COMMON = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+# The run lengths both model tests use: a longer one in "flush" mode, a shorter one with fsync.
+FLUSH_RUN = settings(max_examples=30, stateful_step_count=35, **_COMMON)
+FSYNC_RUN = settings(max_examples=8, stateful_step_count=25, **_COMMON)

@@ -3,7 +3,6 @@ compactions and batches (hypothesis stateful test against a model dict)."""
 
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     invariant,
@@ -13,7 +12,7 @@ from hypothesis.stateful import (
 )
 
 import pysos
-from store_machine import StoreMachine
+from store_machine import FLUSH_RUN, FSYNC_RUN, StoreMachine
 from strategies import dict_keys, json_values, same_json
 
 MISSING = object()
@@ -160,16 +159,13 @@ class FsyncDictModel(DictModel):
     durability = "fsync"
 
 
-COMMON = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-
-
 def test_dict_matches_model_flush():
     """A Dict with durability="flush" matches a dict after every step (incl. reopen, rotation, compact, batch)."""
     run_state_machine_as_test(
-        DictModel, settings=settings(max_examples=30, stateful_step_count=35, **COMMON))
+        DictModel, settings=FLUSH_RUN)
 
 
 def test_dict_matches_model_fsync():
     """A Dict with durability="fsync" matches a dict after every step (shorter run)."""
     run_state_machine_as_test(
-        FsyncDictModel, settings=settings(max_examples=8, stateful_step_count=25, **COMMON))
+        FsyncDictModel, settings=FSYNC_RUN)

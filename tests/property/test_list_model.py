@@ -4,7 +4,6 @@ compactions and batches (hypothesis stateful test against a model list)."""
 import json
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     invariant,
@@ -14,7 +13,7 @@ from hypothesis.stateful import (
 )
 
 import pysos
-from store_machine import StoreMachine
+from store_machine import FLUSH_RUN, FSYNC_RUN, StoreMachine
 from strategies import json_values, same_json
 
 
@@ -241,16 +240,13 @@ class FsyncListModel(ListModel):
     durability = "fsync"
 
 
-COMMON = dict(deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-
-
 def test_list_matches_model_flush():
     """A List with durability="flush" matches a list after every step (incl. reopen, rotation, compact, batch)."""
     run_state_machine_as_test(
-        ListModel, settings=settings(max_examples=30, stateful_step_count=35, **COMMON))
+        ListModel, settings=FLUSH_RUN)
 
 
 def test_list_matches_model_fsync():
     """A List with durability="fsync" matches a list after every step (shorter run)."""
     run_state_machine_as_test(
-        FsyncListModel, settings=settings(max_examples=8, stateful_step_count=25, **COMMON))
+        FsyncListModel, settings=FSYNC_RUN)
