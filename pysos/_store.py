@@ -12,8 +12,11 @@ import os
 import threading
 import time
 import weakref
+import zlib
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
+
+import orjson
 
 from . import errors
 from .errors import CorruptionError, FormatError, ReadOnlyError
@@ -29,6 +32,7 @@ _RELOAD_RETRIES = 20
 _GONE = object()
 # The location layout of segments/index.py, as module constants for the read and write paths.
 _SEGMENT_SHIFT, _OFFSET_MASK, _LENGTH_MASK = index.SEGMENT_SHIFT, index.OFFSET_MASK, index.LENGTH_MASK
+_crc32, _loads = zlib.crc32, orjson.loads
 
 
 class Store:
@@ -77,8 +81,10 @@ class Store:
         self._on_reload: Callable[[], None] = lambda: None
         self._on_keys_changed: Callable[[list, list], None] = lambda added, removed: None
         self.last_compaction: dict | None = None
-        self._next_swap_check = 0.0
-        self._last_refresh = 0.0
+        # monotonic time from which the next operation must call enter() (follow the files,
+        # and check open/readonly): 0 = every operation (readers' default), +1 s for a
+        # writer (looking for an outside compaction), -inf once closed (so enter() raises).
+        self._due = 0.0
         self._compactor = None
 
         if os.path.exists(self.directory) and not os.path.isdir(self.directory):
@@ -244,17 +250,30 @@ class Store:
 
     # --- following other processes ------------------------------------------------------
 
+    def enter(self, write: bool = False) -> None:
+        """What every operation does first (caller holds the lock): refuse a closed store
+        (and a write on a reader), then :meth:`follow` the files.
+
+        Hot paths call it only when ``time.monotonic() >= self._due`` (and writes also when
+        ``self.readonly``): a writer follows once a second, a reader by its refresh_interval.
+        """
+        if self._closed:
+            raise ValueError("I/O operation on closed pysos store")
+        if write and self.readonly:
+            raise ReadOnlyError(f"pysos store {self.directory!r} was opened read-only")
+        self.follow()
+
     def follow(self, force: bool = False) -> None:
         """Bring the index up to date with the files (readers: the writer's latest changes)."""
         if self.readonly:
-            if not force and self.refresh_interval:
+            if self.refresh_interval:
                 now = time.monotonic()
-                if now - self._last_refresh < self.refresh_interval:
+                if not force and now < self._due:
                     return
-                self._last_refresh = now
+                self._due = now + self.refresh_interval
             self._follow_reader()
-        elif force or time.monotonic() >= self._next_swap_check:
-            self._next_swap_check = time.monotonic() + _CHECK_EXTERNAL_SWAP_EVERY
+        elif force or time.monotonic() >= self._due:
+            self._due = time.monotonic() + _CHECK_EXTERNAL_SWAP_EVERY
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
@@ -368,29 +387,45 @@ class Store:
     # --- reading ---------------------------------------------------------------------
 
     def read(self, key: Any, location: int) -> Any:
-        """The value of the record at ``location``, checked against its checksum and ``key``."""
+        """The value of the record at ``location``, checked against its checksum and ``key``.
+
+        The hot path of every read: one ``pread``, the CRC of the line compared with its
+        8 hex digits, one ``orjson.loads``. See :func:`record.load` for the checks spelled out.
+        """
         number, offset, length = location >> _SEGMENT_SHIFT, (location >> 32) & _OFFSET_MASK, location & _LENGTH_MASK
-        batch = self._batch
-        if batch is not None and number == self._active and offset >= self._active_end:
+        if self._batch is not None and number == self._active and offset >= self._active_end:
             start = offset - self._active_end
-            line = bytes(batch.pending[start : start + length])
+            line = bytes(self._batch.pending[start : start + length])
         else:
             fd = self._fds.get(number)
             if fd is None:
-                fd = self._held.get(number)
-            if fd is None:
-                raise CorruptionError(f"{self.directory}: index points into a retired segment {number}")
+                fd = self._held_segment(number)
             line = files.pread(fd, length, offset)
-        obj = record.load(line) if len(line) == length else None
-        if obj is None:
-            reason = "short read" if len(line) != length else "checksum mismatch or malformed record"
-            raise CorruptionError(f"{self._path(segment.segment_name(number))}: {reason} at byte {offset}")
-        stored_key = obj.get("k")
-        if "v" not in obj or (stored_key != key and self._decode_key(stored_key) != key):
-            raise CorruptionError(
-                f"{self._path(segment.segment_name(number))}: record at byte {offset} is not the value of {key!r}"
-            )
-        return obj["v"]
+        try:
+            # int() of the digits is cheaper than formatting the CRC; a garbled prefix that
+            # still parses to the same number leaves the checked bytes (the record) intact
+            if int(line[6:14], 16) == _crc32(line[16:-1]) and len(line) == length:
+                obj = _loads(line)
+                stored_key = obj["k"]
+                if stored_key == key or self._decode_key(stored_key) == key:
+                    return obj["v"]
+        except (ValueError, KeyError, TypeError):  # unparsable digits or JSON, not a set record
+            pass
+        raise self._bad_record(line, key, number, offset, length)
+
+    def _held_segment(self, number: int) -> int:
+        fd = self._held.get(number)
+        if fd is None:
+            raise CorruptionError(f"{self.directory}: index points into a retired segment {number}")
+        return fd
+
+    def _bad_record(self, line: bytes, key: Any, number: int, offset: int, length: int) -> CorruptionError:
+        where = self._path(segment.segment_name(number))
+        if len(line) != length:
+            return CorruptionError(f"{where}: short read at byte {offset}")
+        if record.load(line) is None:
+            return CorruptionError(f"{where}: checksum mismatch or malformed record at byte {offset}")
+        return CorruptionError(f"{where}: record at byte {offset} is not the value of {key!r}")
 
     def read_snapshot(self, key: Any, location: int, missing: Any) -> Any:
         """Read a location taken earlier; if a compaction retired its segment since, read the
@@ -440,30 +475,53 @@ class Store:
     def write(self, key: Any, line: bytes, delete: bool) -> None:
         """Append one record (or add it to the open batch) and point the index at it.
 
-        The hot path of every change: kept to one ``pwrite`` and a few dict operations.
+        The hot path of every change: one ``pwrite`` and a few dict operations (this is
+        :meth:`_append` spelled out, a call less). The caller holds the lock and has checked
+        the store is open and writable (see :meth:`enter`).
         """
-        batch = self._batch
-        length = len(line)
+        if self._batch is not None:
+            self._write_in_batch(key, line, delete)
+            return
+        if self._dirty_tail:
+            self._cut_dirty_tail()
+        fd, end, length = self._fds[self._active], self._active_end, len(line)
+        try:
+            written = files.pwrite(fd, line, end)
+            if written != length:  # a short write (rare): finish it, still before returning
+                files.write_all_at(fd, memoryview(line)[written:], end + written)
+            if self._fsync_each_write:
+                files.fdatasync(fd)
+        except BaseException:
+            self._cut_back(fd, end)
+            raise
+        self._active_end = end + length
+        self._disk_bytes += length
         idx = self.index
         old = idx.get(key)
-        if batch is None:
-            location = (self._active << _SEGMENT_SHIFT) | (self._active_end << 32) | length
-            self._append(line)
-        else:
-            location = index.pack(self._active, self._active_end + len(batch.pending), length)
-            batch.add(key, old, line)
-        if self._live_bytes is not None:
-            if old is not None:
-                self._live_bytes -= old & _LENGTH_MASK
-            if not delete:
-                self._live_bytes += length
         if delete:
             if old is not None:
                 del idx[key]
         else:
-            idx[key] = location
-        if batch is None and self._active_end >= self.segment_size:
+            idx[key] = (self._active << _SEGMENT_SHIFT) | (end << 32) | length
+        # (a writer always knows its live bytes; only readers let them go stale: None)
+        self._live_bytes += (0 if delete else length) - (0 if old is None else old & _LENGTH_MASK)
+        if end + length >= self.segment_size:
             self._rotate_or_retry_later()
+
+    def _write_in_batch(self, key: Any, line: bytes, delete: bool) -> None:
+        """Add a record to the open batch; the index points into its pending bytes (see
+        :meth:`read`) until the commit writes them, and is rolled back if it is discarded."""
+        batch = self._batch
+        idx = self.index
+        old = idx.get(key)
+        length = len(line)
+        if delete:
+            if old is not None:
+                del idx[key]
+        else:
+            idx[key] = index.pack(self._active, self._active_end + len(batch.pending), length)
+        batch.add(key, old, line)
+        self._live_bytes += (0 if delete else length) - (0 if old is None else old & _LENGTH_MASK)
 
     def _rotate_or_retry_later(self) -> None:
         """Rotate after a write that is already done: a failure here must not make the
@@ -483,18 +541,24 @@ class Store:
             self._cut_dirty_tail()
         fd, end = self._fds[self._active], self._active_end
         try:
-            files.write_all_at(fd, data, end)
+            written = files.pwrite(fd, data, end)
+            if written != len(data):  # a short write (rare): finish it, still before returning
+                files.write_all_at(fd, memoryview(data)[written:], end + written)
             if self._fsync_each_write:
                 files.fdatasync(fd)
         except BaseException:
-            try:
-                files.truncate(fd, end)
-            except OSError:
-                self._dirty_tail = True  # cut before anything else is written or sealed
-                log.exception("pysos: could not cut back a failed write in %s", self.directory)
+            self._cut_back(fd, end)
             raise
         self._active_end = end + len(data)
         self._disk_bytes += len(data)
+
+    def _cut_back(self, fd: int, end: int) -> None:
+        """After a failed write: cut the segment back to ``end``, or remember to."""
+        try:
+            files.truncate(fd, end)
+        except OSError:
+            self._dirty_tail = True  # cut before anything else is written or sealed
+            log.exception("pysos: could not cut back a failed write in %s", self.directory)
 
     _dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
 
@@ -606,6 +670,7 @@ class Store:
             if not self.readonly and self._fsync_each_write:
                 files.fsync(self._fds[self._active])
             self._closed = True
+            self._due = float("-inf")  # every operation now calls enter(), which refuses
             self._finalizer.detach()
             self._close_fds()
             _close_all(self._held)

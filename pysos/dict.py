@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
+from time import monotonic
 from typing import Any
 
 from ._handle import Handle
@@ -16,34 +17,45 @@ class Dict(Handle, MutableMapping):
 
     _kind = "dict"
 
+    # The hot paths take the lock with acquire()/release() rather than ``with``: half the
+    # cost (~0.1 us of a ~2.5 us read), and the same safety with try/finally.
+
     def __getitem__(self, key: Any) -> Any:
-        store = self._store
-        with self._lock:
-            store.check_open()
-            store.follow()
+        store, lock = self._store, self._lock
+        lock.acquire()
+        try:
+            if monotonic() >= store._due:  # most calls skip it: see Store.enter
+                store.enter()
             return store.read(key, store.index[key])
+        finally:
+            lock.release()
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self._write(key, record.encode_set(record.encode_key(key), record.encode_value(value)))
-
-    def _write(self, key: Any, line: bytes) -> None:
-        store = self._store
-        with self._lock:
-            store.check_writable()
-            store.follow()
+        line = record.encode_item(key, value)  # bad input raises here, before anything changes
+        store, lock = self._store, self._lock
+        lock.acquire()
+        try:
+            if store.readonly or monotonic() >= store._due:
+                store.enter(write=True)
             if self._observers:
-                old = self.get(key)
-                store.write(key, line, False)
-                new = store.get(key)
-                store.after_commit(lambda: self._notify(key, new, old))
+                self._write_observed(key, line)
             else:
                 store.write(key, line, False)
+        finally:
+            lock.release()
+
+    def _write_observed(self, key: Any, line: bytes) -> None:
+        store = self._store
+        old = self.get(key)
+        store.write(key, line, False)
+        new = store.get(key)
+        store.after_commit(lambda: self._notify(key, new, old))
 
     def __delitem__(self, key: Any) -> None:
         store = self._store
         with self._lock:
-            store.check_writable()
-            store.follow()
+            if store.readonly or monotonic() >= store._due:
+                store.enter(write=True)
             if key not in store.index:
                 raise KeyError(key)
             old = store.get(key) if self._observers else None
@@ -54,31 +66,30 @@ class Dict(Handle, MutableMapping):
     def __len__(self) -> int:
         store = self._store
         with self._lock:
-            store.check_open()
-            store.follow()
+            if monotonic() >= store._due:
+                store.enter()
             return len(store.index)
 
     def __iter__(self) -> Iterator[Any]:
         """The keys as of the start of the iteration (changes meanwhile do not disturb it)."""
         store = self._store
         with self._lock:
-            store.check_open()
-            store.follow()
+            store.enter()
             keys = list(store.index)
         return iter(keys)
 
     def __contains__(self, key: object) -> bool:
         store = self._store
         with self._lock:
-            store.check_open()
-            store.follow()
+            if monotonic() >= store._due:
+                store.enter()
             return key in store.index
 
     def get(self, key: Any, default: Any = None) -> Any:
         store = self._store
         with self._lock:
-            store.check_open()
-            store.follow()
+            if monotonic() >= store._due:
+                store.enter()
             location = store.index.get(key)
             return default if location is None else store.read(key, location)
 
@@ -97,8 +108,7 @@ class Dict(Handle, MutableMapping):
         """Remove and return the most recently added (key, value) pair, like ``dict``."""
         store = self._store
         with self._lock:
-            store.check_writable()
-            store.follow()
+            store.enter(write=True)
             if not store.index:
                 raise KeyError("popitem(): pysos Dict is empty")
             key = next(reversed(store.index))
@@ -128,11 +138,11 @@ class Dict(Handle, MutableMapping):
         lines = [record.encode_set(record.encode_key(k), record.encode_value(v)) for k, v in pairs]
         store = self._store
         with store.batch():
+            store.enter(write=True)
             if self._observers:
                 for (key, _), line in zip(pairs, lines):
-                    self._write(key, line)
-            else:  # the batch holds the lock and checked the store: write straight through
-                store.follow()
+                    self._write_observed(key, line)
+            else:
                 for (key, _), line in zip(pairs, lines):
                     store.write(key, line, False)
 

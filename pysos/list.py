@@ -7,6 +7,7 @@ order lives in memory beside the index and is rebuilt by sorting the keys on ope
 from __future__ import annotations
 
 import operator
+from time import monotonic
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from typing import Any
 
@@ -58,11 +59,8 @@ class List(Handle, MutableSequence):
 
     def _enter(self, write: bool = False) -> None:
         store = self._store
-        if write:
-            store.check_writable()
-        else:
-            store.check_open()
-        store.follow()
+        if (write and store.readonly) or monotonic() >= store._due:  # see Store.enter
+            store.enter(write)
 
     def _normalize(self, i: Any) -> int:
         i = operator.index(i)

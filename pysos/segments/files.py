@@ -45,9 +45,11 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def pwrite(fd: int, data: bytes | memoryview, offset: int) -> int:
-    """One ``os.pwrite``; may write fewer bytes than asked (callers use :func:`write_all_at`)."""
-    return os.pwrite(fd, data, offset)
+# One ``os.pwrite``, which may write fewer bytes than asked (see :func:`write_all_at`), and
+# one ``os.pread``. Plain aliases, not wrappers: they are on the path of every write and
+# read, where a Python call costs as much as the checks. Tests still replace them here.
+pwrite = os.pwrite
+pread = os.pread
 
 
 def write_all_at(fd: int, data: bytes, offset: int) -> None:
@@ -67,10 +69,6 @@ def write_all_at(fd: int, data: bytes, offset: int) -> None:
         written = pwrite(fd, view, offset)
         view = view[written:]
         offset += written
-
-
-def pread(fd: int, length: int, offset: int) -> bytes:
-    return os.pread(fd, length, offset)
 
 
 def fsync(fd: int) -> None:

@@ -44,6 +44,36 @@ def encode_set(key_json: bytes, value_json: bytes) -> bytes:
     return _frame(b'"k":%b,"v":%b}' % (key_json, value_json))
 
 
+def encode_item(key: Any, value: Any) -> bytes:
+    """The record line of ``key -> value`` for a Dict: :func:`encode_set` of :func:`encode_key`
+    and :func:`encode_value`, with the same checks and errors, in one ``orjson`` call.
+
+    The write path's encoder: ``{"k":key,"v":value}`` comes out of orjson as the very body
+    the checksum covers (after its ``{``), so the common case is one dumps, one CRC and one
+    format, plus the round-trip check for containers (see :func:`encode_value`).
+    """
+    kind = type(value)
+    try:
+        if type(key) is not str:
+            encode_key(key)  # the key rules (types, NaN) beyond what orjson checks
+        data = orjson.dumps({"k": key, "v": value})
+        if not (kind is str or kind is int or kind is bool or value is None):
+            if kind is float:
+                if not math.isfinite(value):
+                    raise _Unstorable
+            elif orjson.loads(data)["v"] != value:
+                raise _Unstorable
+    except (TypeError, _Unstorable):
+        # Let the one-part encoders name what is wrong, in the words they always use.
+        return encode_set(encode_key(key), encode_value(value))
+    body = data[1:]
+    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+
+
+class _Unstorable(Exception):
+    """The value would not read back equal: encode_value says why (or accepts a tuple)."""
+
+
 def encode_delete(key_json: bytes) -> bytes:
     return _frame(b'"k":%b,"d":1}' % key_json)
 

@@ -287,14 +287,14 @@ def _die_in_the_middle_of_the_next_write():
     import signal
     from pysos.segments import files
 
-    real = files.write_all_at
+    real = files.pwrite
 
     def torn(fd, data, offset):
         real(fd, data[: len(data) // 2], offset)
         time.sleep(0.3)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    files.write_all_at = torn
+    files.pwrite = torn
 
 
 def check_batches(pairs) -> Counter:
