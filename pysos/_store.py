@@ -519,8 +519,10 @@ class Store:
             if old is not None:
                 del idx[key]
         else:
-            idx[key] = index.pack(self._active, self._active_end + len(batch.pending), length)
-        batch.add(key, old, line)
+            idx[key] = (self._active << _SEGMENT_SHIFT) | ((self._active_end + len(batch.pending)) << 32) | length
+        batch.pending += line
+        batch.count += 1
+        batch.undo.append((key, old))
         self._live_bytes += (0 if delete else length) - (0 if old is None else old & _LENGTH_MASK)
 
     def _rotate_or_retry_later(self) -> None:
@@ -747,10 +749,6 @@ class _Batch:
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes
 
-    def add(self, key: Any, old_location: int | None, line: bytes) -> None:
-        self.pending += line
-        self.count += 1
-        self.undo.append((key, old_location))
 
 
 def _number(name: str) -> int:

@@ -52,16 +52,21 @@ class Dict(Handle, MutableMapping):
         store.after_commit(lambda: self._notify(key, new, old))
 
     def __delitem__(self, key: Any) -> None:
-        store = self._store
-        with self._lock:
+        store, lock = self._store, self._lock
+        lock.acquire()
+        try:
             if store.readonly or monotonic() >= store._due:
                 store.enter(write=True)
             if key not in store.index:
                 raise KeyError(key)
-            old = store.get(key) if self._observers else None
-            store.write(key, record.encode_delete(record.encode_key(key)), delete=True)
             if self._observers:
+                old = store.get(key)
+                store.write(key, record.encode_delete(record.encode_key(key)), delete=True)
                 store.after_commit(lambda: self._notify(key, None, old))
+            else:
+                store.write(key, record.encode_tombstone(key), delete=True)
+        finally:
+            lock.release()
 
     def __len__(self) -> int:
         store = self._store

@@ -78,6 +78,12 @@ def encode_delete(key_json: bytes) -> bytes:
     return _frame(b'"k":%b,"d":1}' % key_json)
 
 
+def encode_tombstone(key: Any) -> bytes:
+    """:func:`encode_delete` of a key already in the index (so already a valid key)."""
+    body = b'"k":%b,"d":1}' % orjson.dumps(key)
+    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+
+
 BATCH_BEGIN_LINE = _frame(b'"batch":"begin"}')
 
 
