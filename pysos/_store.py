@@ -8,6 +8,7 @@ index lives here; the collection classes only speak in keys and values.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import threading
 import time
@@ -30,6 +31,9 @@ DEFAULT_SEGMENT_SIZE = 64 * 2**20
 _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
 _RELOAD_RETRIES = 20
 _GONE = object()
+# The writer maps its newest segment again once this many written bytes lie beyond the
+# map; reads of the newest bytes meanwhile use pread (see Store._read_unmapped).
+_REMAP_AFTER = 1 << 20
 # The location layout of segments/index.py, as module constants for the read and write paths.
 _SEGMENT_SHIFT, _OFFSET_MASK, _LENGTH_MASK = index.SEGMENT_SHIFT, index.OFFSET_MASK, index.LENGTH_MASK
 _crc32, _loads = zlib.crc32, orjson.loads
@@ -68,6 +72,10 @@ class Store:
         self._lock = threading.RLock()
         self._closed = True
         self._fds: dict[int, int] = {}        # segment number -> fd
+        # segment number -> a read-only map of the segment's first len(map) bytes: reads
+        # slice it instead of calling pread (see read); only segments in _fds, only bytes
+        # that no one ever truncates (sealed segments; a writer's own newest segment)
+        self._maps: dict[int, mmap.mmap] = {}
         # fds kept open beyond their segment's life: "manifest" -> the MANIFEST we read
         # (pins its inode, see manifest.read_pinned), segment number -> a retired segment
         # that a running snapshot iteration may still read (see pin_snapshot)
@@ -149,6 +157,7 @@ class Store:
         self._on_reload()
 
     def _load_files(self, man: Manifest) -> None:
+        self._unmap_all()
         if self._snapshots:  # running iterations may still read the old files
             for number, fd in self._fds.items():
                 self._held.setdefault(number, fd)
@@ -357,6 +366,7 @@ class Store:
             else:  # only the writer appends; it adopted its own rotation already
                 raise CorruptionError(f"{self.directory}: a segment was appended by someone else")
         for number in retired:
+            self._unmap(number)
             fd = self._fds.pop(number)
             if self._snapshots:
                 self._hold(number, fd)
@@ -393,14 +403,10 @@ class Store:
         8 hex digits, one ``orjson.loads``. See :func:`record.load` for the checks spelled out.
         """
         number, offset, length = location >> _SEGMENT_SHIFT, (location >> 32) & _OFFSET_MASK, location & _LENGTH_MASK
-        if self._batch is not None and number == self._active and offset >= self._active_end:
-            start = offset - self._active_end
-            line = bytes(self._batch.pending[start : start + length])
-        else:
-            fd = self._fds.get(number)
-            if fd is None:
-                fd = self._held_segment(number)
-            line = files.pread(fd, length, offset)
+        mapped = self._maps.get(number)
+        line = mapped[offset : offset + length] if mapped is not None else b""
+        if len(line) != length:  # not mapped (yet), or beyond the map
+            line = self._read_unmapped(number, offset, length)
         try:
             # int() of the digits is cheaper than formatting the CRC; a garbled prefix that
             # still parses to the same number leaves the checked bytes (the record) intact
@@ -412,6 +418,56 @@ class Store:
         except (ValueError, KeyError, TypeError):  # unparsable digits or JSON, not a set record
             pass
         raise self._bad_record(line, key, number, offset, length)
+
+    def _read_unmapped(self, number: int, offset: int, length: int) -> bytes:
+        if self._batch is not None and number == self._active and offset >= self._active_end:
+            start = offset - self._active_end
+            return bytes(self._batch.pending[start : start + length])
+        fd = self._fds.get(number)
+        if fd is None:  # a retired segment that a snapshot iteration pinned
+            return files.pread(self._held_segment(number), length, offset)
+        mapped = self._map_segment(number, fd)
+        if mapped is not None and offset + length <= len(mapped):
+            return mapped[offset : offset + length]
+        return files.pread(fd, length, offset)
+
+    def _map_segment(self, number: int, fd: int) -> mmap.mmap | None:
+        """Map a segment for reading (again, if it grew), or return its map as it is.
+
+        Maps cover only bytes that stay as they are while the segment is live: all of a
+        sealed segment, and for the writer the whole records of its newest one (a failed
+        write is cut back beyond them). A reader never maps the newest segment: the writer
+        may cut it, and touching a mapped page past the end of a file kills the process
+        (SIGBUS) where pread would return short. Mapping the newest segment again after
+        each write would cost more than the preads it saves, hence _REMAP_AFTER.
+        """
+        mapped = self._maps.get(number)
+        if number != self._active:
+            want = files.size(fd)
+        elif self.readonly:
+            return mapped
+        else:
+            want = self._active_end
+            if want - (len(mapped) if mapped is not None else 0) < _REMAP_AFTER:
+                return mapped
+        if want == 0 or (mapped is not None and len(mapped) >= want):
+            return mapped
+        try:
+            new = mmap.mmap(fd, want, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # no address space, a filesystem that cannot map: pread
+            return mapped
+        self._unmap(number)
+        self._maps[number] = new
+        return new
+
+    def _unmap(self, number: int) -> None:
+        mapped = self._maps.pop(number, None)
+        if mapped is not None:
+            mapped.close()
+
+    def _unmap_all(self) -> None:
+        for number in list(self._maps):
+            self._unmap(number)
 
     def _held_segment(self, number: int) -> int:
         fd = self._held.get(number)
@@ -697,6 +753,7 @@ class Store:
                 files.close(self._held.pop(what))
 
     def _close_fds(self) -> None:
+        self._unmap_all()
         for fd in self._fds.values():
             try:
                 files.close(fd)
