@@ -57,7 +57,7 @@ def encode_item(key: Any, value: Any) -> bytes:
         if type(key) is not str:
             encode_key(key)  # the key rules (types, NaN) beyond what orjson checks
         data = orjson.dumps({"k": key, "v": value})
-        if not (kind is str or kind is int or kind is bool or value is None):
+        if not (kind is str or kind is int or kind is bool or value is None or _flat(value, kind)):
             if kind is float:
                 if not math.isfinite(value):
                     raise _Unstorable
@@ -68,6 +68,29 @@ def encode_item(key: Any, value: Any) -> bytes:
         return encode_set(encode_key(key), encode_value(value))
     body = data[1:]
     return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+
+
+# Scalars that orjson writes exactly or refuses (ints outside 64 bits, lone surrogates):
+# a dict or list holding only these needs no round trip to prove it reads back equal.
+_EXACT_SCALARS = frozenset((str, int, bool, type(None)))
+
+
+def _flat(value: Any, kind: type) -> bool:
+    """A dict or list of :data:`_EXACT_SCALARS` only (dict keys: orjson refuses non-str).
+
+    The round trip of :func:`encode_value` costs about as much as the encoding; flat
+    containers of exact scalars, the most common values, are proved safe by their types.
+    """
+    if kind is dict:
+        items = value.values()
+    elif kind is list:
+        items = value
+    else:
+        return False
+    for item in items:  # a plain loop: cheaper than all()/map() for the usual few items
+        if type(item) not in _EXACT_SCALARS:
+            return False
+    return True
 
 
 class _Unstorable(Exception):
@@ -192,7 +215,7 @@ def encode_value(value: Any) -> bytes:
         data = orjson.dumps(value)
     except TypeError as exc:
         raise _explain(value, exc, "value") from None
-    if orjson.loads(data) != value:
+    if not _flat(value, kind) and orjson.loads(data) != value:
         problem = find_unstorable(value)
         if problem is not None:
             raise problem
