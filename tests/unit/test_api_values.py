@@ -1,8 +1,11 @@
 """What a store accepts and gives back: refused values and keys write nothing, tuples come
 back as lists, and values come back as fresh objects."""
 
+import datetime
 import decimal
+import enum
 import os
+import uuid
 
 import pytest
 
@@ -10,6 +13,10 @@ import pysos
 
 NAN = float("nan")
 INF = float("inf")
+
+
+class Color(enum.Enum):
+    RED = 1
 
 BAD_VALUES = {
     "nan": NAN,
@@ -32,6 +39,16 @@ BAD_VALUES = {
     "set_deep_in_dict": {"a": [1, {"b": {3}}]},
     "big_int_deep": {"a": {"b": [2**70]}},
     "tuple_with_inf": (1, INF),
+    # orjson writes these as plain strings/numbers; a flat dict or list skips the round
+    # trip (record._flat), so each must still be caught there
+    "uuid": uuid.UUID(int=7),
+    "enum": Color.RED,
+    "uuid_in_flat_list": [uuid.UUID(int=7)],
+    "enum_in_flat_dict": {"a": Color.RED},
+    "datetime_in_flat_dict": {"a": datetime.datetime(2026, 1, 1)},
+    "nan_in_flat_dict": {"a": NAN, "b": 1},
+    "big_int_in_flat_list": ["x", 2**64],
+    "surrogate_in_flat_list": ["\ud800"],
 }
 
 BAD_KEYS = {
