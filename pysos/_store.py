@@ -307,7 +307,7 @@ class Store:
                     new, stamp, pin = manifest.read_pinned(self.directory)
                     self._hold("manifest", pin)
                     self._adopt(new, stamp)  # returns early if the segments are the same:
-                if files.size(self._fds[self._active]) > self._active_end:  # so look at the tail anyway
+                if files.end(self._fds[self._active]) > self._active_end:  # so look at the tail anyway
                     self._catch_up_tail()
                 return
             except FileNotFoundError:

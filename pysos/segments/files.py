@@ -87,6 +87,13 @@ def size(fd: int) -> int:
     return os.fstat(fd).st_size
 
 
+def end(fd: int) -> int:
+    """The size of a file, as ``lseek(fd, 0, SEEK_END)``: a quarter of the cost of
+    :func:`size` in Python (no stat result to build), for a reader's check on every read.
+    Moves the fd's position, which pysos never uses (it reads with pread or a map)."""
+    return os.lseek(fd, 0, os.SEEK_END)
+
+
 def close(fd: int) -> None:
     os.close(fd)
 
