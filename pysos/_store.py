@@ -234,11 +234,16 @@ class Store:
                 self._on_keys_changed(added, removed)
 
     def _apply_hint(self, number: int, hint: hints.Hint) -> None:
-        decode_key = self._decode_key
-        keys = hint.keys if self.kind == "dict" else [decode_key(k) for k in hint.keys]
-        self.index.update(zip(keys, map(index.segment_base(number).__or__, hint.local_locations)))
-        for key in hint.tombstones:
-            self.index.pop(decode_key(key), None)
+        hint = self._decode_hint_keys(hint)
+        self.index.update(hint.live(index.segment_base(number)))
+        for key in hint.tombstones():
+            self.index.pop(key, None)
+
+    def _decode_hint_keys(self, hint: hints.Hint) -> hints.Hint:
+        """The hint with its keys as the index holds them (a List's arrays become tuples)."""
+        if self.kind == "dict":  # JSON scalars are their own keys: no copy of a big list
+            return hint
+        return hint.with_keys(list(map(self._decode_key, hint.keys)))
 
     _tracking_keys = False  # True once loaded: incremental changes then reach _on_keys_changed
 
@@ -353,17 +358,20 @@ class Store:
         number = _number(name)
         fd = self._fds[number]
         size = files.size(fd)
+        base = index.segment_base(number)
         hint = hints.read(self._path(segment.hint_name(name)), name, size)
         if hint is not None:
-            entries = zip(map(self._decode_key, hint.keys), hint.local_locations)
+            entries = self._decode_hint_keys(hint).live(base)
         else:
-            entries = ((self._decode_key(k), (off << 32) | ln) for kind, k, off, ln in segment.Scanner(fd, 0, size) if kind == record.SET)
-        base = index.segment_base(number)
+            entries = (
+                (self._decode_key(k), base | (off << 32) | ln)
+                for kind, k, off, ln in segment.Scanner(fd, 0, size) if kind == record.SET
+            )
         idx = self.index
-        for key, local in entries:
+        for key, location in entries:
             current = idx.get(key)
             if current is not None and index.segment_of(current) in retired:
-                idx[key] = base | local
+                idx[key] = location
 
     # --- reading ---------------------------------------------------------------------
 
