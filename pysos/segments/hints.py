@@ -206,8 +206,6 @@ def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int) -> H
     lowest = _check_lengths(lengths, gaps, segment_bytes)
     if type(lowest) is str:
         return lowest
-    if not _keys_are_hashable(keys):
-        return "a key is not a JSON scalar or an array of integers"
     return Hint(keys, lengths, gaps, _tombstones=lowest < 0)
 
 
@@ -230,6 +228,8 @@ def _parse_body(lines: Iterator[bytes]) -> tuple[int, tuple[list, list, list]] |
         if number == 0:
             gaps = part
         elif number % 2:  # a line of keys
+            if not _keys_are_hashable(line, part):
+                return "a key is not a JSON scalar or an array of integers"
             keys.extend(part)
             unmatched = len(part)
         elif len(part) != unmatched:
@@ -262,8 +262,10 @@ def _check_lengths(lengths: list, gaps: list, segment_bytes: int) -> int | str:
     return lowest
 
 
-def _keys_are_hashable(keys: list) -> bool:
+def _keys_are_hashable(line: bytes, keys: list) -> bool:
     """Dict keys are JSON scalars; List position keys are ints or arrays of ints."""
+    if line.find(b"[", 1) < 0 and line.find(b"{") < 0:  # no array or object inside: all scalars
+        return True
     types = set(map(type, keys))
     if types <= _SCALARS:
         return True
