@@ -154,6 +154,7 @@ class Store:
         # hide it for good. Leave it unset: the next follow() reads the MANIFEST again.
         stamp = None
         self._disk_bytes = 0
+        self._live_bytes = 0  # kept exact by hints, made unknown (None) by a scan
         newest = man.segments[-1]
         for name in man.segments:
             number = _number(name)
@@ -168,10 +169,11 @@ class Store:
                 self._disk_bytes += self._index_sealed(name, fd, man.size_of(name))
         self._manifest = man
         self._manifest_stamp = stamp
-        # A reader sums them on first use (stats()): a pass over every location costs
-        # ~0.1 s per million keys, a tenth of opening from hints. A writer keeps them
-        # current on every write, so it needs them now.
-        self._live_bytes = None if self.readonly else self._sum_live_bytes()
+        # Unknown after a scan: a reader sums them on first use (stats()), since a pass
+        # over every location costs ~0.1 s per million keys, a tenth of opening from
+        # hints; a writer keeps them current on every write, so it needs them now.
+        if self._live_bytes is None and not self.readonly:
+            self._live_bytes = self._sum_live_bytes()
 
     def _index_sealed(self, name: str, fd: int, expected_size: int) -> int:
         """Add a sealed segment's records to the index (from its hint when it has a good one)."""
@@ -230,6 +232,8 @@ class Store:
                 idx[key] = base | (offset << 32) | length
             elif key in idx:
                 del idx[key]
+        if scanner.good_end > scanner.start:  # records replaced others: lengths unknown
+            self._live_bytes = None
         if present_before:
             added = [k for k, was in present_before.items() if not was and k in idx]
             removed = [k for k, was in present_before.items() if was and k not in idx]
@@ -238,9 +242,18 @@ class Store:
 
     def _apply_hint(self, number: int, hint: hints.Hint) -> None:
         hint = self._decode_hint_keys(hint)
-        self.index.update(hint.live(index.segment_base(number)))
+        idx = self.index
+        before = len(idx)
+        idx.update(hint.live(index.segment_base(number)))
+        if self._live_bytes is not None:
+            count, total = hint.live_count_and_bytes()
+            # Every key new to the index (the usual case: compaction outputs hold disjoint
+            # keys): the live bytes grow by the hint's, with no pass over the index.
+            self._live_bytes = self._live_bytes + total if len(idx) - before == count else None
         for key in hint.tombstones():
-            self.index.pop(key, None)
+            old = idx.pop(key, None)
+            if old is not None and self._live_bytes is not None:
+                self._live_bytes -= old & _LENGTH_MASK
 
     def _decode_hint_keys(self, hint: hints.Hint) -> hints.Hint:
         """The hint with its keys as the index holds them (a List's arrays become tuples)."""

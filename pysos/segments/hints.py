@@ -72,6 +72,13 @@ class Hint:
             return ()
         return compress(self.keys, map(_IS_TOMBSTONE, self.lengths))
 
+    def live_count_and_bytes(self) -> tuple[int, int]:
+        """How many set records the hint lists, and their bytes."""
+        if not self._has_tombstones():
+            return len(self.lengths), sum(self.lengths)
+        sets = list(filter(_IS_SET, self.lengths))
+        return len(sets), sum(sets)
+
     def with_keys(self, keys: list) -> "Hint":
         """The same records under other keys (decoded ones: a List's arrays as tuples)."""
         return replace(self, keys=keys)
