@@ -130,19 +130,16 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
 
 
 def _check_hint(hint_path, hint_name, name, data, entries, kind) -> list[dict]:
-    hint = hints.read(hint_path, name, len(data))
-    if hint is None:
-        return [_problem(hint_name, 0, "hint does not match its segment (it is ignored; the segment is scanned)", "warning")]
+    found = hints.examine(hint_path, name, len(data))
+    if found is None:  # removed since we listed it
+        return []
+    if not isinstance(found, hints.Hint):
+        return [_problem(hint_name, 0, f"hint is not used ({found}); the segment is scanned instead", "warning")]
     decode = _decode_key(kind)
-    newest: dict = {}
-    for what, key, offset, line in entries:
-        if what in (record.SET, record.DELETE):
-            newest[decode(key)] = (what, (offset << 32) | len(line))
-    expected_live = {k: loc for k, (what, loc) in newest.items() if what == record.SET}
-    expected_dead = {k for k, (what, _) in newest.items() if what == record.DELETE}
-    got_live = dict(zip(map(decode, hint.keys), hint.local_locations))
-    got_dead = set(map(decode, hint.tombstones))
-    if got_live != expected_live or got_dead != expected_dead:
+    records = (
+        (what, decode(key), offset, len(line)) for what, key, offset, line in entries if what in (record.SET, record.DELETE)
+    )
+    if found.with_keys(list(map(decode, found.keys))) != hints.from_records(records, len(data)):
         return [_problem(hint_name, 0, "hint disagrees with its segment's records")]
     return []
 
@@ -218,11 +215,11 @@ def _repair_locked(directory: str) -> dict:
         files.fsync(fd)
     finally:
         files.close(fd)
-    offsets, at = [], 0
-    for line in state.values():
-        offsets.append((at << 32) | len(line))
+    builder, at = hints.Builder(), 0
+    for key, line in state.items():
+        builder.add(key, at, len(line))
         at += len(line)
-    hints.write(directory, out_name, len(body), hints.Hint(list(state), offsets, []), segment.hint_name(out_name))
+    hints.write(directory, out_name, len(body), builder.hint(len(body)), segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
     new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),), segment.segment_number(newest_name) + 1)

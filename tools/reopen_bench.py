@@ -5,7 +5,7 @@
 Builds a Dict of ``--keys`` keys (values like ``{"n": 17, "name": "item-17", "tags": [..]}``),
 compacts it (the merge writes a hint file per segment), closes it, then times opening it
 in fresh processes (Python start and import excluded; the OS page cache is warm, as it
-is for a service restarting):
+is for a service restarting), with the growth of each one's peak RSS while it opens:
 
 1. with the hint files (the index is read from hints, no value is parsed);
 2. after deleting every ``.hint`` file (each segment is scanned and every record parsed).
@@ -24,17 +24,27 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent  # this checkout's pysos, in this process and its children
+sys.path.insert(0, str(ROOT))
+
+# Peak RSS from /proc (Linux): ru_maxrss would carry over the parent's peak through fork + exec.
 _CHILD = r"""
 import sys, time
 import pysos
+def peak_rss():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
 path, readonly = sys.argv[1], sys.argv[2] == "1"
+before = peak_rss()
 t = time.perf_counter()
 d = pysos.Dict(path, readonly=readonly, autocompact=False)
 elapsed = time.perf_counter() - t
 assert len(d) == int(sys.argv[3]), len(d)
+peak = peak_rss() - before
 d.close()
-print(elapsed)
+print(elapsed, peak)
 """
 
 
@@ -54,18 +64,22 @@ def build(path: str, keys: int) -> None:
           f"{stats['disk_bytes'] / 2**20:.1f} MiB; compaction wrote {result['segments_out']} segment(s) with hints")
 
 
-def time_open(path: str, keys: int, readonly: bool, repeat: int) -> list[float]:
-    times = []
+def time_open(path: str, keys: int, readonly: bool, repeat: int) -> tuple[list[float], int]:
+    """Seconds of each open, and the largest peak-RSS growth an open caused, in bytes."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    times, peaks = [], []
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-c", _CHILD, path, "1" if readonly else "0", str(keys)],
-                             check=True, capture_output=True, text=True)
-        times.append(float(out.stdout.strip()))
-    return times
+                             check=True, capture_output=True, text=True, env=env)
+        elapsed, peak = out.stdout.split()
+        times.append(float(elapsed))
+        peaks.append(int(peak))
+    return times, max(peaks)
 
 
-def report(label: str, times: list[float]) -> None:
+def report(label: str, times: list[float], peak: int) -> None:
     print(f"{label:<34} best {min(times):7.3f} s   median {statistics.median(times):7.3f} s   "
-          f"runs {' '.join(f'{t:.3f}' for t in times)}")
+          f"peak RSS +{peak / 2**20:.0f} MiB   runs {' '.join(f'{t:.3f}' for t in times)}")
 
 
 def main(argv=None) -> int:
@@ -97,10 +111,10 @@ def main(argv=None) -> int:
             os.unlink(os.path.join(path, name))
         for readonly in (False, True):
             results[("no hints", readonly)] = time_open(path, args.keys, readonly, args.repeat)
-        for (what, readonly), times in results.items():
-            report(f"open {'reader' if readonly else 'writer'} with {what}", times)
+        for (what, readonly), (times, peak) in results.items():
+            report(f"open {'reader' if readonly else 'writer'} with {what}", times, peak)
         for readonly in (False, True):
-            ratio = min(results[("no hints", readonly)]) / min(results[("hints", readonly)])
+            ratio = min(results[("no hints", readonly)][0]) / min(results[("hints", readonly)][0])
             print(f"{'reader' if readonly else 'writer'}: hints make opening {ratio:.1f}x faster")
     finally:
         if not args.keep:

@@ -89,10 +89,7 @@ class StoreWatch:
             if summary is None and not newest:
                 hint = hints.read(os.path.join(self.directory, segment.hint_name(name)), name, size)
                 if hint is not None:
-                    decode = self.decode_key
-                    summary = plan.KeySummary.from_hint(
-                        size, map(decode, hint.keys), hint.local_locations, map(decode, hint.tombstones)
-                    )
+                    summary = plan.KeySummary.from_hint(size, map(self.decode_key, hint.keys), hint.lengths)
             if summary is None:
                 summary = plan.KeySummary()
             if summary.end < size:

@@ -56,8 +56,8 @@ def segment_keys(directory: str, name: str, decode_key, newest: bool) -> set:
         size = files.size(fd)
         if not newest:
             hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size)
-            if hint is not None:
-                return {decode_key(k) for k in hint.keys} | {decode_key(k) for k in hint.tombstones}
+            if hint is not None:  # its keys are those of its sets and its tombstones
+                return set(map(decode_key, hint.keys))
         scanner = segment.Scanner(fd, 0, size)
         keys = {decode_key(key) for _, key, _, _ in scanner}
         if not newest and (scanner.problem or scanner.incomplete_tail):
@@ -86,20 +86,14 @@ class _OutputWriter:
         self.next_number = segment.segment_number(self.name) + 1
         self._size = 0
         self._buffer = bytearray()
-        self._keys: list = []
-        self._locals: list[int] = []
-        self._tombstones: list = []
+        self._hint = hints.Builder()
 
     def add(self, key: Any, line: bytes, tombstone: bool) -> None:
         if self._fd is None:
             self._open()
         offset = self._size + len(self._buffer)
         self._buffer += line
-        if tombstone:
-            self._tombstones.append(key)
-        else:
-            self._keys.append(key)
-            self._locals.append((offset << 32) | len(line))
+        self._hint.add(key, offset, len(line), tombstone)
         if len(self._buffer) >= _COPY_BUFFER:
             self._write_buffer()
         if self._size + len(self._buffer) >= self.segment_size:
@@ -119,7 +113,7 @@ class _OutputWriter:
         files.fsync(self._fd)
         files.close(self._fd)
         self._fd = None
-        hint = hints.Hint(self._keys, self._locals, self._tombstones)
+        hint = self._hint.hint(self._size)
         hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
         self.done.append(self.name)
         self.sizes.append(self._size)

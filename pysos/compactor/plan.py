@@ -12,7 +12,7 @@ files. The two compactors feed it differently:
   never change, so each is read once per daemon and cached by name; the newest segment
   is scanned incrementally from where the last look stopped. Batch markers, records
   shadowed within their own segment and tombstones count as dead, except a tombstone
-  an older segment still needs (its length is known from a scan; a hint gives none).
+  an older segment still needs (its length comes from the hint, or from the scan).
 
 Both estimates can call bytes dead that a merge must keep (the writer's index does not
 see tombstones at all). A merge that reclaims less than half of what it was chosen for
@@ -147,7 +147,7 @@ class KeySummary:
 
     end: int = 0
     lengths: dict[Any, int] = field(default_factory=dict)      # key -> length of its newest set
-    tombstones: dict[Any, int] = field(default_factory=dict)   # key -> length of its delete (0: unknown)
+    tombstones: dict[Any, int] = field(default_factory=dict)   # key -> length of its delete
 
     def add(self, kind: str, key: Any, length: int) -> None:
         if kind == record.SET:
@@ -158,11 +158,14 @@ class KeySummary:
             self.tombstones[key] = length
 
     @classmethod
-    def from_hint(cls, size: int, keys: Iterable, local_locations: Iterable[int], tombstones: Iterable) -> "KeySummary":
-        """From a hint file, which gives no tombstone lengths (they count as 0)."""
+    def from_hint(cls, size: int, keys: Iterable, lengths: Iterable[int]) -> "KeySummary":
+        """From a hint file's keys and record lengths (negative for a tombstone)."""
         summary = cls(size)
-        summary.lengths = dict(zip(keys, (index.length_of(loc) for loc in local_locations)))
-        summary.tombstones = dict.fromkeys(tombstones, 0)
+        for key, length in zip(keys, lengths):
+            if length > 0:
+                summary.lengths[key] = length
+            else:
+                summary.tombstones[key] = -length
         return summary
 
 

@@ -1,40 +1,155 @@
 """Hint files: a sealed segment's index, so that opening a store reads no values.
 
-``seg-NNNNNNNN.hint`` sits beside ``seg-NNNNNNNN.jsonl`` and has four lines::
+``seg-NNNNNNNN.hint`` sits beside ``seg-NNNNNNNN.jsonl``::
 
-    {"c":"0badcafe","records":2,"segment":"seg-00000004.jsonl","segment_bytes":812,"version":1}
-    ["apple","pear"]                  keys of the live records, in segment order
-    [4294967342,214748364846]         offset << 32 | length of each record, same order
-    ["plum"]                          keys whose newest record here is a tombstone
+    {"c":"ed2c253f","records":4,"segment":"seg-00000004.jsonl","segment_bytes":579,"version":2}
+    [[2,98],[4,110]]                  [i, n]: n bytes no listed record covers, just before record i
+    ["apple","pear","plum","fig"]     the key of each record described, in segment order
+    [120,96,-45,110]                  its length in bytes; negative: a tombstone
 
-``c`` is the CRC-32 of lines 2-4 (their bytes, line feeds included). A hint is trusted only
-if its checksum matches and ``segment_bytes`` equals the segment's size; otherwise the
-segment itself is scanned. Hints are an optimisation: deleting them loses nothing.
+The keys and lengths come in pairs of lines of up to 65,536 records each, so that no line
+is big: a reader parses one at a time (one giant line also made opening's peak memory
+grow by the allocator's response to the parser's big buffers). A record starts where the
+one before it ends, plus the gap listed before it, so offsets cost no bytes on disk, and
+records and gaps add up to the segment's size, which the reader checks. ``c`` is the
+CRC-32 of every line after the header (line feeds included). A hint is trusted only if it
+is whole and consistent (see :func:`decode`); otherwise the segment itself is scanned.
+Hints are an optimisation: deleting them loses nothing. Version 1 hints (offsets packed
+with lengths) are not read: their segments are scanned until a compaction rewrites them.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import zlib
-from typing import Any, NamedTuple
+from dataclasses import dataclass, field, replace
+from itertools import accumulate, compress, repeat
+from operator import lshift, or_
+from typing import Any, Iterable, Iterator
 
 import orjson
 
-from . import files
+from . import files, record
 
-VERSION = 1
+VERSION = 2
+RECORDS_PER_LINE = 65536  # keys (and lengths) per line that pysos writes; readers take any
+_SCALARS = {str, int, float, bool, type(None)}
+_IS_SET, _IS_TOMBSTONE = (0).__lt__, (0).__gt__  # applied to a length: its sign
 
 
-class Hint(NamedTuple):
+@dataclass
+class Hint:
+    """The newest record of each key in a segment, in segment order (see the module doc)."""
+
     keys: list
-    local_locations: list[int]
-    tombstones: list
+    lengths: list[int]       # line feed included; negative for a tombstone
+    gaps: list[list[int]]    # [i, n], i ascending: n undescribed bytes just before record i
+    # Whether any length is negative: known to decode(), else found on first use. Opening
+    # asks twice (live records, tombstones); a pass over a million lengths costs ~15 ms.
+    _tombstones: bool | None = field(default=None, compare=False, repr=False)
+
+    def live(self, base: int = 0) -> Iterable[tuple[Any, int]]:
+        """``(key, base | offset << 32 | length)`` of each set record, in segment order.
+
+        ``base`` is :func:`pysos.segments.index.segment_base` of the segment (0 gives the
+        location within the segment). Built from C iterators: opening a million keys runs
+        no Python code per key.
+        """
+        tombstones = self._has_tombstones()
+        steps, first = self._steps(tombstones)
+        # Offsets are summed in units of 2**32 above ``base``: shifting back gives
+        # ``base | offset << 32`` at once (offsets are < 2**40, so they never reach base).
+        starts = accumulate(steps, initial=(base >> 32) + first)
+        # ``|`` rather than ``+``: the same here (the low 32 bits are free), and cheaper.
+        locations = map(or_, map(lshift, starts, repeat(32)), self.lengths)
+        pairs = zip(self.keys, locations)
+        return compress(pairs, map(_IS_SET, self.lengths)) if tombstones else pairs
+
+    def tombstones(self) -> Iterable:
+        """The keys whose newest record in the segment is a tombstone."""
+        if not self._has_tombstones():  # the usual case: one C pass instead of a call per key
+            return ()
+        return compress(self.keys, map(_IS_TOMBSTONE, self.lengths))
+
+    def live_count_and_bytes(self) -> tuple[int, int]:
+        """How many set records the hint lists, and their bytes."""
+        if not self._has_tombstones():
+            return len(self.lengths), sum(self.lengths)
+        sets = list(filter(_IS_SET, self.lengths))
+        return len(sets), sum(sets)
+
+    def with_keys(self, keys: list) -> "Hint":
+        """The same records under other keys (decoded ones: a List's arrays as tuples)."""
+        return replace(self, keys=keys)
+
+    def _has_tombstones(self) -> bool:
+        if self._tombstones is None:
+            self._tombstones = bool(self.lengths) and min(self.lengths) < 0
+        return self._tombstones
+
+    def _steps(self, tombstones: bool) -> tuple[list[int], int]:
+        """(bytes from each record's start to the next one's, offset of the first record)."""
+        if not self.gaps and not tombstones:
+            return self.lengths, 0
+        steps = list(map(abs, self.lengths))
+        first = 0
+        for i, n in self.gaps:
+            if i == 0:
+                first = n
+            else:  # the gap before record i follows record i - 1
+                steps[i - 1] += n
+        return steps, first
+
+
+class Builder:
+    """Collects a segment's described records, in segment order, into a :class:`Hint`."""
+
+    def __init__(self) -> None:
+        self.keys: list = []
+        self.lengths: list[int] = []
+        self.gaps: list[list[int]] = []
+        self._end = 0  # where the last added record ends
+
+    def add(self, key: Any, offset: int, length: int, tombstone: bool = False) -> None:
+        if offset < self._end or length <= 0:
+            raise ValueError(f"record at {offset} ({length} bytes) is not after the one ending at {self._end}")
+        if offset > self._end:
+            self.gaps.append([len(self.keys), offset - self._end])
+        self.keys.append(key)
+        self.lengths.append(-length if tombstone else length)
+        self._end = offset + length
+
+    def hint(self, segment_bytes: int) -> Hint:
+        """The hint of a segment of ``segment_bytes`` bytes (bytes after the last record are a gap)."""
+        if segment_bytes < self._end:
+            raise ValueError(f"records end at {self._end}, past the segment's {segment_bytes} bytes")
+        gaps = self.gaps + ([[len(self.keys), segment_bytes - self._end]] if segment_bytes > self._end else [])
+        return Hint(self.keys, self.lengths, gaps)
+
+
+def from_records(records: Iterable[tuple[str, Any, int, int]], segment_bytes: int) -> Hint:
+    """The hint of a segment from its scanned ``(kind, key, offset, length)`` records.
+
+    ``kind`` is ``record.SET`` or ``record.DELETE``; keys must be hashable. Each key's newest record
+    is described; older ones, and anything else, fall in the gaps.
+    """
+    newest: dict = {}
+    for kind, key, offset, length in records:
+        newest.pop(key, None)  # re-inserted: the dict's order becomes the newest records' order
+        newest[key] = (kind, offset, length)
+    builder = Builder()
+    for key, (kind, offset, length) in newest.items():
+        builder.add(key, offset, length, tombstone=kind == record.DELETE)
+    return builder.hint(segment_bytes)
 
 
 def encode(segment: str, segment_bytes: int, hint: Hint) -> bytes:
-    body = b"".join(
-        orjson.dumps(part) + b"\n" for part in (hint.keys, hint.local_locations, hint.tombstones)
-    )
+    lines = [orjson.dumps(hint.gaps)]
+    for at in range(0, len(hint.keys), RECORDS_PER_LINE):
+        lines.append(orjson.dumps(hint.keys[at : at + RECORDS_PER_LINE]))
+        lines.append(orjson.dumps(hint.lengths[at : at + RECORDS_PER_LINE]))
+    body = b"".join(line + b"\n" for line in lines)
     header = {
         "c": "%08x" % zlib.crc32(body),
         "records": len(hint.keys),
@@ -57,38 +172,110 @@ def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: st
 
 def read(path: str, segment: str, segment_bytes: int) -> Hint | None:
     """The hint at ``path`` if it is whole and matches the segment, else ``None``."""
+    found = examine(path, segment, segment_bytes)
+    return found if isinstance(found, Hint) else None
+
+
+def examine(path: str, segment: str, segment_bytes: int) -> Hint | str | None:
+    """The hint at ``path``; or why it cannot be used; ``None`` if there is none."""
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path, "rb")
     except FileNotFoundError:
         return None
-    return decode(data, segment, segment_bytes)
+    with f:  # line by line: never the whole file in memory at once
+        return _decode_lines(f, segment, segment_bytes)
 
 
-def decode(data: bytes, segment: str, segment_bytes: int) -> Hint | None:
-    first_nl = data.find(b"\n")
-    view = memoryview(data)  # slices without copies: a hint can be tens of MB
+def decode(data: bytes, segment: str, segment_bytes: int) -> Hint | str:
+    """The hint in ``data``, or a sentence saying why it is not usable for this segment."""
+    return _decode_lines(iter(io.BytesIO(data)), segment, segment_bytes)  # lines end at b"\\n" only
+
+
+def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int) -> Hint | str:
     try:
-        header: Any = orjson.loads(view[:first_nl])
-        if (
-            type(header) is not dict
-            or header.get("version") != VERSION
-            or header.get("segment") != segment
-            or header.get("segment_bytes") != segment_bytes
-            or header.get("c") != "%08x" % zlib.crc32(view[first_nl + 1 :])
-        ):
-            return None
-        parts = []
-        start = first_nl + 1
-        for _ in range(3):
-            end = data.find(b"\n", start)
-            if end < 0:
-                return None
-            parts.append(orjson.loads(view[start:end]))
-            start = end + 1
-        keys, local_locations, tombstones = parts
-    except (orjson.JSONDecodeError, ValueError):
-        return None
-    if start != len(data) or len(keys) != len(local_locations) or len(keys) != header.get("records"):
-        return None
-    return Hint(keys, local_locations, tombstones)
+        header: Any = orjson.loads(next(lines, b""))
+    except orjson.JSONDecodeError:
+        return "its first line is not JSON"
+    if type(header) is not dict:
+        return "its first line is not a header object"
+    if header.get("version") != VERSION:
+        return f"it is of format version {header.get('version')!r}, not {VERSION}"
+    if header.get("segment") != segment or header.get("segment_bytes") != segment_bytes:
+        return "it describes another segment, or another size of it"
+    parsed = _parse_body(lines)
+    if type(parsed) is str:
+        return parsed
+    crc, (keys, lengths, gaps) = parsed
+    if header.get("c") != "%08x" % crc:
+        return "checksum mismatch"
+    if len(keys) != header.get("records"):
+        return "its keys and its record count disagree"
+    lowest = _check_lengths(lengths, gaps, segment_bytes)
+    if type(lowest) is str:
+        return lowest
+    return Hint(keys, lengths, gaps, _tombstones=lowest < 0)
+
+
+def _parse_body(lines: Iterator[bytes]) -> tuple[int, tuple[list, list, list]] | str:
+    """(CRC-32 of the lines, (keys, lengths, gaps) in them), or why they hold none."""
+    crc = 0
+    gaps = None
+    keys: list = []
+    lengths: list = []
+    for number, line in enumerate(lines):
+        if not line.endswith(b"\n"):
+            return "its last line is cut short"
+        crc = zlib.crc32(line, crc)
+        try:
+            part = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return "a line is not JSON"
+        if type(part) is not list:
+            return "a line is not an array"
+        if number == 0:
+            gaps = part
+        elif number % 2:  # a line of keys
+            if not _keys_are_hashable(line, part):
+                return "a key is not a JSON scalar or an array of integers"
+            keys.extend(part)
+            unmatched = len(part)
+        elif len(part) != unmatched:
+            return "a line of lengths does not match its line of keys"
+        else:
+            lengths.extend(part)
+    if gaps is None or len(keys) != len(lengths):
+        return "a line is missing"
+    return crc, (keys, lengths, gaps)
+
+
+def _check_lengths(lengths: list, gaps: list, segment_bytes: int) -> int | str:
+    """The smallest length, if the lengths and gaps describe exactly ``segment_bytes``
+    bytes (so every location they give lies inside the segment); else why not."""
+    previous = -1
+    for gap in gaps:
+        if not (type(gap) is list and len(gap) == 2 and type(gap[0]) is int and type(gap[1]) is int
+                and previous < gap[0] <= len(lengths) and gap[1] > 0):
+            return f"a gap is not [record index, bytes] in ascending order: {gap!r}"
+        previous = gap[0]
+    try:
+        lowest = min(lengths, default=1)
+        described = sum(lengths) if lowest > 0 else sum(map(abs, lengths))
+    except TypeError:  # a string, null, an array...
+        return "a length is not an integer"
+    if type(described) is not int or type(lowest) is not int:  # a float somewhere
+        return "a length is not an integer"
+    if described + sum(n for _, n in gaps) != segment_bytes:
+        return "its records and gaps do not add up to the segment's size"
+    return lowest
+
+
+def _keys_are_hashable(line: bytes, keys: list) -> bool:
+    """Dict keys are JSON scalars; List position keys are ints or arrays of ints."""
+    if line.find(b"[", 1) < 0 and line.find(b"{") < 0:  # no array or object inside: all scalars
+        return True
+    types = set(map(type, keys))
+    if types <= _SCALARS:
+        return True
+    if not types <= _SCALARS | {list}:
+        return False
+    return all(type(part) is int for key in keys if type(key) is list for part in key)

@@ -32,7 +32,8 @@ def test_merge_bumps_generation_and_names_outputs(store_path):
 
 
 def test_outputs_have_valid_hints_matching_their_records(store_path):
-    """Every output segment has a hint whose keys and locations are its live records'."""
+    """Every output segment has a hint whose keys and locations are its live records', and
+    whose tombstones are its tombstones."""
     churned_store(store_path)
     before = manifest.read(str(store_path))
     merge.compact_directory(str(store_path), segment_size=2048)
@@ -44,12 +45,15 @@ def test_outputs_have_valid_hints_matching_their_records(store_path):
         fd = files.open_read(path)
         try:
             size = files.size(fd)
-            scanned = [(k, off, ln) for kind, k, off, ln in segment.Scanner(fd, 0, size) if kind == "set"]
+            records = list(segment.Scanner(fd, 0, size))
         finally:
             files.close(fd)
         hint = hints.read(os.path.join(store_path, segment.hint_name(name)), name, size)
         assert hint is not None
-        assert list(zip(hint.keys, hint.local_locations)) == [(k, (off << 32) | ln) for k, off, ln in scanned]
+        scanned = [(k, off, ln) for kind, k, off, ln in records if kind == "set"]
+        assert list(hint.live()) == [(k, (off << 32) | ln) for k, off, ln in scanned]
+        assert list(hint.tombstones()) == [k for kind, k, _, _ in records if kind == "delete"]
+        assert hint == hints.from_records(records, size)
     assert unexpected_files(store_path) == []
 
 

@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import zlib
 
 import orjson
 import pytest
@@ -216,20 +217,28 @@ def test_unknown_format_version(store_path):
 
 
 def _rewrite_hint(store_path, name, transform):
-    """Replace a segment's hint by a transformed one that still has a valid checksum."""
+    """Replace a segment's hint by a transformed one that still has a valid checksum and
+    still adds up to the segment's size (so that it is used, and the lie must be caught later)."""
     size = (store_path / name).stat().st_size
     hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size)
     assert hint is not None
-    keys, locations, tombstones = transform(list(hint.keys), list(hint.local_locations), list(hint.tombstones))
-    hints.write(os.fspath(store_path), name, size, hints.Hint(keys, locations, tombstones), segment.hint_name(name))
+    keys, lengths, gaps = transform(list(hint.keys), list(hint.lengths), [list(g) for g in hint.gaps])
+    hints.write(os.fspath(store_path), name, size, hints.Hint(keys, lengths, gaps), segment.hint_name(name))
     assert hints.read(os.fspath(store_path / segment.hint_name(name)), name, size) is not None
 
 
+def _offsets_shifted(keys, lengths, gaps):
+    """Every record 7 bytes later than it is (a leading gap), the last one 7 bytes shorter:
+    the bytes still add up."""
+    assert gaps == []  # a compacted segment is all records, back to back
+    return keys, lengths[:-1] + [lengths[-1] - 7], [[0, 7]]
+
+
 HINT_LIES = {
-    "offsets-rotated": lambda k, loc, t: (k, loc[1:] + loc[:1], t),
-    "offsets-shifted": lambda k, loc, t: (k, [x + (7 << 32) for x in loc], t),
-    "lengths-short": lambda k, loc, t: (k, [x - 3 for x in loc], t),
-    "past-the-end": lambda k, loc, t: (k, [x + (10**6 << 32) for x in loc], t),
+    "lengths-rotated": lambda k, ln, g: (k, ln[1:] + ln[:1], g),
+    "lengths-traded": lambda k, ln, g: (k, [ln[0] - 3, ln[1] + 3] + ln[2:], g),
+    "keys-rotated": lambda k, ln, g: (k[1:] + k[:1], ln, g),
+    "offsets-shifted": _offsets_shifted,
 }
 
 
@@ -253,6 +262,23 @@ def test_hint_that_disagrees_with_its_segment(store_path, lie):
             right += 1
         assert right < len(model), "the lie went unnoticed by every read: the test proves nothing"
     assert (segment.hint_name(name), 0) in [(p["file"], p["offset"]) for p in errors(pysos.check(store_path))]
+
+
+def test_version_1_hint_is_ignored_and_the_segment_scanned(store_path):
+    """A hint of the old format (version 1: packed offsets, tombstones apart) beside a
+    compacted segment: the store reads right from a scan, check() warns naming the version."""
+    model = build(store_path, compact=True)
+    name = segments_of(store_path)[0]
+    size = (store_path / name).stat().st_size
+    hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size)
+    keys, packed = zip(*hint.live())  # version 1 wrote offset << 32 | length: the location in the segment
+    body = orjson.dumps(list(keys)) + b"\n" + orjson.dumps(list(packed)) + b"\n[]\n"
+    header = {"c": "%08x" % zlib.crc32(body), "records": len(packed), "segment": name,
+              "segment_bytes": size, "version": 1}
+    (store_path / segment.hint_name(name)).write_bytes(orjson.dumps(header) + b"\n" + body)
+    reopen_equals(store_path, model)
+    problems = [p for p in pysos.check(store_path) if p["file"] == segment.hint_name(name)]
+    assert [p["severity"] for p in problems] == ["warning"] and "version 1" in problems[0]["problem"]
 
 
 def test_stale_lock_files(store_path):

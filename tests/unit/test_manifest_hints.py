@@ -1,11 +1,20 @@
 """The MANIFEST (atomic, checksummed) and hint files (trusted only when they match)."""
 
 import os
+import random
+import zlib
+from pathlib import Path
 
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+import pysos
+from pysos.compactor import merge
 from pysos.errors import CorruptionError, FormatError
-from pysos.segments import files, hints, manifest
+from pysos.segments import files, hints, index, manifest, segment
+from strategies import KEY_POOL
 from pysos.segments.manifest import Manifest
 
 
@@ -62,7 +71,7 @@ def test_unknown_version_is_a_format_error(tmp_path):
 
 def test_hint_round_trip_and_mismatch(tmp_path):
     """A hint reads back when it matches its segment's size, and is ignored when it does not."""
-    hint = hints.Hint(["a", 2, None], [10, 20, 30], ["gone"])
+    hint = hints.Hint(["a", 2, None, "gone"], [10, 20, 30, -7], [[1, 5], [4, 51]])  # 123 bytes in all
     hints.write(str(tmp_path), "seg-00000001.jsonl", 123, hint, "seg-00000001.hint")
     path = str(tmp_path / "seg-00000001.hint")
     assert hints.read(path, "seg-00000001.jsonl", 123) == hint
@@ -70,14 +79,118 @@ def test_hint_round_trip_and_mismatch(tmp_path):
     assert hints.read(path, "seg-00000002.jsonl", 123) is None
 
 
+def test_hint_offsets_follow_lengths_and_gaps():
+    """Each record starts where the one before it ends plus the gap listed before it;
+    tombstones take their bytes but give no location."""
+    hint = hints.Hint(["a", "b", "c", "d"], [10, -4, 20, 30], [[0, 3], [2, 5], [4, 8]])
+    base = index.segment_base(7)
+    assert list(hint.live(base)) == [
+        ("a", index.pack(7, 3, 10)),
+        ("c", index.pack(7, 3 + 10 + 4 + 5, 20)),
+        ("d", index.pack(7, 3 + 10 + 4 + 5 + 20, 30)),
+    ]
+    assert list(hint.tombstones()) == ["b"]
+    assert list(hints.Hint(["x", "y"], [4, 6], []).live()) == [("x", 4), ("y", (4 << 32) | 6)]
+
+
 def test_damaged_hint_is_ignored(tmp_path):
     """A hint with a flipped byte fails its checksum and is not used."""
-    hints.write(str(tmp_path), "seg-00000001.jsonl", 5, hints.Hint(["a"], [1], []), "seg-00000001.hint")
+    hints.write(str(tmp_path), "seg-00000001.jsonl", 5, hints.Hint(["a"], [5], []), "seg-00000001.hint")
     path = tmp_path / "seg-00000001.hint"
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01
     path.write_bytes(bytes(data))
     assert hints.read(str(path), "seg-00000001.jsonl", 5) is None
+
+
+def _checksummed(lines: list[bytes], version=2, records=None, size=100) -> bytes:
+    """A hint file with these body lines and a valid checksum over them."""
+    body = b"".join(line + b"\n" for line in lines)
+    header = {"c": "%08x" % zlib.crc32(body), "records": records, "segment": "seg-00000001.jsonl",
+              "segment_bytes": size, "version": version}
+    return orjson.dumps(header) + b"\n" + body
+
+
+def test_version_1_hint_is_not_used():
+    """A hint of the old format (offset << 32 | length, tombstones apart) is ignored, saying why."""
+    old = _checksummed([b'["a","b"]', b"[40,180388626492]", b'["c"]'], version=1, records=2, size=60)
+    assert hints.decode(old, "seg-00000001.jsonl", 60) == "it is of format version 1, not 2"
+
+
+@pytest.mark.parametrize("lines, records", [
+    ([b"[]", b'["a","b"]', b"[40,50]"], 2),                  # 90 bytes described, the segment has 100
+    ([b"[]", b'["a","b"]', b"[40,70]"], 2),                  # 110 bytes: past the segment's end
+    ([b"[[1,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # two gaps at one place
+    ([b"[[2,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # gaps out of order
+    ([b"[[0,-10],[2,20]]", b'["a","b"]', b"[40,50]"], 2),    # a negative gap
+    ([b"[[3,10]]", b'["a","b"]', b"[40,50]"], 2),            # a gap after the end
+    ([b"[]", b'["a","b"]', b"[40.5,59.5]"], 2),              # lengths that are not integers
+    ([b"[]", b'["a","b"]', b'[40,"60"]'], 2),
+    ([b"[]", b'["a",["b"]]', b"[40,60]"], 2),                # a key no store can hold
+    ([b"[]", b'["a",{"b":1}]', b"[40,60]"], 2),
+    ([b"[]", b'["a","b"]', b"[40,60]"], 3),                  # a wrong record count
+    ([b"[]", b'["a"]', b"[40,60]"], 1),                      # keys and lengths disagree
+    ([b"[]", b'["a","b"]', b"[40]", b"[]", b"[60]"], 2),     # ... within a pair of lines
+    ([b"[]", b'["a","b"]'], 2),                              # the lengths are missing
+    ([b"[]", b'{"a":1}', b"[100]"], 1),                      # not arrays
+])
+def test_checksummed_but_inconsistent_hint_is_not_used(lines, records):
+    """A hint whose checksum matches but whose lines do not describe exactly the segment's
+    bytes, in records a store can index, is refused as a whole: nothing of it is applied."""
+    assert type(hints.decode(_checksummed(lines, records=records), "seg-00000001.jsonl", 100)) is str
+    good = _checksummed([b"[[2,10]]", b'["a",[1,2]]', b"[40,-50]"], records=2)
+    assert hints.decode(good, "seg-00000001.jsonl", 100) == hints.Hint(["a", [1, 2]], [40, -50], [[2, 10]])
+
+
+def test_long_hints_are_written_in_lines_of_bounded_size(monkeypatch):
+    """Keys and lengths go in pairs of lines of at most RECORDS_PER_LINE records, so a reader
+    never parses one huge line; any split reads back the same."""
+    hint = hints.from_records([("set", f"k{i}", i * 10, 10) for i in range(10)], 100)
+    monkeypatch.setattr(hints, "RECORDS_PER_LINE", 4)
+    data = hints.encode("seg-00000001.jsonl", 100, hint)
+    assert data.count(b"\n") == 1 + 1 + 2 * 3  # header, gaps, 3 pairs (4 + 4 + 2 records)
+    assert hints.decode(data, "seg-00000001.jsonl", 100) == hint
+
+
+def test_builder_refuses_records_out_of_order():
+    """Records must be added in segment order without overlap: a hint cannot be built wrong."""
+    builder = hints.Builder()
+    builder.add("a", 0, 10)
+    with pytest.raises(ValueError):
+        builder.add("b", 5, 10)
+    with pytest.raises(ValueError):
+        builder.hint(8)
+
+
+_records = st.lists(
+    st.tuples(st.sampled_from(["set", "delete", "marker"]), st.sampled_from(KEY_POOL), st.integers(1, 300)),
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_records, st.integers(0, 50))
+def test_hint_encoding_round_trips_every_location(records, tail):
+    """For any run of sets, tombstones and other lines (overwritten records, batch markers),
+    the hint built from a scan encodes, decodes and gives back exactly the offset and length of
+    each key's newest record, and the keys whose newest record is a tombstone."""
+    scanned, offset = [], 0
+    for kind, key, length in records:
+        if kind != "marker":  # a marker's bytes belong to no key: a gap
+            scanned.append((kind, key, offset, length))
+        offset += length
+    size = offset + tail
+    newest = {}
+    for kind, key, at, length in scanned:
+        newest.pop(key, None)
+        newest[key] = (kind, at, length)
+    hint = hints.from_records(scanned, size)
+    decoded = hints.decode(hints.encode("seg-00000001.jsonl", size, hint), "seg-00000001.jsonl", size)
+    assert decoded == hint
+    base = index.segment_base(3)
+    live = [(k, index.pack(3, at, length)) for k, (kind, at, length) in newest.items() if kind == "set"]
+    assert [(k, loc) for k, loc in decoded.live(base)] == live
+    assert list(decoded.tombstones()) == [k for k, (kind, _, _) in newest.items() if kind == "delete"]
 
 
 def test_manifest_without_sealed_sizes_is_corruption(tmp_path):
@@ -106,3 +219,135 @@ def test_segment_numbers_never_go_back():
     emptied = m.replace_run(1, 1, [], [])  # a merge that kept nothing of seg 2
     assert emptied.next_number == 4
     assert m.replace_run(0, 2, ["seg-00000007.jsonl"], [5]).next_number == 8
+
+
+def _churn(handle_class, path, seed):
+    """A closed store of many small sealed segments: overwrites, deletes, batches, and for a
+    List inserts in the middle (array position keys)."""
+    rng = random.Random(seed)
+    with handle_class(path, segment_size=700, autocompact=False) as s:
+        for step in range(400):
+            if handle_class is pysos.List:
+                if len(s) and rng.random() < 0.3:
+                    del s[rng.randrange(len(s))]
+                else:
+                    s.insert(rng.randrange(len(s) + 1), "v" * rng.randrange(40))
+            elif rng.random() < 0.1:
+                with s.batch():
+                    for _ in range(3):
+                        s[f"k{rng.randrange(30)}"] = step
+            elif rng.random() < 0.3:
+                s.pop(f"k{rng.randrange(30)}", None)
+            else:
+                s[f"k{rng.randrange(30)}"] = "x" * rng.randrange(60)
+
+
+def _index_and_contents(handle_class, path, readonly):
+    """The index, the contents and the live bytes a fresh handle reports (checked against its index)."""
+    with handle_class(path, readonly=readonly, autocompact=False) as s:
+        locations = dict(s._store.index)
+        live = s.stats()["live_bytes"]
+        assert live == sum(index.length_of(loc) for loc in locations.values())
+        return locations, (dict(s.items()) if handle_class is pysos.Dict else list(s)), live
+
+
+def _write_hints_from_scans(path):
+    """A hint for every sealed segment, made from a scan: gaps where older records and batch
+    markers sit, tombstones among the records."""
+    current = manifest.read(str(path))
+    for name in current.segments[:-1]:
+        fd = files.open_read(os.path.join(path, name))
+        try:
+            size = files.size(fd)
+            hint = hints.from_records(
+                ((kind, _hashable(key), offset, length) for kind, key, offset, length in segment.Scanner(fd, 0, size)),
+                size,
+            )
+        finally:
+            files.close(fd)
+        hints.write(str(path), name, size, hint, segment.hint_name(name))
+
+
+def _hashable(key):
+    return tuple(key) if type(key) is list else key
+
+
+def _drop_hints(path):
+    for name in os.listdir(path):
+        if segment.is_hint_name(name):
+            os.unlink(os.path.join(path, name))
+
+
+@pytest.mark.parametrize("handle_class", [pysos.Dict, pysos.List])
+@pytest.mark.parametrize("readonly", [False, True])
+def test_hinted_open_equals_a_full_scan(store_path, handle_class, readonly):
+    """Hints of churned segments (gaps of older records and batch markers, tombstones between
+    records) give the very index a full scan gives, location for location; check() agrees."""
+    _churn(handle_class, store_path, seed=1)
+    assert len(manifest.read(str(store_path)).segments) > 10
+    _write_hints_from_scans(store_path)
+    hints_written = [n for n in os.listdir(store_path) if segment.is_hint_name(n)]
+    assert any(hints.read(str(store_path / n), n[:-5] + ".jsonl",
+                          (store_path / (n[:-5] + ".jsonl")).stat().st_size).gaps for n in hints_written)
+    assert pysos.check(store_path) == []
+    hinted = _index_and_contents(handle_class, store_path, readonly)
+    _drop_hints(store_path)
+    assert _index_and_contents(handle_class, store_path, readonly) == hinted
+
+
+@pytest.mark.parametrize("handle_class", [pysos.Dict, pysos.List])
+def test_hints_of_a_merge_that_keeps_tombstones_equal_a_full_scan(store_path, handle_class):
+    """A merge of all but the oldest segment keeps tombstones among its records; its outputs'
+    hints give the index a scan gives, and a reader that follows the merge remaps to it."""
+    _churn(handle_class, store_path, seed=2)
+    with handle_class(store_path, readonly=True) as reader:  # loaded before the merge
+        result = merge.compact_directory(str(store_path), segment_size=400,
+                                         choose=lambda d, m: (1, len(m.segments) - 1))
+        assert result["segments_out"] > 1
+        outputs = [hints.read(str(store_path / segment.hint_name(n)), n, (store_path / n).stat().st_size)
+                   for n in result["outputs"]]
+        assert all(outputs) and any(list(h.tombstones()) for h in outputs)
+        reader._store.follow(force=True)  # adopts the swap: _remap from the hints
+        followed = dict(reader._store.index)
+    assert pysos.check(store_path) == []
+    hinted = _index_and_contents(handle_class, store_path, readonly=True)
+    assert hinted[0] == followed
+    _drop_hints(store_path)
+    assert _index_and_contents(handle_class, store_path, readonly=True) == hinted
+
+
+def test_format_md_hint_example_is_a_valid_hint():
+    """The example in FORMAT.md decodes, and its records sit where its prose says."""
+    text = (Path(__file__).parents[2] / "FORMAT.md").read_text()
+    section = text[text.index("## Hint files"):]
+    example = section[section.index("```\n") + 4 : section.index("\n```", section.index("```\n") + 4)]
+    hint = hints.decode(example.encode() + b"\n", "seg-00000004.jsonl", 579)
+    assert isinstance(hint, hints.Hint)
+    assert [(k, loc >> 32, loc & index.LENGTH_MASK) for k, loc in hint.live()] == [
+        ("apple", 0, 120), ("pear", 120, 96), ("fig", 359, 110)]
+    assert list(hint.tombstones()) == ["plum"]
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_live_bytes_of_a_store_opened_from_hints_alone(store_path, readonly):
+    """With every segment hinted and the newest empty, opening counts live bytes from the
+    hints (tombstones taking back what they delete); where a hint replaces keys, from the
+    index. Either way stats() gives the exact sum, and the index a scan gives."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["k1"], d["k2"] = "a" * 10, "b" * 20
+        d._store.seal()
+        del d["k1"]
+        d["k3"] = "c"
+        d._store.seal()
+    _write_hints_from_scans(store_path)
+    with pysos.Dict(store_path, readonly=readonly, autocompact=False) as d:
+        assert d._store._live_bytes is not None  # known from the hints: no pass over the index
+    hinted = _index_and_contents(pysos.Dict, store_path, readonly)
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["k2"] = "replaced"  # a later segment replaces a key of an earlier one
+        d._store.seal()
+    _write_hints_from_scans(store_path)
+    replaced = _index_and_contents(pysos.Dict, store_path, readonly)
+    assert replaced[1] == {"k2": "replaced", "k3": "c"} and hinted[1] == {"k2": "b" * 20, "k3": "c"}
+    _drop_hints(store_path)
+    assert _index_and_contents(pysos.Dict, store_path, readonly) == replaced

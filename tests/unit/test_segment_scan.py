@@ -70,6 +70,25 @@ def test_torn_tail_versus_damage_in_the_middle(tmp_path):
     assert segment.valid_line_after(fd, offset, len(damaged)) == len(a) + len(b"garbage\n")
 
 
+def test_scan_across_read_chunks_and_lines_longer_than_a_chunk(tmp_path, monkeypatch):
+    """Records cut by chunk boundaries, and a record many chunks long, come out whole with
+    their offsets; the long one is read in a few growing reads, not one per chunk."""
+    monkeypatch.setattr(segment, "_CHUNK", 64)
+    lines = [_set(f"k{i}", "v" * (i * 7 % 90)) for i in range(40)]
+    lines.insert(20, _set("long", "x" * 50_000))
+    fd = _write(tmp_path, b"".join(lines))
+    reads = []
+    real_pread = segment.files.pread
+    monkeypatch.setattr(segment.files, "pread", lambda *a: reads.append(a) or real_pread(*a))
+    scanner = segment.Scanner(fd)
+    offsets = [sum(map(len, lines[:i])) for i in range(len(lines))]
+    expected = [("set", record.parse(line)["k"], offset, len(line)) for line, offset in zip(lines, offsets)]
+    assert list(scanner) == expected
+    assert scanner.good_end == sum(map(len, lines)) and scanner.problem is None
+    long_reads = [a for a in reads if offsets[20] <= a[2] < offsets[21]]
+    assert len(long_reads) <= 12  # 50,000 bytes in 64-byte chunks would be ~780 reads
+
+
 def test_create_new_never_reuses_a_name(tmp_path):
     """Segment allocation skips names that exist (O_EXCL), so two allocators never collide."""
     name1, fd1 = segment.create_new(str(tmp_path), 3)
