@@ -130,7 +130,7 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
 
 
 def _check_hint(hint_path, hint_name, name, data, entries, kind) -> list[dict]:
-    found = hints.examine(hint_path, name, len(data))
+    found = hints.examine(hint_path, name, len(data), kind)
     if found is None:  # removed since we listed it
         return []
     if not isinstance(found, hints.Hint):

@@ -198,7 +198,7 @@ class Store:
                 f"{self._path(name)}: sealed segment is {size} bytes, the MANIFEST says {expected_size} "
                 f"(at byte {min(size, expected_size)})"
             )
-        hint = hints.read(self._path(segment.hint_name(name)), name, size)
+        hint = hints.read(self._path(segment.hint_name(name)), name, size, self.kind)
         if hint is not None:
             self._apply_hint(_number(name), hint)
             return size
@@ -404,7 +404,7 @@ class Store:
         fd = self._fds[number]
         size = files.size(fd)
         base = index.segment_base(number)
-        hint = hints.read(self._path(segment.hint_name(name)), name, size)
+        hint = hints.read(self._path(segment.hint_name(name)), name, size, self.kind)
         if hint is not None:
             entries = self._decode_hint_keys(hint).live(base)
         else:

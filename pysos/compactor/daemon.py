@@ -51,6 +51,7 @@ class StoreWatch:
 
     def __init__(self, directory: str, kind: str):
         self.directory = directory
+        self.kind = kind
         self.decode_key = decode_key_for(kind)
         self.dirty = True
         self.next_check = 0.0
@@ -87,7 +88,7 @@ class StoreWatch:
             if summary is not None and summary.end > size:
                 summary = None  # the writer cut a torn tail: start over
             if summary is None and not newest:
-                hint = hints.read(os.path.join(self.directory, segment.hint_name(name)), name, size)
+                hint = hints.read(os.path.join(self.directory, segment.hint_name(name)), name, size, self.kind)
                 if hint is not None:
                     summary = plan.KeySummary.from_hint(size, map(self.decode_key, hint.keys), hint.lengths)
             if summary is None:

@@ -48,14 +48,15 @@ def decode_key_for(kind: str) -> Callable[[Any], Any]:
     return lambda key: key
 
 
-def segment_keys(directory: str, name: str, decode_key, newest: bool) -> set:
-    """Every key that has a record (set or tombstone) in a segment."""
+def segment_keys(directory: str, name: str, kind: str, newest: bool) -> set:
+    """Every key that has a record (set or tombstone) in a segment of a store of ``kind``."""
+    decode_key = decode_key_for(kind)
     path = os.path.join(directory, name)
     fd = files.open_read(path)
     try:
         size = files.size(fd)
         if not newest:
-            hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size)
+            hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size, kind)
             if hint is not None:  # its keys are those of its sets and its tombstones
                 return set(map(decode_key, hint.keys))
         scanner = segment.Scanner(fd, 0, size)
@@ -149,10 +150,10 @@ def merge_run(
     newest = current.segments[-1]
     later: set = set()
     for name in current.segments[stop:]:
-        later |= segment_keys(directory, name, decode_key, newest=name == newest)
+        later |= segment_keys(directory, name, current.kind, newest=name == newest)
     earlier: set = set()
     for name in current.segments[:start]:
-        earlier |= segment_keys(directory, name, decode_key, newest=False)
+        earlier |= segment_keys(directory, name, current.kind, newest=False)
 
     # Newest record of each key in the run: (fd, offset, length, is_tombstone).
     newest_in_run: dict[Any, tuple[int, int, int, bool]] = {}

@@ -170,28 +170,29 @@ def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: st
         files.close(fd)
 
 
-def read(path: str, segment: str, segment_bytes: int) -> Hint | None:
-    """The hint at ``path`` if it is whole and matches the segment, else ``None``."""
-    found = examine(path, segment, segment_bytes)
+def read(path: str, segment: str, segment_bytes: int, kind: str) -> Hint | None:
+    """The hint at ``path`` if it is whole and matches the segment (of a store of ``kind``,
+    ``"dict"`` or ``"list"``), else ``None``."""
+    found = examine(path, segment, segment_bytes, kind)
     return found if isinstance(found, Hint) else None
 
 
-def examine(path: str, segment: str, segment_bytes: int) -> Hint | str | None:
+def examine(path: str, segment: str, segment_bytes: int, kind: str) -> Hint | str | None:
     """The hint at ``path``; or why it cannot be used; ``None`` if there is none."""
     try:
         f = open(path, "rb")
     except FileNotFoundError:
         return None
     with f:  # line by line: never the whole file in memory at once
-        return _decode_lines(f, segment, segment_bytes)
+        return _decode_lines(f, segment, segment_bytes, kind)
 
 
-def decode(data: bytes, segment: str, segment_bytes: int) -> Hint | str:
+def decode(data: bytes, segment: str, segment_bytes: int, kind: str) -> Hint | str:
     """The hint in ``data``, or a sentence saying why it is not usable for this segment."""
-    return _decode_lines(iter(io.BytesIO(data)), segment, segment_bytes)  # lines end at b"\\n" only
+    return _decode_lines(iter(io.BytesIO(data)), segment, segment_bytes, kind)  # lines end at b"\\n" only
 
 
-def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int) -> Hint | str:
+def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int, kind: str) -> Hint | str:
     try:
         header: Any = orjson.loads(next(lines, b""))
     except orjson.JSONDecodeError:
@@ -202,7 +203,7 @@ def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int) -> H
         return f"it is of format version {header.get('version')!r}, not {VERSION}"
     if header.get("segment") != segment or header.get("segment_bytes") != segment_bytes:
         return "it describes another segment, or another size of it"
-    parsed = _parse_body(lines)
+    parsed = _parse_body(lines, kind)
     if type(parsed) is str:
         return parsed
     crc, (keys, lengths, gaps) = parsed
@@ -216,7 +217,7 @@ def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int) -> H
     return Hint(keys, lengths, gaps, _tombstones=lowest < 0)
 
 
-def _parse_body(lines: Iterator[bytes]) -> tuple[int, tuple[list, list, list]] | str:
+def _parse_body(lines: Iterator[bytes], kind: str) -> tuple[int, tuple[list, list, list]] | str:
     """(CRC-32 of the lines, (keys, lengths, gaps) in them), or why they hold none."""
     crc = 0
     gaps = None
@@ -235,8 +236,8 @@ def _parse_body(lines: Iterator[bytes]) -> tuple[int, tuple[list, list, list]] |
         if number == 0:
             gaps = part
         elif number % 2:  # a line of keys
-            if not _keys_are_hashable(line, part):
-                return "a key is not a JSON scalar or an array of integers"
+            if not _keys_fit(line, part, kind):
+                return f"a key is not one a {kind} store holds"
             keys.extend(part)
             unmatched = len(part)
         elif len(part) != unmatched:
@@ -269,13 +270,17 @@ def _check_lengths(lengths: list, gaps: list, segment_bytes: int) -> int | str:
     return lowest
 
 
-def _keys_are_hashable(line: bytes, keys: list) -> bool:
-    """Dict keys are JSON scalars; List position keys are ints or arrays of ints."""
-    if line.find(b"[", 1) < 0 and line.find(b"{") < 0:  # no array or object inside: all scalars
+def _keys_fit(line: bytes, keys: list, kind: str) -> bool:
+    """Dict keys are JSON scalars; List position keys are integers or non-empty arrays of them."""
+    if kind == "dict":
+        if line.find(b"[", 1) < 0 and line.find(b"{") < 0:  # no array or object inside: all scalars
+            return True
+        return set(map(type, keys)) <= _SCALARS
+    if line.translate(None, b"0123456789-,").strip() == b"[]":  # parsed JSON of only these: integers
         return True
     types = set(map(type, keys))
-    if types <= _SCALARS:
-        return True
-    if not types <= _SCALARS | {list}:
+    if not types <= {int, list}:
         return False
-    return all(type(part) is int for key in keys if type(key) is list for part in key)
+    return list not in types or all(
+        key and all(type(part) is int for part in key) for key in keys if type(key) is list
+    )

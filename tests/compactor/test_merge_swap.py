@@ -48,7 +48,7 @@ def test_outputs_have_valid_hints_matching_their_records(store_path):
             records = list(segment.Scanner(fd, 0, size))
         finally:
             files.close(fd)
-        hint = hints.read(os.path.join(store_path, segment.hint_name(name)), name, size)
+        hint = hints.read(os.path.join(store_path, segment.hint_name(name)), name, size, "dict")
         assert hint is not None
         scanned = [(k, off, ln) for kind, k, off, ln in records if kind == "set"]
         assert list(hint.live()) == [(k, (off << 32) | ln) for k, off, ln in scanned]

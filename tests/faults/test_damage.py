@@ -216,15 +216,16 @@ def test_unknown_format_version(store_path):
     assert {n: (store_path / n).read_bytes() for n in os.listdir(store_path)} == before
 
 
-def _rewrite_hint(store_path, name, transform):
+def _rewrite_hint(store_path, name, transform, usable=True):
     """Replace a segment's hint by a transformed one that still has a valid checksum and
-    still adds up to the segment's size (so that it is used, and the lie must be caught later)."""
+    still adds up to the segment's size (so that it is used, and the lie must be caught
+    later, unless ``usable`` is false)."""
     size = (store_path / name).stat().st_size
-    hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size)
+    hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size, "dict")
     assert hint is not None
     keys, lengths, gaps = transform(list(hint.keys), list(hint.lengths), [list(g) for g in hint.gaps])
     hints.write(os.fspath(store_path), name, size, hints.Hint(keys, lengths, gaps), segment.hint_name(name))
-    assert hints.read(os.fspath(store_path / segment.hint_name(name)), name, size) is not None
+    assert (hints.read(os.fspath(store_path / segment.hint_name(name)), name, size, "dict") is not None) == usable
 
 
 def _offsets_shifted(keys, lengths, gaps):
@@ -264,13 +265,24 @@ def test_hint_that_disagrees_with_its_segment(store_path, lie):
     assert (segment.hint_name(name), 0) in [(p["file"], p["offset"]) for p in errors(pysos.check(store_path))]
 
 
+def test_hint_with_a_key_no_dict_holds_is_not_used(store_path):
+    """A checksummed hint that gives a Dict an array key (a List's position key): the hint is
+    refused as a whole, the segment scanned, every key reads right, check() warns."""
+    model = build(store_path, compact=True)
+    name = segments_of(store_path)[0]
+    _rewrite_hint(store_path, name, lambda k, ln, g: (k[:1] + [[1]] + k[2:], ln, g), usable=False)
+    reopen_equals(store_path, model)
+    problems = [p for p in pysos.check(store_path) if p["file"] == segment.hint_name(name)]
+    assert [p["severity"] for p in problems] == ["warning"]
+
+
 def test_version_1_hint_is_ignored_and_the_segment_scanned(store_path):
     """A hint of the old format (version 1: packed offsets, tombstones apart) beside a
     compacted segment: the store reads right from a scan, check() warns naming the version."""
     model = build(store_path, compact=True)
     name = segments_of(store_path)[0]
     size = (store_path / name).stat().st_size
-    hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size)
+    hint = hints.read(os.fspath(store_path / segment.hint_name(name)), name, size, "dict")
     keys, packed = zip(*hint.live())  # version 1 wrote offset << 32 | length: the location in the segment
     body = orjson.dumps(list(keys)) + b"\n" + orjson.dumps(list(packed)) + b"\n[]\n"
     header = {"c": "%08x" % zlib.crc32(body), "records": len(packed), "segment": name,

@@ -74,9 +74,9 @@ def test_hint_round_trip_and_mismatch(tmp_path):
     hint = hints.Hint(["a", 2, None, "gone"], [10, 20, 30, -7], [[1, 5], [4, 51]])  # 123 bytes in all
     hints.write(str(tmp_path), "seg-00000001.jsonl", 123, hint, "seg-00000001.hint")
     path = str(tmp_path / "seg-00000001.hint")
-    assert hints.read(path, "seg-00000001.jsonl", 123) == hint
-    assert hints.read(path, "seg-00000001.jsonl", 124) is None
-    assert hints.read(path, "seg-00000002.jsonl", 123) is None
+    assert hints.read(path, "seg-00000001.jsonl", 123, "dict") == hint
+    assert hints.read(path, "seg-00000001.jsonl", 124, "dict") is None
+    assert hints.read(path, "seg-00000002.jsonl", 123, "dict") is None
 
 
 def test_hint_offsets_follow_lengths_and_gaps():
@@ -100,7 +100,7 @@ def test_damaged_hint_is_ignored(tmp_path):
     data = bytearray(path.read_bytes())
     data[-3] ^= 0x01
     path.write_bytes(bytes(data))
-    assert hints.read(str(path), "seg-00000001.jsonl", 5) is None
+    assert hints.read(str(path), "seg-00000001.jsonl", 5, "dict") is None
 
 
 def _checksummed(lines: list[bytes], version=2, records=None, size=100) -> bytes:
@@ -114,32 +114,39 @@ def _checksummed(lines: list[bytes], version=2, records=None, size=100) -> bytes
 def test_version_1_hint_is_not_used():
     """A hint of the old format (offset << 32 | length, tombstones apart) is ignored, saying why."""
     old = _checksummed([b'["a","b"]', b"[40,180388626492]", b'["c"]'], version=1, records=2, size=60)
-    assert hints.decode(old, "seg-00000001.jsonl", 60) == "it is of format version 1, not 2"
+    assert hints.decode(old, "seg-00000001.jsonl", 60, "dict") == "it is of format version 1, not 2"
 
 
-@pytest.mark.parametrize("lines, records", [
-    ([b"[]", b'["a","b"]', b"[40,50]"], 2),                  # 90 bytes described, the segment has 100
-    ([b"[]", b'["a","b"]', b"[40,70]"], 2),                  # 110 bytes: past the segment's end
-    ([b"[[1,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # two gaps at one place
-    ([b"[[2,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # gaps out of order
-    ([b"[[0,-10],[2,20]]", b'["a","b"]', b"[40,50]"], 2),    # a negative gap
-    ([b"[[3,10]]", b'["a","b"]', b"[40,50]"], 2),            # a gap after the end
-    ([b"[]", b'["a","b"]', b"[40.5,59.5]"], 2),              # lengths that are not integers
-    ([b"[]", b'["a","b"]', b'[40,"60"]'], 2),
-    ([b"[]", b'["a",["b"]]', b"[40,60]"], 2),                # a key no store can hold
-    ([b"[]", b'["a",{"b":1}]', b"[40,60]"], 2),
-    ([b"[]", b'["a","b"]', b"[40,60]"], 3),                  # a wrong record count
-    ([b"[]", b'["a"]', b"[40,60]"], 1),                      # keys and lengths disagree
-    ([b"[]", b'["a","b"]', b"[40]", b"[]", b"[60]"], 2),     # ... within a pair of lines
-    ([b"[]", b'["a","b"]'], 2),                              # the lengths are missing
-    ([b"[]", b'{"a":1}', b"[100]"], 1),                      # not arrays
+@pytest.mark.parametrize("kind, lines, records", [
+    ("dict", [b"[]", b'["a","b"]', b"[40,50]"], 2),                  # 90 bytes described, the segment has 100
+    ("dict", [b"[]", b'["a","b"]', b"[40,70]"], 2),                  # 110 bytes: past the segment's end
+    ("dict", [b"[[1,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # two gaps at one place
+    ("dict", [b"[[2,5],[1,5]]", b'["a","b"]', b"[40,50]"], 2),       # gaps out of order
+    ("dict", [b"[[0,-10],[2,20]]", b'["a","b"]', b"[40,50]"], 2),    # a negative gap
+    ("dict", [b"[[3,10]]", b'["a","b"]', b"[40,50]"], 2),            # a gap after the end
+    ("dict", [b"[]", b'["a","b"]', b"[40.5,59.5]"], 2),              # lengths that are not integers
+    ("dict", [b"[]", b'["a","b"]', b'[40,"60"]'], 2),
+    ("dict", [b"[]", b'["a",["b"]]', b"[40,60]"], 2),                # keys no Dict holds
+    ("dict", [b"[]", b'["a",[1,2]]', b"[40,60]"], 2),
+    ("dict", [b"[]", b'["a",{"b":1}]', b"[40,60]"], 2),
+    ("list", [b"[]", b'[1,"b"]', b"[40,60]"], 2),                    # keys no List holds
+    ("list", [b"[]", b"[1,[2,0.5]]", b"[40,60]"], 2),
+    ("list", [b"[]", b"[1,[]]", b"[40,60]"], 2),
+    ("list", [b"[]", b"[1,true]", b"[40,60]"], 2),
+    ("dict", [b"[]", b'["a","b"]', b"[40,60]"], 3),                  # a wrong record count
+    ("dict", [b"[]", b'["a"]', b"[40,60]"], 1),                      # keys and lengths disagree
+    ("dict", [b"[]", b'["a","b"]', b"[40]", b"[]", b"[60]"], 2),     # ... within a pair of lines
+    ("dict", [b"[]", b'["a","b"]'], 2),                              # the lengths are missing
+    ("dict", [b"[]", b'{"a":1}', b"[100]"], 1),                      # not arrays
 ])
-def test_checksummed_but_inconsistent_hint_is_not_used(lines, records):
+def test_checksummed_but_inconsistent_hint_is_not_used(kind, lines, records):
     """A hint whose checksum matches but whose lines do not describe exactly the segment's
-    bytes, in records a store can index, is refused as a whole: nothing of it is applied."""
-    assert type(hints.decode(_checksummed(lines, records=records), "seg-00000001.jsonl", 100)) is str
-    good = _checksummed([b"[[2,10]]", b'["a",[1,2]]', b"[40,-50]"], records=2)
-    assert hints.decode(good, "seg-00000001.jsonl", 100) == hints.Hint(["a", [1, 2]], [40, -50], [[2, 10]])
+    bytes, in records a store of its kind can index, is refused as a whole: nothing of it is applied."""
+    assert type(hints.decode(_checksummed(lines, records=records), "seg-00000001.jsonl", 100, kind)) is str
+    goods = {"dict": [b'["a[1]",null]', b"[1,2.5]"], "list": [b"[-3,[4,0]]", b"[-3,40]"]}[kind]  # '[' in a string is no array
+    for good in goods:
+        decoded = hints.decode(_checksummed([b"[[2,10]]", good, b"[40,-50]"], records=2), "seg-00000001.jsonl", 100, kind)
+        assert decoded == hints.Hint(orjson.loads(good), [40, -50], [[2, 10]])
 
 
 def test_long_hints_are_written_in_lines_of_bounded_size(monkeypatch):
@@ -149,7 +156,7 @@ def test_long_hints_are_written_in_lines_of_bounded_size(monkeypatch):
     monkeypatch.setattr(hints, "RECORDS_PER_LINE", 4)
     data = hints.encode("seg-00000001.jsonl", 100, hint)
     assert data.count(b"\n") == 1 + 1 + 2 * 3  # header, gaps, 3 pairs (4 + 4 + 2 records)
-    assert hints.decode(data, "seg-00000001.jsonl", 100) == hint
+    assert hints.decode(data, "seg-00000001.jsonl", 100, "dict") == hint
 
 
 def test_builder_refuses_records_out_of_order():
@@ -185,7 +192,7 @@ def test_hint_encoding_round_trips_every_location(records, tail):
         newest.pop(key, None)
         newest[key] = (kind, at, length)
     hint = hints.from_records(scanned, size)
-    decoded = hints.decode(hints.encode("seg-00000001.jsonl", size, hint), "seg-00000001.jsonl", size)
+    decoded = hints.decode(hints.encode("seg-00000001.jsonl", size, hint), "seg-00000001.jsonl", size, "dict")
     assert decoded == hint
     base = index.segment_base(3)
     live = [(k, index.pack(3, at, length)) for k, (kind, at, length) in newest.items() if kind == "set"]
@@ -287,8 +294,9 @@ def test_hinted_open_equals_a_full_scan(store_path, handle_class, readonly):
     assert len(manifest.read(str(store_path)).segments) > 10
     _write_hints_from_scans(store_path)
     hints_written = [n for n in os.listdir(store_path) if segment.is_hint_name(n)]
+    kind = manifest.read(str(store_path)).kind
     assert any(hints.read(str(store_path / n), n[:-5] + ".jsonl",
-                          (store_path / (n[:-5] + ".jsonl")).stat().st_size).gaps for n in hints_written)
+                          (store_path / (n[:-5] + ".jsonl")).stat().st_size, kind).gaps for n in hints_written)
     assert pysos.check(store_path) == []
     hinted = _index_and_contents(handle_class, store_path, readonly)
     _drop_hints(store_path)
@@ -304,8 +312,8 @@ def test_hints_of_a_merge_that_keeps_tombstones_equal_a_full_scan(store_path, ha
         result = merge.compact_directory(str(store_path), segment_size=400,
                                          choose=lambda d, m: (1, len(m.segments) - 1))
         assert result["segments_out"] > 1
-        outputs = [hints.read(str(store_path / segment.hint_name(n)), n, (store_path / n).stat().st_size)
-                   for n in result["outputs"]]
+        outputs = [hints.read(str(store_path / segment.hint_name(n)), n, (store_path / n).stat().st_size,
+                              manifest.read(str(store_path)).kind) for n in result["outputs"]]
         assert all(outputs) and any(list(h.tombstones()) for h in outputs)
         reader._store.follow(force=True)  # adopts the swap: _remap from the hints
         followed = dict(reader._store.index)
@@ -321,7 +329,7 @@ def test_format_md_hint_example_is_a_valid_hint():
     text = (Path(__file__).parents[2] / "FORMAT.md").read_text()
     section = text[text.index("## Hint files"):]
     example = section[section.index("```\n") + 4 : section.index("\n```", section.index("```\n") + 4)]
-    hint = hints.decode(example.encode() + b"\n", "seg-00000004.jsonl", 579)
+    hint = hints.decode(example.encode() + b"\n", "seg-00000004.jsonl", 579, "dict")
     assert isinstance(hint, hints.Hint)
     assert [(k, loc >> 32, loc & index.LENGTH_MASK) for k, loc in hint.live()] == [
         ("apple", 0, 120), ("pear", 120, 96), ("fig", 359, 110)]
