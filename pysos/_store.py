@@ -87,7 +87,7 @@ class Store:
         self._batch: _Batch | None = None
         self._writer_lock: locks.FileLock | None = None
         self._on_reload: Callable[[], None] = lambda: None
-        self._on_keys_changed: Callable[[list, list], None] = lambda added, removed: None
+        self._on_keys_changed: Callable[[list, list], None] = _ignore_keys
         self.last_compaction: dict | None = None
         # monotonic time from which the next operation must call enter() (follow the files,
         # and check open/readonly): 0 = every operation (readers' default), +1 s for a
@@ -820,7 +820,10 @@ class Store:
         return os.path.join(self.directory, name)
 
     def mark_loaded(self) -> None:
-        self._tracking_keys = True
+        """Loaded: from now on report keys that a reader's catch-up adds or removes, if
+        anyone listens (a List keeps its order; a Dict has nothing to update, and tracking
+        costs two dict operations per record indexed)."""
+        self._tracking_keys = self._on_keys_changed is not _ignore_keys
 
 
 class _Batch:
@@ -833,6 +836,10 @@ class _Batch:
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes
 
+
+
+def _ignore_keys(added: list, removed: list) -> None:
+    """The default ``_on_keys_changed``: nobody listens."""
 
 
 def _number(name: str) -> int:
