@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""User-space instructions per operation of pysos's hot paths, counted by callgrind.
+
+    python tools/bench_instructions.py                    # write, read, reader-read, raw loops
+    python tools/bench_instructions.py --ops write --n 20000
+    python tools/bench_instructions.py --run write --n 100  # one workload, no valgrind (what the
+                                                           # counter runs; also the smoke test)
+
+Wall-clock rates on a shared VM move by 10-40 % between runs; instruction counts of the same
+code and inputs repeat exactly, so they show what a change of the Python path saved. Each
+count is (instructions of a run that does the operation 3 x N times) minus (instructions
+of a run that only sets up), divided by 3 x N. System calls run in the kernel and are not
+counted: a change that removes one (a memory map instead of pread) shows in bench.py, not
+here. Needs valgrind (Debian package ``valgrind``).
+
+Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
+  write        d[k] = v on a writer
+  read         d[k] on the writer, keys written beforehand
+  reader-read  d[k] on a readonly handle in the same process (default refresh: follows the
+               files on every read)
+  raw-write    orjson.dumps + os.write + an index dict (the raw limit row of bench.py)
+  raw-read     os.pread + orjson.loads (the raw limit row's read)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PASSES = 3
+OPS = ("write", "read", "reader-read", "raw-write", "raw-read")
+
+
+def run(op: str, n: int, setup_only: bool) -> None:
+    """The workload, in this process (the counter runs it under valgrind)."""
+    directory = tempfile.mkdtemp(prefix="pysos-instr-")
+    try:
+        _workload(op, n, setup_only, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    import orjson
+
+    import pysos
+
+    keys = [f"key_{i}" for i in range(n)]
+    values = [{"some": f"object_{i}"} for i in range(n)]
+    if op.startswith("raw"):
+        fd = os.open(os.path.join(directory, "raw.jsonl"), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        index, end = {}, 0
+
+        def raw_write(key, value):
+            nonlocal end
+            line = orjson.dumps({"k": key, "v": value}) + b"\n"
+            os.write(fd, line)
+            index[key] = (end, len(line))
+            end += len(line)
+
+        if op == "raw-read":
+            for key, value in zip(keys, values):
+                raw_write(key, value)
+        if setup_only:
+            return
+        for _ in range(PASSES):
+            if op == "raw-write":
+                for key, value in zip(keys, values):
+                    raw_write(key, value)
+            else:
+                for key in keys:
+                    offset, length = index[key]
+                    orjson.loads(os.pread(fd, length, offset))["v"]
+        return
+    store = pysos.Dict(os.path.join(directory, "store"), autocompact=False)
+    if op != "write":
+        for key, value in zip(keys, values):
+            store[key] = value
+    handle = pysos.Dict(os.path.join(directory, "store"), readonly=True) if op == "reader-read" else store
+    if setup_only:
+        return
+    for _ in range(PASSES):
+        if op == "write":
+            for key, value in zip(keys, values):
+                store[key] = value
+        else:
+            for key in keys:
+                handle[key]
+
+
+def count(op: str, n: int, setup_only: bool) -> int:
+    """Instructions callgrind counts for one run of ``op`` (setup only, or all of it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [
+            "valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/out",
+            sys.executable, __file__, "--run", op, "--n", str(n),
+        ] + (["--setup-only"] if setup_only else [])
+        env = dict(os.environ, PYTHONHASHSEED="0")  # the same dict layouts every run
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        found = re.search(r"Collected : (\d+)", done.stderr)
+        if done.returncode != 0 or not found:
+            raise SystemExit(f"valgrind failed for {op}: {done.stderr[-2000:]}")
+        return int(found.group(1))
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ops", default=",".join(OPS), help="comma list among " + ", ".join(OPS))
+    p.add_argument("--n", type=int, default=20_000, help="keys; each is operated on 3 times")
+    p.add_argument("--run", choices=OPS, help=argparse.SUPPRESS)
+    p.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.run:
+        run(args.run, args.n, args.setup_only)
+        return
+    ops = args.ops.split(",")
+    for op in ops:
+        if op not in OPS:
+            p.error(f"unknown op {op!r}; choose among {', '.join(OPS)}")
+    print(f"user-space instructions per operation (callgrind), {args.n:,} keys x {PASSES}")
+    for op in ops:
+        total, setup = count(op, args.n, False), count(op, args.n, True)
+        print(f"{op:12} {(total - setup) / (PASSES * args.n):10,.0f}")
+
+
+if __name__ == "__main__":
+    main()
