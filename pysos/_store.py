@@ -287,10 +287,10 @@ class Store:
         Hot paths call it only when ``time.monotonic() >= self._due`` (and writes also when
         ``self.readonly``): a writer follows once a second, a reader by its refresh_interval.
         """
-        if self._closed:
-            raise ValueError("I/O operation on closed pysos store")
-        if write and self.readonly:
-            raise ReadOnlyError(f"pysos store {self.directory!r} was opened read-only")
+        if write:
+            self.check_writable()
+        else:
+            self.check_open()
         self.follow()
 
     def follow(self, force: bool = False) -> None:

@@ -69,3 +69,18 @@ def same_json(a, b):
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
     return a == b
+
+
+def apply_batch(store, model: dict, ops) -> dict:
+    """Apply ``(is_set, key, value)`` ops to a Dict in one ``batch()`` (a delete of a key
+    that is absent by then becomes a set); return the model after them."""
+    pending = dict(model)
+    with store.batch():
+        for is_set, key, value in ops:
+            if is_set or key not in pending:
+                store[key] = value
+                pending[key] = value
+            else:
+                del store[key]
+                del pending[key]
+    return pending

@@ -11,7 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 import pysos
 from compactor_util import unexpected_files
-from strategies import dict_keys, same_json
+from strategies import apply_batch, dict_keys, same_json
 
 _SHM = "/dev/shm"
 # Light values: the value space is the property suite's job; this one is about compaction.
@@ -96,16 +96,7 @@ class DictAutocompact(_Autocompacting):
 
     @rule(ops=st.lists(st.tuples(st.booleans(), dict_keys, values), min_size=1, max_size=8))
     def batch(self, ops):
-        pending = dict(self.model)
-        with self.store.batch():
-            for is_set, key, value in ops:
-                if is_set or key not in pending:
-                    self.store[key] = value
-                    pending[key] = value
-                else:
-                    del self.store[key]
-                    del pending[key]
-        self.model = pending
+        self.model = apply_batch(self.store, self.model, ops)
 
     @rule(data=st.data())
     def get_item(self, data):

@@ -20,7 +20,7 @@ from typing import Callable
 import orjson
 
 import pysos
-from pysos.segments import files, hints, manifest, record, segment
+from pysos.segments import files, hints, locks, manifest, record, segment
 
 OPS = ("write", "pwrite", "fsync", "fdatasync", "truncate", "replace", "unlink", "fsync_dir")
 LOCK_NAMES = {"writer.lock", "compact.lock", "manifest.lock"}
@@ -92,6 +92,17 @@ class Faults:
 
         wrapper.__name__ = op
         return wrapper
+
+
+def lock_is_free(path, name) -> bool:
+    """Whether another holder could take the lock file ``name`` of the store at ``path`` now."""
+    lock = locks.FileLock(os.fspath(path), name)
+    try:
+        lock.acquire(timeout=0.0, record_pid=False)
+    except pysos.LockedError:
+        return False
+    lock.release()
+    return True
 
 
 def short_writes(monkeypatch, seed: int = 0) -> dict:

@@ -14,10 +14,9 @@ import subprocess
 import pytest
 
 import pysos
-from pysos.errors import LockedError
 from pysos.segments import locks, manifest
 
-from faultfs import reopen_equals, segments_whole, stray_files
+from faultfs import lock_is_free, reopen_equals, segments_whole, stray_files
 
 
 @pytest.fixture
@@ -58,16 +57,6 @@ def fill_up(directory, name="filler", max_bytes=None):
     finally:
         os.close(fd)
     return path
-
-
-def lock_is_free(path, name):
-    lock = locks.FileLock(os.fspath(path), name)
-    try:
-        lock.acquire(timeout=0.0, record_pid=False)
-    except LockedError:
-        return False
-    lock.release()
-    return True
 
 
 @pytest.mark.parametrize("durability", ["flush", "fsync"])

@@ -11,10 +11,9 @@ import pytest
 
 import pysos
 from pysos.compactor import compact_all
-from pysos.errors import LockedError
 from pysos.segments import locks, manifest
 
-from faultfs import Faults, reopen_equals, segments_whole, stray_files
+from faultfs import Faults, lock_is_free, reopen_equals, segments_whole, stray_files
 
 ERRORS = [errno.EIO, errno.ENOSPC]
 ERROR_IDS = ["EIO", "ENOSPC"]
@@ -25,16 +24,6 @@ def _fill(d, model, prefix, n, size=50):
         key, value = f"{prefix}{i}", {"i": i, "pad": "x" * size}
         d[key] = value
         model[key] = value
-
-
-def _lock_is_free(path, name):
-    lock = locks.FileLock(os.fspath(path), name)
-    try:
-        lock.acquire(timeout=0.0, record_pid=False)
-    except LockedError:
-        return False
-    lock.release()
-    return True
 
 
 def _newest_segment(path):
@@ -237,7 +226,7 @@ def test_fault_during_compaction(tmp_path, monkeypatch, err):
                 assert op == "truncate", f"{where}: compact() did not report the error"
             assert faults.rules[0].fired, where
             faults.clear()
-            assert _lock_is_free(path, locks.COMPACT), f"{where}: the compaction lock is still held"
+            assert lock_is_free(path, locks.COMPACT), f"{where}: the compaction lock is still held"
             assert dict(d.items()) == model, where
             current = manifest.read(os.fspath(path))
             missing = [s for s in current.segments if not os.path.exists(os.path.join(path, s))]

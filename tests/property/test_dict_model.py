@@ -13,7 +13,7 @@ from hypothesis.stateful import (
 
 import pysos
 from store_machine import FLUSH_RUN, FSYNC_RUN, StoreMachine
-from strategies import dict_keys, json_values, same_json
+from strategies import apply_batch, dict_keys, json_values, same_json
 
 MISSING = object()
 
@@ -119,16 +119,7 @@ class DictModel(StoreMachine):
 
     @rule(ops=st.lists(st.tuples(st.booleans(), dict_keys, json_values), min_size=1, max_size=8))
     def batch(self, ops):
-        pending = dict(self.model)
-        with self.store.batch():
-            for is_set, key, value in ops:
-                if is_set or key not in pending:
-                    self.store[key] = value
-                    pending[key] = value
-                else:
-                    del self.store[key]
-                    del pending[key]
-        self.model = pending
+        self.model = apply_batch(self.store, self.model, ops)
 
     @rule(ops=st.lists(st.tuples(dict_keys, json_values), max_size=8), clear_too=st.booleans())
     def batch_that_raises(self, ops, clear_too):
