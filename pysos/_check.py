@@ -24,49 +24,9 @@ def _problem(file: str, offset: int | None, problem: str, severity: str = "error
     return {"file": file, "offset": offset, "problem": problem, "severity": severity}
 
 
-def _salvage_lines(data: bytes) -> Iterator[tuple[str, Any, int, bytes | None]]:
-    """Every line of a segment: ("unit", key_or_None, offset, line) for records in whole
-    units (a batch only once its end verified), ("bad", None, offset, None) for a line that
-    fails, ("lost", None, offset, None) for each record of a batch that did not finish."""
-    batch: list[tuple[Any, int, bytes, str]] | None = None
-    offset = 0
-    for raw in data.split(b"\n"):
-        at, offset = offset, offset + len(raw) + 1
-        if at >= len(data):
-            break
-        line = raw + b"\n" if offset <= len(data) else raw
-        try:
-            rec = record.decode(line) if offset <= len(data) else None
-        except record.BadRecord:
-            rec = None
-        if rec is None:
-            if batch is not None:
-                yield from (("lost", None, o, None) for _, o, _, _ in batch)
-                batch = None
-            yield "bad", None, at, None
-            continue
-        if rec.kind == record.BATCH_BEGIN:
-            if batch is not None:
-                yield from (("lost", None, o, None) for _, o, _, _ in batch)
-            batch = []
-        elif rec.kind == record.BATCH_END:
-            if batch is not None and rec.count == len(batch):
-                for key, o, ln, kind in batch:
-                    yield kind, key, o, ln
-            else:
-                yield from (("lost", None, o, None) for _, o, _, _ in (batch or []))
-                yield "bad", None, at, None
-            batch = None
-        elif batch is not None:
-            batch.append((rec.key, at, line, rec.kind))
-        else:
-            yield rec.kind, rec.key, at, line
-    if batch is not None:
-        yield from (("lost", None, o, None) for _, o, _, _ in batch)
-
-
-def _decode_key(kind: str):
-    return (lambda k: tuple(k) if type(k) is list else k) if kind == "list" else (lambda k: k)
+def _salvage(fd: int) -> Iterator[tuple[str, Any, int, bytes]]:
+    """Every line of a segment, going on past damage (see :meth:`segment.Scanner.salvage`)."""
+    return segment.Scanner(fd).salvage()
 
 
 def check(path: str | os.PathLike) -> list[dict]:
@@ -97,49 +57,57 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
     path = os.path.join(directory, name)
     newest = sealed_size is None
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        fd = files.open_read(path)
     except FileNotFoundError:
         return [_problem(name, None, "segment named by the MANIFEST is missing")]
-    problems = []
-    if not newest and len(data) != sealed_size:
-        problems.append(_problem(
-            name, min(len(data), sealed_size),
-            f"sealed segment is {len(data)} bytes, the MANIFEST says {sealed_size}",
-        ))
-    entries = list(_salvage_lines(data))
-    valid = [i for i, e in enumerate(entries) if e[0] in (record.SET, record.DELETE)]
-    last_valid = valid[-1] if valid else -1
-    torn_at = None
-    for i, (what, _, offset, _) in enumerate(entries):
-        if what not in ("bad", "lost"):
+    try:
+        size = files.size(fd)
+        problems = []
+        if not newest and size != sealed_size:
+            problems.append(_problem(
+                name, min(size, sealed_size),
+                f"sealed segment is {size} bytes, the MANIFEST says {sealed_size}",
+            ))
+        decode = record.key_decoder(kind)
+        scanner = segment.Scanner(fd, 0, size)
+        records, damage = [], []
+        for what, key, offset, line in scanner.salvage():
+            if what in (record.SET, record.DELETE):
+                records.append((what, decode(key), offset, len(line)))
+            else:
+                damage.append((what, offset))
+    finally:
+        files.close(fd)
+    # The torn-tail rule (segment.torn): in the newest segment, the bytes after the last
+    # whole unit are a torn tail; damage with a whole unit after it is corruption.
+    end = scanner.good_end
+    torn = newest and end < size
+    for what, offset in damage:
+        if torn and offset >= end:
             continue
-        if newest and i > last_valid:  # nothing valid follows: an interrupted last write
-            torn_at = offset if torn_at is None else min(torn_at, offset)
-        elif what == "bad":
+        if what == segment.DAMAGED:
             problems.append(_problem(name, offset, "checksum mismatch or malformed record"))
         else:
             problems.append(_problem(name, offset, "record of a batch that never finished"))
-    if torn_at is not None:
-        problems.append(_problem(name, torn_at, "torn tail: an interrupted write (the next writer cuts it off)", "warning"))
+    if torn:
+        problems.append(_problem(name, end, "torn tail: an interrupted write (the next writer cuts it off)", "warning"))
+    elif end < size and not any(offset >= end for _, offset in damage):  # a sealed segment's empty unfinished batch
+        problems.append(_problem(name, end, "unfinished record or batch"))
     hint_name = segment.hint_name(name)
     hint_path = os.path.join(directory, hint_name)
     if os.path.exists(hint_path):
-        problems += _check_hint(hint_path, hint_name, name, data, entries, kind)
+        problems += _check_hint(hint_path, hint_name, name, size, records, kind)
     return problems
 
 
-def _check_hint(hint_path, hint_name, name, data, entries, kind) -> list[dict]:
-    found = hints.examine(hint_path, name, len(data), kind)
+def _check_hint(hint_path, hint_name, name, size, records, kind) -> list[dict]:
+    found = hints.examine(hint_path, name, size, kind)
     if found is None:  # removed since we listed it
         return []
     if not isinstance(found, hints.Hint):
         return [_problem(hint_name, 0, f"hint is not used ({found}); the segment is scanned instead", "warning")]
-    decode = _decode_key(kind)
-    records = (
-        (what, decode(key), offset, len(line)) for what, key, offset, line in entries if what in (record.SET, record.DELETE)
-    )
-    if found.with_keys(list(map(decode, found.keys))) != hints.from_records(records, len(data)):
+    decode = record.key_decoder(kind)
+    if found.with_keys(list(map(decode, found.keys))) != hints.from_records(records, size):
         return [_problem(hint_name, 0, "hint disagrees with its segment's records")]
     return []
 
@@ -187,25 +155,27 @@ def _repair_locked(directory: str) -> dict:
             "no readable MANIFEST: segments taken in the order of their numbers, a guess that can "
             "bring back overwritten values if the store was ever compacted", "warning",
         ))
-    decode = _decode_key(kind)
+    decode = record.key_decoder(kind)
     state: dict = {}
     lost = 0
     damaged: list[str] = []
     for name in names:
         try:
-            with open(os.path.join(directory, name), "rb") as f:
-                data = f.read()
+            fd = files.open_read(os.path.join(directory, name))
         except FileNotFoundError:
             continue
         had_damage = False
-        for what, key, _, line in _salvage_lines(data):
-            if what in ("bad", "lost"):
-                lost += 1
-                had_damage = True
-            elif what == record.SET:
-                state[decode(key)] = line
-            else:
-                state.pop(decode(key), None)
+        try:
+            for what, key, _, line in _salvage(fd):
+                if what in (segment.DAMAGED, segment.LOST):
+                    lost += 1
+                    had_damage = True
+                elif what == record.SET:
+                    state[decode(key)] = line
+                else:
+                    state.pop(decode(key), None)
+        finally:
+            files.close(fd)
         if had_damage:
             damaged.append(name)
     out_name, fd = segment.create_new(directory, max(first_free, _max_number(directory) + 1))
@@ -268,9 +238,12 @@ def _max_number(directory: str) -> int:
 def _guess_kind(directory: str, names: list[str]) -> str:
     """Without a MANIFEST: a store whose keys are all ints or int arrays is a list."""
     for name in names:
-        with open(os.path.join(directory, name), "rb") as f:
-            for what, key, _, _ in _salvage_lines(f.read()):
+        fd = files.open_read(os.path.join(directory, name))
+        try:
+            for what, key, _, _ in _salvage(fd):
                 if what in (record.SET, record.DELETE):
                     is_position = type(key) is int or (type(key) is list and all(type(k) is int for k in key))
                     return "list" if is_position else "dict"
+        finally:
+            files.close(fd)
     return "dict"

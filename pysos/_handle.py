@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ContextManager
 
-from ._store import DEFAULT_SEGMENT_SIZE, Store
+from .compactor import compact_store
+from .compactor.background import BackgroundCompactor
+from .engine import DEFAULT_SEGMENT_SIZE, Reader, Writer
 
 
 class Handle:
@@ -25,26 +27,23 @@ class Handle:
         refresh_interval: float = 0.0,
     ):
         self._observers: list[Callable[[Any, Any, Any], None]] = []
-        self._store = Store(
-            path,
-            self._kind,
-            readonly=readonly,
+        options: dict[str, Any] = dict(
             durability=durability,
             segment_size=segment_size,
-            autocompact=autocompact,
             lock_timeout=lock_timeout,
             refresh_interval=refresh_interval,
-            **self._store_options(),
+            **self._store_hooks(),
         )
-        self._lock = self._store._lock
-        self._after_open()
-        self._store.mark_loaded()
+        if readonly:
+            self._store = Reader(path, self._kind, **options)
+        else:
+            compactor = BackgroundCompactor if autocompact else None
+            self._store = Writer(path, self._kind, compactor=compactor, **options)
+        self._lock = self._store.lock
 
-    def _store_options(self) -> dict:
+    def _store_hooks(self) -> dict:
+        """``on_reload``/``on_keys_changed`` for the store (see :class:`pysos.engine.Store`)."""
         return {}
-
-    def _after_open(self) -> None:
-        pass
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -89,8 +88,6 @@ class Handle:
 
     def compact(self) -> dict:
         """Seal the newest segment and merge all sealed ones; returns what was reclaimed."""
-        from .compactor import compact_store
-
         return compact_store(self._store)
 
     vacuum = compact
@@ -104,8 +101,7 @@ class Handle:
     def stats(self) -> dict:
         """Counts and sizes: keys, segments, live/dead/disk bytes, generation, and more."""
         with self._lock:
-            self._store.check_open()
-            self._store.follow()
+            self._store.enter()
             return self._store.stats()
 
     def observe(self, callback: Callable[[Any, Any, Any], None]) -> None:

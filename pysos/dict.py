@@ -24,7 +24,7 @@ class Dict(Handle, MutableMapping):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if monotonic() >= store._due:  # most calls skip it: see Store.enter
+            if monotonic() >= store.due:  # most calls skip it: see Store.enter
                 store.enter()
             return store.read(key, store.index[key])
         finally:
@@ -35,7 +35,7 @@ class Dict(Handle, MutableMapping):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store._due:
+            if store.readonly or monotonic() >= store.due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line)
@@ -55,7 +55,7 @@ class Dict(Handle, MutableMapping):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store._due:
+            if store.readonly or monotonic() >= store.due:
                 store.enter(write=True)
             if key not in store.index:
                 raise KeyError(key)
@@ -71,7 +71,7 @@ class Dict(Handle, MutableMapping):
     def __len__(self) -> int:
         store = self._store
         with self._lock:
-            if monotonic() >= store._due:
+            if monotonic() >= store.due:
                 store.enter()
             return len(store.index)
 
@@ -86,14 +86,14 @@ class Dict(Handle, MutableMapping):
     def __contains__(self, key: object) -> bool:
         store = self._store
         with self._lock:
-            if monotonic() >= store._due:
+            if monotonic() >= store.due:
                 store.enter()
             return key in store.index
 
     def get(self, key: Any, default: Any = None) -> Any:
         store = self._store
         with self._lock:
-            if monotonic() >= store._due:
+            if monotonic() >= store.due:
                 store.enter()
             location = store.index.get(key)
             return default if location is None else store.read(key, location)

@@ -17,10 +17,6 @@ from ._handle import Handle
 from ._positions import Position, Positions, as_tuple, between, sort_keys
 from .segments import record
 
-def _decode_position(key: Any) -> Position:
-    return tuple(key) if type(key) is list else key
-
-
 def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
 
@@ -30,16 +26,12 @@ class List(Handle, MutableSequence):
 
     _kind = "list"
 
-    def _store_options(self) -> dict:
-        return {"decode_key": _decode_position}
+    def _store_hooks(self) -> dict:
+        return {"on_reload": self._rebuild, "on_keys_changed": self._keys_changed}
 
-    def _after_open(self) -> None:
-        self._rebuild()
-        self._store._on_reload = self._rebuild
-        self._store._on_keys_changed = self._keys_changed
-
-    def _rebuild(self) -> None:
-        self._positions = Positions(sort_keys(self._store.index))
+    def _rebuild(self, index: dict) -> None:
+        """The index was built again (opening, a reload, a discarded batch): sort its keys."""
+        self._positions = Positions(sort_keys(index))
 
     def _keys_changed(self, added: list, removed: list) -> None:
         """A reader indexed new records: place new keys, drop deleted ones."""
@@ -59,7 +51,7 @@ class List(Handle, MutableSequence):
 
     def _enter(self, write: bool = False) -> None:
         store = self._store
-        if (write and store.readonly) or monotonic() >= store._due:  # see Store.enter
+        if (write and store.readonly) or monotonic() >= store.due:  # see Store.enter
             store.enter(write)
 
     def _normalize(self, i: Any) -> int:

@@ -2,7 +2,7 @@
 (or, for repair, whatever pysos.repair takes) and never create a store."""
 
 import pysos
-from pysos._store import DEFAULT_SEGMENT_SIZE
+from pysos.engine import DEFAULT_SEGMENT_SIZE
 from pysos.segments.locks import holder
 
 from . import access

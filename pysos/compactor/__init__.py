@@ -17,19 +17,18 @@ from .merge import compact_all, compact_directory
 
 
 def compact_store(store) -> dict:
-    """``compact()`` of an open writable store: seal, merge every sealed segment, adopt.
+    """``compact()`` of an open writer (:class:`pysos.engine.Writer`): seal, merge every
+    sealed segment, adopt.
 
     The merges are bounded (see :func:`.merge.compact_all`), so even a full compaction
     never needs much more disk than the store already uses.
     """
-    with store._lock:
+    with store.lock:
         store.check_writable()
         store.seal()
     result = compact_all(store.directory, segment_size=store.segment_size, wait=None)
-    with store._lock:
-        store.check_open()
-        store.follow(force=True)
-        store.last_compaction = result
+    with store.lock:
+        store.adopt_compaction(result)
     return result
 
 

@@ -8,7 +8,7 @@ import threading
 import weakref
 
 from ..errors import LockedError
-from ..segments import files, manifest, segment
+from ..segments import manifest, segment
 from . import plan
 from .merge import compact_directory
 from .throttle import Interrupted, Throttle
@@ -29,10 +29,12 @@ class BackgroundCompactor:
 
     The policy (:class:`plan.Policy`) is read from the attributes ``ratio``,
     ``min_dead_bytes`` and ``max_merge_bytes`` at each look, so they can be changed on a
-    live store (``store._compactor.ratio = 0.2``); ``rate_limit`` (bytes per second of
+    live store (``store.compactor.ratio = 0.2``); ``rate_limit`` (bytes per second of
     merge output, ``None`` for none) paces the merge's writes.
 
-    Dead bytes per segment come from the writer's own index (exact, see
+    It talks to the writer (:class:`pysos.engine.Writer`) through its public interface
+    only: ``lock``, ``closed``, ``stats()``, ``segment_sizes()``, ``index`` and
+    ``adopt_compaction()``. Dead bytes per segment come from the writer's own index (exact, see
     :func:`plan.dead_from_locations`); the index is copied under the store's lock and
     summed outside it. The merge runs without the store's lock (it only reads sealed
     files), so writes and reads go on meanwhile; only adopting the new MANIFEST takes the
@@ -140,10 +142,9 @@ class BackgroundCompactor:
             try:
                 if store.closed:
                     raise Interrupted()
-                store.follow(force=True)
-                store.last_compaction = result
+                store.adopt_compaction(result)
             finally:
-                store._lock.release()
+                store.lock.release()
 
     def _estimates(self, store, policy: plan.Policy) -> dict[str, plan.SegmentEstimate] | None:
         """Name -> (size, dead bytes) of every segment, or ``None`` if clearly not due."""
@@ -155,12 +156,10 @@ class BackgroundCompactor:
             stats = store.stats()  # its dead bytes bound the sealed segments' from above
             if stats["segments"] < 2 or not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
                 return None
-            names = list(store._manifest.segments)
-            sizes = {number: files.size(fd) for number, fd in store._fds.items()}
-            sizes[store._active] = store._active_end
+            names, sizes = store.segment_sizes()
             locations = list(store.index.values())
         finally:
-            store._lock.release()
+            store.lock.release()
         dead = plan.dead_from_locations(locations, sizes)
         self._clean = plan.still_clean(self._clean, names)
         estimates = {}
@@ -172,7 +171,7 @@ class BackgroundCompactor:
     def _lock_store(self, store) -> bool:
         """Take the store's lock unless we are told to stop first (``close()`` holds it while
         it waits for this thread)."""
-        while not store._lock.acquire(timeout=_LOCK_SLICE):
+        while not store.lock.acquire(timeout=_LOCK_SLICE):
             if self._stop.is_set():
                 return False
         return True

@@ -33,9 +33,9 @@ from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHan
 from watchdog.observers import Observer
 
 from ..errors import CorruptionError, Error, LockedError
-from ..segments import files, hints, locks, manifest, recovery, segment
+from ..segments import files, hints, locks, manifest, record, recovery, segment
 from . import plan
-from .merge import compact_all, compact_directory, decode_key_for
+from .merge import compact_all, compact_directory
 from .throttle import Interrupted, Throttle
 
 log = logging.getLogger("pysos.compactor")
@@ -52,7 +52,7 @@ class StoreWatch:
     def __init__(self, directory: str, kind: str):
         self.directory = directory
         self.kind = kind
-        self.decode_key = decode_key_for(kind)
+        self.decode_key = record.key_decoder(kind)
         self.dirty = True
         self.next_check = 0.0
         self.clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
@@ -96,12 +96,12 @@ class StoreWatch:
             if summary.end < size:
                 scanner = segment.Scanner(fd, summary.end, size)
                 decode = self.decode_key
-                for kind, key, _, length in scanner:
-                    summary.add(kind, decode(key), length)
+                for kind, key, _, line in scanner:
+                    summary.add(kind, decode(key), len(line))
                 summary.end = scanner.good_end
-                if not newest and (scanner.problem or scanner.incomplete_tail):
-                    offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
-                    raise CorruptionError(f"{path}: {reason} at byte {offset}")
+                damage = scanner.damage()
+                if not newest and damage is not None:
+                    raise CorruptionError(f"{path}: {damage[1]} at byte {damage[0]}")
             self._summaries[name] = summary
             return size, summary
         finally:

@@ -42,15 +42,9 @@ _COPY_BUFFER = 1 << 20
 _CHECK_EVERY = 4096  # records copied between calls of throttle(0), which may stop the merge
 
 
-def decode_key_for(kind: str) -> Callable[[Any], Any]:
-    if kind == "list":
-        return lambda key: tuple(key) if type(key) is list else key
-    return lambda key: key
-
-
 def segment_keys(directory: str, name: str, kind: str, newest: bool) -> set:
     """Every key that has a record (set or tombstone) in a segment of a store of ``kind``."""
-    decode_key = decode_key_for(kind)
+    decode_key = record.key_decoder(kind)
     path = os.path.join(directory, name)
     fd = files.open_read(path)
     try:
@@ -61,9 +55,9 @@ def segment_keys(directory: str, name: str, kind: str, newest: bool) -> set:
                 return set(map(decode_key, hint.keys))
         scanner = segment.Scanner(fd, 0, size)
         keys = {decode_key(key) for _, key, _, _ in scanner}
-        if not newest and (scanner.problem or scanner.incomplete_tail):
-            offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
-            raise CorruptionError(f"{path}: {reason} at byte {offset}")
+        damage = scanner.damage()
+        if not newest and damage is not None:
+            raise CorruptionError(f"{path}: {damage[1]} at byte {damage[0]}")
         return keys
     finally:
         files.close(fd)
@@ -146,7 +140,7 @@ def merge_run(
     run = list(current.segments[start:stop])
     if not run or stop >= len(current.segments):
         raise ValueError("a merge takes a non-empty run of sealed segments")
-    decode_key = decode_key_for(current.kind)
+    decode_key = record.key_decoder(current.kind)
     newest = current.segments[-1]
     later: set = set()
     for name in current.segments[stop:]:
@@ -174,11 +168,11 @@ def merge_run(
             bytes_in += size
             throttle(0)
             scanner = segment.Scanner(fd, 0, size)
-            for kind, key, offset, length in scanner:
-                newest_in_run[decode_key(key)] = (fd, offset, length, kind == record.DELETE)
-            if scanner.problem or scanner.incomplete_tail:
-                offset, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
-                raise CorruptionError(f"{path}: {reason} at byte {offset}")
+            for kind, key, offset, line in scanner:
+                newest_in_run[decode_key(key)] = (fd, offset, len(line), kind == record.DELETE)
+            damage = scanner.damage()
+            if damage is not None:
+                raise CorruptionError(f"{path}: {damage[1]} at byte {damage[0]}")
 
         kept = 0
         for key, (fd, offset, length, tombstone) in newest_in_run.items():

@@ -1,11 +1,15 @@
-"""The on-disk layer of pysos: one module per on-disk concept.
+"""The on-disk layer of pysos: one module per on-disk concept. Nothing here imports the
+engine, the compactor or the collections above it.
 
 - :mod:`.files`    the thin filesystem layer every file operation goes through
-- :mod:`.record`   one record = one checksummed JSON line; batch framing
-- :mod:`.segment`  segment files: names, appending, reading, scanning
+- :mod:`.record`   one record = one checksummed JSON line: framing, the one record check,
+                   batch markers, keys as the index holds them
+- :mod:`.segment`  segment files: names, creation, and the one scanner with the torn-tail rule
+- :mod:`.index`    the location layout and the operations that fill the in-memory index
+                   (apply a scan or a hint, remap after a compaction, live bytes)
 - :mod:`.hints`    per-segment hint files for fast open
 - :mod:`.manifest` the MANIFEST and its atomic replacement
-- :mod:`.index`    the in-memory key -> location map
 - :mod:`.locks`    lock files (writer, compaction, manifest)
-- :mod:`.recovery` what happens on open: tail repair, stray-file cleanup
+- :mod:`.recovery` what happens on open: finding or creating the MANIFEST, refusing what is
+                   not a store, removing leftovers (the torn tail is cut by the engine's writer)
 """

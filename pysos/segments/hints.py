@@ -31,6 +31,7 @@ from typing import Any, Iterable, Iterator
 import orjson
 
 from . import files, record
+from .index import OFFSET_SHIFT
 
 VERSION = 2
 RECORDS_PER_LINE = 65536  # keys (and lengths) per line that pysos writes; readers take any
@@ -50,7 +51,7 @@ class Hint:
     _tombstones: bool | None = field(default=None, compare=False, repr=False)
 
     def live(self, base: int = 0) -> Iterable[tuple[Any, int]]:
-        """``(key, base | offset << 32 | length)`` of each set record, in segment order.
+        """``(key, base | offset << OFFSET_SHIFT | length)`` of each set record, in segment order.
 
         ``base`` is :func:`pysos.segments.index.segment_base` of the segment (0 gives the
         location within the segment). Built from C iterators: opening a million keys runs
@@ -58,11 +59,11 @@ class Hint:
         """
         tombstones = self._has_tombstones()
         steps, first = self._steps(tombstones)
-        # Offsets are summed in units of 2**32 above ``base``: shifting back gives
-        # ``base | offset << 32`` at once (offsets are < 2**40, so they never reach base).
-        starts = accumulate(steps, initial=(base >> 32) + first)
-        # ``|`` rather than ``+``: the same here (the low 32 bits are free), and cheaper.
-        locations = map(or_, map(lshift, starts, repeat(32)), self.lengths)
+        # Offsets are summed in units of 2**OFFSET_SHIFT above ``base``: shifting back gives
+        # ``base | offset << OFFSET_SHIFT`` at once (offsets never reach base's bits).
+        starts = accumulate(steps, initial=(base >> OFFSET_SHIFT) + first)
+        # ``|`` rather than ``+``: the same here (the length's low bits are free), and cheaper.
+        locations = map(or_, map(lshift, starts, repeat(OFFSET_SHIFT)), self.lengths)
         pairs = zip(self.keys, locations)
         return compress(pairs, map(_IS_SET, self.lengths)) if tombstones else pairs
 

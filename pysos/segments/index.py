@@ -1,40 +1,128 @@
 """The in-memory index: key -> location of the key's newest record. Values never live in RAM.
 
 A location is one int packing (segment number, byte offset, record length), so each key
-costs one dict slot and one int object.
+costs one dict slot and one int object::
+
+    location = segment << SEGMENT_SHIFT | offset << OFFSET_SHIFT | length
+
+The index itself is a plain ``dict`` (the read path's one lookup); this module holds its
+layout and the operations that fill it from a segment: :func:`apply_scan` (records read
+by a :class:`~.segment.Scanner`), :func:`apply_hint` (a sealed segment's hint),
+:func:`remap` (keys moved by a compaction) and :func:`live_bytes`.
+
+Live bytes (the sum of the lengths of the records the index points to) are an ``int`` or
+``None`` when unknown: a scan that replaced keys cannot tell which lengths it dropped, and
+the sum is then taken again over the index (one pass, no Python call per key) when needed.
 """
 
 from __future__ import annotations
 
-SEGMENT_SHIFT = _SEGMENT_SHIFT = 72
-_OFFSET_SHIFT = 32  # fixed: hint files store offset << 32 | length
-LENGTH_MASK = _LENGTH_MASK = (1 << 32) - 1
-OFFSET_MASK = _OFFSET_MASK = (1 << 40) - 1
+from typing import Any, Callable, Iterable
 
+from . import record
+
+SEGMENT_SHIFT = 72
+OFFSET_SHIFT = 32  # fixed: hint files store offset << 32 | length
+LENGTH_MASK = (1 << OFFSET_SHIFT) - 1
+OFFSET_MASK = (1 << (SEGMENT_SHIFT - OFFSET_SHIFT)) - 1
 
 
 def pack(segment: int, offset: int, length: int) -> int:
-    return (segment << _SEGMENT_SHIFT) | (offset << _OFFSET_SHIFT) | length
+    return (segment << SEGMENT_SHIFT) | (offset << OFFSET_SHIFT) | length
 
 
 def unpack(location: int) -> tuple[int, int, int]:
     """(segment number, offset, length)."""
-    return location >> _SEGMENT_SHIFT, (location >> _OFFSET_SHIFT) & _OFFSET_MASK, location & _LENGTH_MASK
+    return location >> SEGMENT_SHIFT, (location >> OFFSET_SHIFT) & OFFSET_MASK, location & LENGTH_MASK
 
 
 def segment_of(location: int) -> int:
-    return location >> _SEGMENT_SHIFT
+    return location >> SEGMENT_SHIFT
 
 
 def length_of(location: int) -> int:
-    return location & _LENGTH_MASK
+    return location & LENGTH_MASK
 
 
 def segment_base(segment: int) -> int:
-    """``pack(segment, 0, 0)``: OR it with ``offset << 32 | length`` to get a location."""
-    return segment << _SEGMENT_SHIFT
+    """``pack(segment, 0, 0)``: OR it with ``offset << OFFSET_SHIFT | length`` to get a location."""
+    return segment << SEGMENT_SHIFT
 
 
 def local_part(location: int) -> int:
-    """``offset << 32 | length``: the location within its segment, as hint files store it."""
-    return location & ((1 << _SEGMENT_SHIFT) - 1)
+    """``offset << OFFSET_SHIFT | length``: the location within its segment, as hint files store it."""
+    return location & ((1 << SEGMENT_SHIFT) - 1)
+
+
+def live_bytes(index: dict) -> int:
+    """The sum of the lengths of the records ``index`` points to."""
+    return sum(map(LENGTH_MASK.__and__, index.values()))  # no Python call per key
+
+
+def apply_scan(
+    index: dict, number: int, scanned: Iterable[tuple[str, Any, int, bytes]], decode_key: Callable[[Any], Any],
+    changed: Callable[[list, list], None] | None = None,
+) -> None:
+    """Point ``index`` at the records a scan of segment ``number`` yields, in order.
+
+    ``changed(added, removed)``, if given, hears the net change of keys: a key set and
+    deleted again within one scan was neither added nor removed.
+    """
+    base = segment_base(number)
+    present_before: dict | None = {} if changed is not None else None
+    for kind, key, offset, line in scanned:
+        key = decode_key(key)
+        if present_before is not None and key not in present_before:
+            present_before[key] = key in index
+        if kind == record.SET:
+            index[key] = base | (offset << OFFSET_SHIFT) | len(line)
+        elif key in index:
+            del index[key]
+    if present_before:
+        added = [k for k, was in present_before.items() if not was and k in index]
+        removed = [k for k, was in present_before.items() if was and k not in index]
+        if added or removed:
+            changed(added, removed)
+
+
+def apply_hint(index: dict, number: int, hint, live: int | None) -> int | None:
+    """Point ``index`` at the records a hint of segment ``number`` lists (keys already
+    decoded, see :func:`decode_hint`); return the live bytes after (``None``: unknown)."""
+    before = len(index)
+    index.update(hint.live(segment_base(number)))
+    if live is not None:
+        count, total = hint.live_count_and_bytes()
+        # Every key new to the index (the usual case: compaction outputs hold disjoint
+        # keys): the live bytes grow by the hint's, with no pass over the index.
+        live = live + total if len(index) - before == count else None
+    for key in hint.tombstones():
+        old = index.pop(key, None)
+        if old is not None and live is not None:
+            live -= old & LENGTH_MASK
+    return live
+
+
+def decode_hint(hint, decode_key: Callable[[Any], Any]):
+    """The hint with its keys as the index holds them (a List's arrays become tuples)."""
+    if decode_key is record.same_key:  # JSON scalars are their own keys: no copy of a big list
+        return hint
+    return hint.with_keys(list(map(decode_key, hint.keys)))
+
+
+def remap(index: dict, entries: Iterable[tuple[Any, int]], retired: set[int]) -> None:
+    """A compaction copied records into a new segment: keys whose location is in a
+    ``retired`` segment move to their copy's location (``entries``: key -> location)."""
+    for key, location in entries:
+        current = index.get(key)
+        if current is not None and current >> SEGMENT_SHIFT in retired:
+            index[key] = location
+
+
+def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, decode_key) -> Iterable[tuple[Any, int]]:
+    """(key, location) of each SET record of a scan of segment ``number``."""
+    base = segment_base(number)
+    return (
+        (decode_key(key), base | (offset << OFFSET_SHIFT) | len(line))
+        for kind, key, offset, line in scanned
+        if kind == record.SET
+    )

@@ -36,12 +36,17 @@ class Record(NamedTuple):
     count: int       # BATCH_END: records in the batch; else 0
 
 
-def _frame(body: bytes) -> bytes:
-    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+def frame(body: bytes) -> bytes:
+    """The record line of a JSON object's members ``body`` (its bytes after the ``{``):
+    the checksum prefix, the body, the line feed. Every record is written by this."""
+    return b'{"c":"%08x",%b\n' % (_crc32(body), body)
+
+
+_crc32 = zlib.crc32
 
 
 def encode_set(key_json: bytes, value_json: bytes) -> bytes:
-    return _frame(b'"k":%b,"v":%b}' % (key_json, value_json))
+    return frame(b'"k":%b,"v":%b}' % (key_json, value_json))
 
 
 def encode_item(key: Any, value: Any) -> bytes:
@@ -66,8 +71,7 @@ def encode_item(key: Any, value: Any) -> bytes:
     except (TypeError, _Unstorable):
         # Let the one-part encoders name what is wrong, in the words they always use.
         return encode_set(encode_key(key), encode_value(value))
-    body = data[1:]
-    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+    return frame(data[1:])
 
 
 # Scalars that orjson writes exactly or refuses (ints outside 64 bits, lone surrogates):
@@ -98,63 +102,52 @@ class _Unstorable(Exception):
 
 
 def encode_delete(key_json: bytes) -> bytes:
-    return _frame(b'"k":%b,"d":1}' % key_json)
+    return frame(b'"k":%b,"d":1}' % key_json)
 
 
 def encode_tombstone(key: Any) -> bytes:
     """:func:`encode_delete` of a key already in the index (so already a valid key)."""
-    body = b'"k":%b,"d":1}' % orjson.dumps(key)
-    return b'{"c":"%08x",%b\n' % (zlib.crc32(body), body)
+    return frame(b'"k":%b,"d":1}' % orjson.dumps(key))
 
 
-BATCH_BEGIN_LINE = _frame(b'"batch":"begin"}')
+BATCH_BEGIN_LINE = frame(b'"batch":"begin"}')
 
 
 def encode_batch_end(count: int) -> bytes:
-    return _frame(b'"batch":"end","n":%d}' % count)
+    return frame(b'"batch":"end","n":%d}' % count)
+
+
+def load(line: bytes) -> Any:
+    """The record check: the JSON of a record line (ending in ``\\n``) whose checksum
+    matches, else ``None``. Every reader of records uses it: reads, scans (open, follow,
+    check, repair, the compactor) and :func:`verify`. A record is a JSON object: callers
+    that go on to use one check its type (a read looks up its key, a scan its kind).
+
+    ``int()`` of the 8 hex digits is cheaper than formatting the CRC; a garbled prefix that
+    still parses to the same number leaves the checked bytes (the record) intact, and
+    bytes that are not ``{"c":"`` there make the line fail to parse.
+    """
+    try:
+        if int(line[6:14], 16) == _crc32(line[16:-1]):  # 16: PREFIX_LEN
+            return _loads(line)
+    except ValueError:  # digits or JSON that do not parse
+        pass
+    return None
+
+
+_loads = orjson.loads
 
 
 def verify(line: bytes) -> bool:
-    """True if ``line`` (with or without its final ``\\n``) carries a matching checksum."""
-    end = len(line) - 1 if line.endswith(b"\n") else len(line)
-    if end <= PREFIX_LEN or line[:6] != b'{"c":"' or line[14:16] != b'",':
-        return False
-    try:
-        expected = int(line[6:14], 16)
-    except ValueError:
-        return False
-    return zlib.crc32(memoryview(line)[PREFIX_LEN:end]) == expected
-
-
-def load(line: bytes) -> dict | None:
-    """The JSON object of a whole record line (ending in ``\\n``) if its checksum matches, else None.
-
-    The read path's check: the same as :func:`verify` + :func:`parse`, in fewer steps
-    (comparing hex digits is cheaper than parsing them).
-    """
-    if (
-        line.startswith(b'{"c":"')
-        and line[14:16] == b'",'
-        and line[6:14] == b"%08x" % zlib.crc32(line[PREFIX_LEN:-1])
-    ):
-        try:
-            obj = orjson.loads(line)
-        except ValueError:  # JSON that does not parse
-            return None
-        return obj if type(obj) is dict else None
-    return None
+    """True if ``line`` (a whole line, with its ``\\n``) passes :func:`load` as a JSON object."""
+    return type(load(line)) is dict and line[-1:] == b"\n"
 
 
 def parse(line: bytes) -> dict:
     """Check and decode a record line into its JSON object; raise :class:`BadRecord`."""
-    if not verify(line):
+    obj = load(line)
+    if type(obj) is not dict or line[-1:] != b"\n":
         raise BadRecord("checksum mismatch or malformed record")
-    try:
-        obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:  # a matching CRC over invalid JSON: a writer bug
-        raise BadRecord(f"invalid JSON: {exc}") from None
-    if type(obj) is not dict:
-        raise BadRecord("record is not a JSON object")
     return obj
 
 
@@ -174,6 +167,24 @@ def classify(obj: dict) -> Record:
 
 def decode(line: bytes) -> Record:
     return classify(parse(line))
+
+
+# --- keys as the index holds them ---------------------------------------------------------
+
+
+def same_key(key: Any) -> Any:
+    """A Dict's keys: JSON scalars are their own index keys."""
+    return key
+
+
+def decode_position(key: Any) -> Any:
+    """A List's position keys: an int, or a JSON array of ints that the index holds as a tuple."""
+    return tuple(key) if type(key) is list else key
+
+
+def key_decoder(kind: str | None):
+    """The function from a record's JSON key to the index key, for a store of ``kind``."""
+    return decode_position if kind == "list" else same_key
 
 
 # --- keys and values -------------------------------------------------------------------

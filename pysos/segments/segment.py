@@ -1,9 +1,13 @@
-"""Segment files: their names, and scanning them record by record.
+"""Segment files: their names, and the one scanner that reads them record by record.
 
 A segment is ``seg-NNNNNNNN.jsonl`` (at least 8 decimal digits). Only the newest segment
 named by the MANIFEST is appended to; the others are sealed and never change until the
 compactor retires them. The number in the name only makes names unique: the order of
 segments, which decides which record of a key wins, is the order the MANIFEST lists them.
+
+:class:`Scanner` and :func:`torn` are the only code that decides what is a whole unit,
+what is damage and what is a torn tail: opening and following (the engine), ``check`` and
+``repair``, and the compactor all scan with them.
 """
 
 from __future__ import annotations
@@ -11,10 +15,8 @@ from __future__ import annotations
 import errno
 import os
 import re
-import zlib
 from typing import Any, Iterator
 
-import orjson
 
 from . import files, record
 
@@ -70,15 +72,20 @@ def create_new(directory: str, at_least: int) -> tuple[str, int]:
         return name, fd
 
 
-class Scanner:
-    """Iterate the whole units (a record, or a complete batch) of a segment's byte range.
+DAMAGED, LOST = "damaged", "lost"  # what a salvage scan yields besides record.SET / DELETE
 
-    Yields ``(kind, key, offset, length)`` for each SET and DELETE record, a batch's
-    records only once its end marker has been read and checked. Stops at the first
-    problem or at an incomplete unit; then ``good_end`` is the offset just past the last
-    whole unit and ``problem`` is ``None`` (clean end, or an unfinished unit at EOF) or
-    ``(offset of the bad line, reason)``. ``incomplete_tail`` is true when bytes after ``good_end`` form
-    an unfinished unit (a line without its line feed, or a batch without its end).
+
+class Scanner:
+    """The one reader of a segment's records: open, follow, check, repair and the compactor
+    all scan with it, so they agree on what is whole, what is damaged, and what is torn.
+
+    Iterating yields ``(kind, key, offset, line)`` for each SET and DELETE record of a
+    whole unit (a record outside a batch, or a batch once its end marker has been read and
+    checked). It stops at the first problem or at an unfinished unit: then ``good_end`` is
+    the offset just past the last whole unit and ``problem`` is ``None`` (clean end, or an
+    unfinished unit at EOF) or ``(offset of the bad line, reason)``; ``incomplete_tail`` is
+    true when bytes after ``good_end`` form an unfinished unit (a line without its line
+    feed, or a batch without its end). :meth:`salvage` goes on past damage instead.
     """
 
     def __init__(self, fd: int, start: int = 0, end: int | None = None):
@@ -90,7 +97,7 @@ class Scanner:
         self.incomplete_tail = False
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
-        """(offset, line without its \\n) for each whole line; sets ``incomplete_tail`` on a partial one."""
+        """(offset, line with its \\n) for each whole line; sets ``incomplete_tail`` on a partial one."""
         pos, buf, buf_start, want = self.start, b"", self.start, _CHUNK
         while pos < self.end:
             chunk = files.pread(self.fd, min(want, self.end - pos), pos)
@@ -104,76 +111,96 @@ class Scanner:
             # O(its length) in copies, not O(length^2 / chunk).
             want = max(_CHUNK, 2 * len(buf))
             for line in lines:
-                yield buf_start, line
+                yield buf_start, line + b"\n"
                 buf_start += len(line) + 1
         if buf:
             self.incomplete_tail = True
+            self._partial = (buf_start, buf)
 
-    def __iter__(self) -> Iterator[tuple[str, Any, int, int]]:
-        # The hot loop of opening a store: record.verify and record.classify, inlined.
-        batch: list[tuple[str, Any, int, int]] | None = None
-        crc32, loads, prefix_len = zlib.crc32, orjson.loads, record.PREFIX_LEN
-        for offset, line in self._lines():  # line without its \n
-            length = len(line) + 1
-            obj = None
-            if line.startswith(b'{"c":"') and line[14:16] == b'",' and line[6:14] == b"%08x" % crc32(line[prefix_len:]):
-                try:
-                    obj = loads(line)
-                except ValueError:  # JSON that does not parse
-                    obj = None
+    _partial: tuple[int, bytes] | None = None  # the unfinished last line, once read
+
+    def __iter__(self) -> Iterator[tuple[str, Any, int, bytes]]:
+        return self._units(False)
+
+    def salvage(self) -> Iterator[tuple[str, Any, int, bytes]]:
+        """Every line of the range, going on past damage: ``(kind, key, offset, line)`` with
+        kind SET or DELETE for the records of whole units, :data:`DAMAGED` (key ``None``) for
+        a line that fails the check or breaks the batch framing, :data:`LOST` for each record
+        of a batch that never finished. ``good_end`` ends up past the last whole unit."""
+        yield from self._units(True)
+        if self._partial is not None:
+            offset, line = self._partial
+            yield DAMAGED, None, offset, line
+
+    def _units(self, salvage: bool) -> Iterator[tuple[str, Any, int, bytes]]:
+        # The hot loop of opening a store: one record.load per line, its kind inlined.
+        batch: list[tuple[str, Any, int, bytes]] | None = None
+        load = record.load
+        for offset, line in self._lines():
+            obj = load(line)
+            problem = None
             if type(obj) is not dict:
-                self.problem = (offset, "checksum mismatch or malformed record")
-                return
-            if "k" in obj:
+                problem = "checksum mismatch or malformed record"
+            elif "k" in obj:
                 if "v" in obj:
                     kind = record.SET
                 elif obj.get("d") == 1:
                     kind = record.DELETE
                 else:
-                    self.problem = (offset, "unknown record type")
-                    return
-                if batch is None:
-                    yield kind, obj["k"], offset, length
-                    self.good_end = offset + length
-                else:
-                    batch.append((kind, obj["k"], offset, length))
-                continue
-            marker = obj.get("batch")
-            if marker == "begin" and batch is None:
-                batch = []
-            elif marker == "end" and batch is not None and obj.get("n") == len(batch):
-                yield from batch
-                batch = None
-                self.good_end = offset + length
-            elif marker in ("begin", "end"):
-                self.problem = (offset, "batch marker does not match its batch")
-                return
+                    problem = "unknown record type"
+                if problem is None:
+                    if batch is None:
+                        yield kind, obj["k"], offset, line
+                        self.good_end = offset + len(line)
+                    else:
+                        batch.append((kind, obj["k"], offset, line))
+                    continue
             else:
-                self.problem = (offset, "unknown record type")
+                marker = obj.get("batch")
+                if marker == "begin" and batch is None:
+                    batch = []
+                    continue
+                if marker == "end" and batch is not None and obj.get("n") == len(batch):
+                    yield from batch
+                    batch = None
+                    self.good_end = offset + len(line)
+                    continue
+                if marker == "begin" and salvage:  # a new batch: the open one never finished
+                    yield from ((LOST, None, o, ln) for _, _, o, ln in batch)
+                    batch = []
+                    continue
+                problem = "batch marker does not match its batch" if marker in ("begin", "end") else "unknown record type"
+            if not salvage:
+                self.problem = (offset, problem)
                 return
+            if batch is not None:
+                yield from ((LOST, None, o, ln) for _, _, o, ln in batch)
+                batch = None
+            yield DAMAGED, None, offset, line
         if batch is not None:
             self.incomplete_tail = True
+            if salvage:
+                yield from ((LOST, None, o, ln) for _, _, o, ln in batch)
 
-
-def valid_line_after(fd: int, offset: int, end: int) -> int | None:
-    """Offset of the first line after the one at ``offset`` that is a valid record, else None.
-
-    Tells a torn tail (the writer died mid-write: nothing valid follows) from damage
-    in the middle of a segment (valid records follow the bad bytes).
-    """
-    data = files.pread(fd, end - offset, offset)
-    first_nl = data.find(b"\n")
-    if first_nl < 0:
+    def damage(self) -> tuple[int, str] | None:
+        """After a scan: ``(offset, reason)`` of the first bytes that are not whole units, or
+        ``None``. In a sealed segment any damage is corruption; in the newest, see :func:`torn`."""
+        if self.problem is not None:
+            return self.problem
+        if self.incomplete_tail:
+            return self.good_end, "unfinished record or batch"
         return None
-    at = first_nl + 1
-    while at < len(data):
-        nl = data.find(b"\n", at)
-        if nl < 0:
-            return None
-        if record.verify(data[at : nl + 1]):
-            return offset + at
-        at = nl + 1
-    return None
+
+
+def torn(fd: int, good_end: int, end: int) -> bool:
+    """The torn-tail rule (FORMAT.md): in the newest segment, the bytes from ``good_end`` (the
+    end of the last whole unit before the damage) to ``end`` are a torn tail if no whole
+    unit follows in them: a crash interrupted the last write, and nothing in those bytes
+    was ever reported done. Otherwise the damage is corruption."""
+    rest = Scanner(fd, good_end, end)
+    for _ in rest.salvage():
+        pass
+    return rest.good_end == good_end
 
 
 def read_line(fd: int, offset: int, length: int) -> bytes:

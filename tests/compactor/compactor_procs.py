@@ -146,7 +146,7 @@ def _daemon_trial(trial):
 def _writer_trial(trial):
     state = _count_calls(trial["kill_at"], only_thread_prefix="pysos-compactor")
     d = pysos.Dict(trial["path"], segment_size=1024, autocompact=True)
-    compactor = d._store._compactor
+    compactor = d._store.compactor
     compactor.ratio, compactor.min_dead_bytes, compactor.max_merge_bytes = 0.0, 0, 8192
     report = os.open(trial["report"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     ops = writer_ops(trial["seed"], keys=80)

@@ -167,7 +167,7 @@ def test_daemon_estimate_matches_the_exact_dead_bytes(store_path):
     churned_store(store_path, n=400, deletes=0.0)
     with pysos.Dict(store_path, autocompact=False) as d:
         store = d._store
-        sizes = {n: os.path.getsize(store._path(s)) for s in store._manifest.segments
+        sizes = {n: os.path.getsize(os.path.join(store.directory, s)) for s in store.manifest.segments
                  for n in [int(s[4:12])]}
         exact = plan.dead_from_locations(store.index.values(), sizes)
     current, estimates = daemon.StoreWatch(str(store_path), "dict").estimates()

@@ -9,7 +9,7 @@ import pysos
 from compactor_util import churn, churned_store, contents, segment_bytes, unexpected_files
 from pysos.compactor import merge
 from pysos.compactor.throttle import Interrupted, Throttle
-from pysos.segments import files, hints, manifest, segment
+from pysos.segments import files, hints, index, manifest, segment
 
 
 def _outputs(before, after):
@@ -45,13 +45,13 @@ def test_outputs_have_valid_hints_matching_their_records(store_path):
         fd = files.open_read(path)
         try:
             size = files.size(fd)
-            records = list(segment.Scanner(fd, 0, size))
+            records = [(kind, k, off, len(line)) for kind, k, off, line in segment.Scanner(fd, 0, size)]
         finally:
             files.close(fd)
         hint = hints.read(os.path.join(store_path, segment.hint_name(name)), name, size, "dict")
         assert hint is not None
         scanned = [(k, off, ln) for kind, k, off, ln in records if kind == "set"]
-        assert list(hint.live()) == [(k, (off << 32) | ln) for k, off, ln in scanned]
+        assert list(hint.live()) == [(k, index.local_part(index.pack(0, off, ln))) for k, off, ln in scanned]
         assert list(hint.tombstones()) == [k for kind, k, _, _ in records if kind == "delete"]
         assert hint == hints.from_records(records, size)
     assert unexpected_files(store_path) == []

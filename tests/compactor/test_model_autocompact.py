@@ -39,7 +39,7 @@ class _Autocompacting(RuleBasedStateMachine):
 
     def _open(self):
         self.store = self.cls(self.path, segment_size=self.segment_size, autocompact=True)
-        compactor = self.store._store._compactor
+        compactor = self.store._store.compactor
         compactor.ratio, compactor.min_dead_bytes, compactor.max_merge_bytes = 0.0, 0, self.max_merge
 
     @initialize(segment_size=st.sampled_from([200, 512, 2048]), max_merge=st.sampled_from([600, 4096, 2**20]))
@@ -170,7 +170,7 @@ def test_background_thread_reclaims_and_reports(store_path, rounds):
     last compaction's reclaimed bytes; the directory stays clean and the data intact."""
     model = {}
     with pysos.Dict(store_path, segment_size=512, autocompact=True) as d:
-        compactor = d._store._compactor
+        compactor = d._store.compactor
         compactor.ratio, compactor.min_dead_bytes = 0.0, 0
         for r in range(rounds):
             for i in range(300):

@@ -304,16 +304,16 @@ def _is_lock_file(fd_or_path) -> bool:
 def abandon(handle) -> None:
     """Drop a handle as a dead process would: no fsync, no cleanup, just let go of fds and locks."""
     store = handle._store
-    if store._compactor is not None:
-        store._compactor._stop.set()
-        store._compactor._wake.set()
+    if store.compactor is not None:
+        store.compactor._stop.set()
+        store.compactor._wake.set()
     store._closed = True
     store._finalizer.detach()
-    store._close_fds()
+    store.segment_files.close_all()
     if store._writer_lock is not None:
         store._writer_lock.release()
-    if store._compactor is not None:
-        store._compactor._thread.join()
+    if store.compactor is not None:
+        store.compactor._thread.join()
 
 
 # --- checks --------------------------------------------------------------------------------

@@ -50,11 +50,11 @@ def diagnose(handle) -> str:
     try:
         on_disk = manifest.read(store.directory)
         now = manifest.stamp(store.directory)
-        active = files.size(store._fds[store._active])
+        active = files.size(store.segment_files.fds[store.newest[0]])
     except Exception as exc:  # a diagnosis must not hide the failure
         return f" [diagnosis failed: {exc!r}]"
-    return (f" [reader: generation {store._manifest.generation} {list(store._manifest.segments)}"
-            f" stamp {store._manifest_stamp}, newest {store._active} indexed to {store._active_end};"
+    return (f" [reader: generation {store.manifest.generation} {list(store.manifest.segments)}"
+            f" stamp {store._manifest_stamp}, newest {store.newest[0]} indexed to {store.newest[1]};"
             f" disk: generation {on_disk.generation} {list(on_disk.segments)} stamp {now},"
             f" newest-known file size {active}; {pysos.__file__}]")
 

@@ -65,7 +65,7 @@ def writer(directory, seed, ackfile, segment_size, autocompact):
 
     rng = random.Random(seed)
     d = pysos.Dict(directory, segment_size=segment_size, autocompact=autocompact, lock_timeout=30)
-    compactor = getattr(d._store, "_compactor", None)
+    compactor = d._store.compactor
     if compactor is not None:  # the documented live knobs of the background compactor
         compactor.min_dead_bytes = 64 * 1024
     ack = os.open(ackfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

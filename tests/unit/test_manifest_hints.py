@@ -267,7 +267,7 @@ def _write_hints_from_scans(path):
         try:
             size = files.size(fd)
             hint = hints.from_records(
-                ((kind, _hashable(key), offset, length) for kind, key, offset, length in segment.Scanner(fd, 0, size)),
+                ((kind, _hashable(key), offset, len(line)) for kind, key, offset, line in segment.Scanner(fd, 0, size)),
                 size,
             )
         finally:

@@ -1,4 +1,4 @@
-"""Reads through memory maps (Store._maps): right values on every path, and maps only
+"""Reads through memory maps (SegmentFiles.maps): right values on every path, and maps only
 where no one can cut the file under them.
 
 White-box on purpose: these tests look at which segments are mapped, because a read that
@@ -11,7 +11,7 @@ import errno
 import pytest
 
 import pysos
-from pysos._store import _REMAP_AFTER
+from pysos.engine.writer import _REMAP_AFTER
 from pysos.segments import files
 
 VALUE = {"pad": "x" * 200}
@@ -28,7 +28,7 @@ def _check(d, stop):
 
 
 def _newest_bytes(store):
-    return store._active_end
+    return store.newest[1]
 
 
 def test_writer_maps_its_newest_segment_and_reads_the_unmapped_tail_by_pread(store_path):
@@ -37,17 +37,17 @@ def test_writer_maps_its_newest_segment_and_reads_the_unmapped_tail_by_pread(sto
     n = 3 * _REMAP_AFTER // 220  # ~3 MiB: past the remap step
     _fill(d, 0, n)
     _check(d, n)
-    mapped = store._maps[store._active]
+    mapped = store.segment_files.maps[store.newest[0]]
     assert len(mapped) == _newest_bytes(store)
     # a few more records: beyond the map, less than the remap step: read by pread
     _fill(d, n, n + 50)
     _check(d, n + 50)
-    assert store._maps[store._active] is mapped and len(mapped) < _newest_bytes(store)
+    assert store.segment_files.maps[store.newest[0]] is mapped and len(mapped) < _newest_bytes(store)
     # a remap step more: the next read past the map maps the segment again
     m = n + 50 + _REMAP_AFTER // 220 + 10
     _fill(d, n + 50, m)
     _check(d, m)
-    assert len(store._maps[store._active]) == _newest_bytes(store)
+    assert len(store.segment_files.maps[store.newest[0]]) == _newest_bytes(store)
     # overwrites and deletes land past the map; reads see them
     for i in range(0, m, 7):
         d[f"k{i}"] = i
@@ -57,7 +57,7 @@ def test_writer_maps_its_newest_segment_and_reads_the_unmapped_tail_by_pread(sto
         expected = i if i % 7 == 0 else None if i % 7 == 1 else {**VALUE, "i": i}
         assert d.get(f"k{i}") == expected
     d.close()
-    assert store._maps == {}
+    assert store.segment_files.maps == {}
 
 
 def test_sealed_segments_are_mapped_whole_and_unmapped_when_retired(store_path):
@@ -65,12 +65,12 @@ def test_sealed_segments_are_mapped_whole_and_unmapped_when_retired(store_path):
     store = d._store
     _fill(d, 0, 200)
     _check(d, 200)
-    sealed = [n for n in store._fds if n != store._active]
-    assert sealed and all(n in store._maps for n in sealed)
+    sealed = [n for n in store.segment_files.fds if n != store.newest[0]]
+    assert sealed and all(n in store.segment_files.maps for n in sealed)
     for n in sealed:
-        assert len(store._maps[n]) == store._manifest.size_of(f"seg-{n:08d}.jsonl")
+        assert len(store.segment_files.maps[n]) == store.manifest.size_of(f"seg-{n:08d}.jsonl")
     d.compact()
-    assert set(store._maps) <= set(store._fds), "a retired segment is still mapped"
+    assert set(store.segment_files.maps) <= set(store.segment_files.fds), "a retired segment is still mapped"
     _check(d, 200)
     d.close()
 
@@ -84,11 +84,11 @@ def test_a_reader_never_maps_the_newest_segment(store_path):
     r = pysos.Dict(store_path, readonly=True)
     _check(r, n)
     reader = r._store
-    assert reader._active not in reader._maps
-    assert any(number in reader._maps for number in reader._fds if number != reader._active)
+    assert reader.newest[0] not in reader.segment_files.maps
+    assert any(number in reader.segment_files.maps for number in reader.segment_files.fds if number != reader.newest[0])
     _fill(w, n, n + 100)
     _check(r, n + 100)
-    assert reader._active not in reader._maps
+    assert reader.newest[0] not in reader.segment_files.maps
     r.close()
     w.close()
 

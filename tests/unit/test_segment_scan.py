@@ -22,11 +22,11 @@ def _batch(*lines):
 
 
 def test_scan_yields_records_with_offsets(tmp_path):
-    """Each set/delete comes out with its key, offset and length; good_end is the file size."""
+    """Each set/delete comes out with its key, offset and line; good_end is the file size."""
     a, b = _set("a", 1), record.encode_delete(record.encode_key("a"))
     fd = _write(tmp_path, a + b)
     scanner = segment.Scanner(fd)
-    assert list(scanner) == [("set", "a", 0, len(a)), ("delete", "a", len(a), len(b))]
+    assert list(scanner) == [("set", "a", 0, a), ("delete", "a", len(a), b)]
     assert scanner.good_end == len(a + b) and scanner.problem is None and not scanner.incomplete_tail
 
 
@@ -60,14 +60,14 @@ def test_torn_tail_versus_damage_in_the_middle(tmp_path):
     scanner = segment.Scanner(fd)
     list(scanner)
     offset, _ = scanner.problem
-    assert offset == len(a) and segment.valid_line_after(fd, offset, len(torn)) is None
+    assert offset == len(a) == scanner.good_end and segment.torn(fd, scanner.good_end, len(torn))
     os.close(fd)
     damaged = a + b"garbage\n" + b
     fd = _write(tmp_path, damaged)
     scanner = segment.Scanner(fd)
     list(scanner)
     offset, _ = scanner.problem
-    assert segment.valid_line_after(fd, offset, len(damaged)) == len(a) + len(b"garbage\n")
+    assert offset == len(a) and not segment.torn(fd, scanner.good_end, len(damaged))
 
 
 def test_scan_across_read_chunks_and_lines_longer_than_a_chunk(tmp_path, monkeypatch):
@@ -82,7 +82,7 @@ def test_scan_across_read_chunks_and_lines_longer_than_a_chunk(tmp_path, monkeyp
     monkeypatch.setattr(segment.files, "pread", lambda *a: reads.append(a) or real_pread(*a))
     scanner = segment.Scanner(fd)
     offsets = [sum(map(len, lines[:i])) for i in range(len(lines))]
-    expected = [("set", record.parse(line)["k"], offset, len(line)) for line, offset in zip(lines, offsets)]
+    expected = [("set", record.parse(line)["k"], offset, line) for line, offset in zip(lines, offsets)]
     assert list(scanner) == expected
     assert scanner.good_end == sum(map(len, lines)) and scanner.problem is None
     long_reads = [a for a in reads if offsets[20] <= a[2] < offsets[21]]

@@ -1,0 +1,95 @@
+"""A read-only handle: follows the writer's changes and compactions, never changes a file.
+
+Following is two steps, both cheap when nothing happened: adopt a new MANIFEST if one
+replaced the file we read (one ``fstat``: we hold that file open, and a rename over it
+drops its link count to 0), then index the records written to the newest segment since
+(one ``fstat`` of it). A reader never maps the newest segment: the writer may cut it, and
+touching a mapped page past the end of a file kills the process (SIGBUS) where ``pread``
+would return short.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from ..segments import files, manifest, recovery, segment
+from ..segments.manifest import Manifest
+from .core import _RELOAD_RETRIES, Store, _number
+
+
+class Reader(Store):
+    """The read-only handle of a store (any number of them, in any processes)."""
+
+    readonly = True
+
+    def _find_manifest(self, kind: str | None, lock_timeout: float) -> Manifest:
+        return recovery.existing_manifest(self.directory, kind)
+
+    def follow(self, force: bool = False) -> None:
+        """Bring the index up to date with the writer's latest changes (every call, or once
+        per refresh_interval)."""
+        if self.refresh_interval:
+            now = time.monotonic()
+            if not force and now < self.due:
+                return
+            self.due = now + self.refresh_interval
+        for _ in range(_RELOAD_RETRIES):
+            try:
+                if self._manifest_replaced():
+                    new, stamp, pin = manifest.read_pinned(self.directory)
+                    self.segment_files.hold("manifest", pin)
+                    self._adopt(new, stamp)
+                if files.end(self._fds[self._active]) > self._active_end:
+                    self._catch_up_tail()
+                return
+            except FileNotFoundError:
+                continue
+        self._load(recovery.existing_manifest(self.directory, self.kind))
+
+    def _manifest_replaced(self) -> bool:
+        """Whether the MANIFEST we follow has been replaced since we read it.
+
+        We hold open the file we read it from, so this is one ``fstat``: renaming a new
+        MANIFEST over it drops its link count to 0 (POSIX, local filesystems). That is about
+        half the cost of a ``stat`` by path on every read. Without a held file (the first
+        read, or after a full reload) the stamp comparison decides.
+        """
+        pin = self.segment_files.held.get("manifest")
+        if pin is not None and self._manifest_stamp is not None:
+            return os.fstat(pin).st_nlink == 0
+        return manifest.stamp(self.directory) != self._manifest_stamp
+
+    def _catch_up_tail(self) -> None:
+        old_end = self._active_end
+        self._active_end = self._index_tail(self._fds[self._active], old_end, self._on_keys_changed)
+        self._disk_bytes += self._active_end - old_end
+        self._live_bytes = None  # recomputed lazily: cheap enough for stats(), not per read
+
+    def _index_new_records(self, appended: list[str]) -> None:
+        """The rest of our newest segment (sealed by the rotation that named ``appended``),
+        then each appended segment."""
+        self._catch_up_tail()
+        for name in appended:
+            self._active = _number(name)
+            self._active_end = 0
+            self._catch_up_tail()
+
+    def _adopt(self, new: Manifest, stamp=None) -> None:
+        super()._adopt(new, stamp)
+        self._live_bytes = None  # a reader indexed new records; a merge alone copies records byte for byte
+
+    # --- a reader refuses every change -------------------------------------------------------
+
+    def write(self, key: Any, line: bytes, delete: bool) -> None:
+        self.check_writable()
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        self.check_writable()
+        yield
+
+    def seal(self) -> None:
+        self.check_writable()

@@ -1,0 +1,319 @@
+"""The one writer of a store: appends records, rotates segments, and runs batches.
+
+It holds the writer lock (one writer per store, across processes). Each change is one
+``pwrite`` at the end of the newest segment, then the index points at it; a batch is one
+``pwrite`` of all its records at commit. Compactions by others (the daemon, ``compact()``
+from another handle) are adopted once a second; the background compactor, if any, is
+given to the writer at construction and talks to it through :meth:`Writer.segment_sizes`,
+:meth:`Writer.adopt_compaction` and :attr:`Writer.lock`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from ..segments import files, index, locks, manifest, record, recovery, segment
+from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.manifest import Manifest
+from ..errors import CorruptionError
+from .core import Store, _number
+
+log = logging.getLogger("pysos")
+
+_CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
+# The writer maps its newest segment again once this many written bytes lie beyond the
+# map; reads of the newest bytes meanwhile use pread (see Writer._map).
+_REMAP_AFTER = 1 << 20
+
+
+class Writer(Store):
+    """The writable handle of a store. ``compactor(writer)``, if given, makes the background
+    compaction thread (an object with ``poke()``, called after each rotation, and
+    ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
+
+    readonly = False
+
+    def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
+        self._batch: _Batch | None = None
+        self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
+        self.compactor = None
+        self._fsync_each_write = options.get("durability") == "fsync"
+        super().__init__(path, kind, **options)
+        if compactor is not None:
+            self.compactor = compactor(self)
+
+    def _find_manifest(self, kind: str | None, lock_timeout: float) -> Manifest:
+        if os.path.isdir(self.directory) and not os.path.exists(self._path(manifest.NAME)):
+            recovery.check_not_foreign(self.directory)  # before the lock file is created
+        os.makedirs(self.directory, exist_ok=True)
+        self._writer_lock = locks.FileLock(self.directory, locks.WRITER)
+        self._writer_lock.acquire(timeout=lock_timeout)
+        try:
+            return recovery.open_or_create(self.directory, kind)
+        except BaseException:
+            self._writer_lock.release()
+            raise
+
+    def _open_newest(self, path: str) -> int:
+        return files.open_rw(path)
+
+    def _loaded(self) -> None:
+        if self._live_bytes is None:  # after a scan: a writer keeps them current, so it needs them now
+            self._live_bytes = index.live_bytes(self.index)
+
+    def _torn_tail(self, fd: int, end: int, size: int) -> None:
+        log.warning(
+            "pysos: %s: cutting a torn tail of %d bytes at byte %d (a write was interrupted)",
+            self._path(segment.segment_name(self._active)), size - end, end,
+        )
+        files.truncate(fd, end)
+        files.fsync(fd)
+
+    def _map(self, number: int, fd: int):
+        """Maps cover only bytes that stay as they are while the segment is live: for the
+        writer, the whole records of its newest one (a failed write is cut back beyond
+        them). Mapping it again after each write would cost more than the preads it saves,
+        hence _REMAP_AFTER."""
+        if number != self._active:
+            return super()._map(number, fd)
+        mapped = self._maps.get(number)
+        if self._active_end - (len(mapped) if mapped is not None else 0) < _REMAP_AFTER:
+            return mapped
+        return self.segment_files.map(number, fd, self._active_end)
+
+    def _read_unmapped(self, number: int, offset: int, length: int) -> bytes:
+        if self._batch is not None and number == self._active and offset >= self._active_end:
+            start = offset - self._active_end  # a record of the open batch, not written yet
+            return bytes(self._batch.pending[start : start + length])
+        return super()._read_unmapped(number, offset, length)
+
+    # --- following others' compactions -----------------------------------------------------
+
+    def follow(self, force: bool = False) -> None:
+        """Adopt a compaction published by someone else (looked for once a second)."""
+        now = time.monotonic()
+        if force or now >= self.due:
+            self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
+            if manifest.stamp(self.directory) != self._manifest_stamp:
+                with locks.FileLock(self.directory, locks.MANIFEST):
+                    self._adopt(manifest.read(self.directory))
+
+    def _index_new_records(self, appended: list[str]) -> None:
+        if appended:  # only the writer appends; it adopted its own rotation already
+            raise CorruptionError(f"{self.directory}: a segment was appended by someone else")
+
+    # --- the compaction thread's interface ----------------------------------------------------
+
+    def segment_sizes(self) -> tuple[list[str], dict[int, int]]:
+        """The MANIFEST's segment names, and the size of each segment by number (the newest:
+        its whole records). Caller holds :attr:`lock`."""
+        sizes = self.segment_files.sizes()
+        sizes[self._active] = self._active_end
+        return list(self._manifest.segments), sizes
+
+    def adopt_compaction(self, result: dict) -> None:
+        """A compaction of this store finished: adopt its MANIFEST and keep its figures as
+        ``stats()["last_compaction"]``. Caller holds :attr:`lock`."""
+        self.check_open()
+        self.follow(force=True)
+        self.last_compaction = result
+
+    # --- writing ---------------------------------------------------------------------
+
+    def write(self, key: Any, line: bytes, delete: bool) -> None:
+        """Append one record (or add it to the open batch) and point the index at it.
+
+        The hot path of every change: one ``pwrite`` and a few dict operations. The caller
+        holds the lock and has checked the store is open and writable (see :meth:`enter`).
+        """
+        if self._batch is not None:
+            self._write_in_batch(key, line, delete)
+            return
+        idx = self.index  # first: a closed store's index refuses (see Store)
+        old = idx.get(key)
+        end = self._active_end
+        self._append(line)
+        length = len(line)
+        if delete:
+            if old is not None:
+                del idx[key]
+        else:
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+        self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+        if end + length >= self.segment_size:
+            self._rotate_or_retry_later()
+
+    def _write_in_batch(self, key: Any, line: bytes, delete: bool) -> None:
+        """Add a record to the open batch; the index points into its pending bytes (see
+        :meth:`_read_unmapped`) until the commit writes them, and is rolled back if it is discarded."""
+        batch = self._batch
+        idx = self.index
+        old = idx.get(key)
+        length = len(line)
+        if delete:
+            if old is not None:
+                del idx[key]
+        else:
+            at = self._active_end + len(batch.pending)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (at << OFFSET_SHIFT) | length
+        batch.pending += line
+        batch.count += 1
+        batch.undo.append((key, old))
+        self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+
+    def _append(self, data: bytes) -> None:
+        """Write ``data`` at the end of the newest segment in one system call, or not at all.
+
+        On any failure (ENOSPC, EIO, a failed fsync) the segment is cut back to where it
+        was, so a failed call leaves no bytes behind and the next write starts clean.
+        """
+        if self._dirty_tail:
+            self._cut_dirty_tail()
+        fd, end = self._fds[self._active], self._active_end
+        try:
+            written = files.pwrite(fd, data, end)
+            if written != len(data):  # a short write (rare): finish it, still before returning
+                files.write_all_at(fd, memoryview(data)[written:], end + written)
+            if self._fsync_each_write:
+                files.fdatasync(fd)
+        except BaseException:
+            self._cut_back(fd, end)
+            raise
+        self._active_end = end + len(data)
+        self._disk_bytes += len(data)
+
+    def _cut_back(self, fd: int, end: int) -> None:
+        """After a failed write: cut the segment back to ``end``, or remember to."""
+        try:
+            files.truncate(fd, end)
+        except OSError:
+            self._dirty_tail = True  # cut before anything else is written or sealed
+            log.exception("pysos: could not cut back a failed write in %s", self.directory)
+
+    def _cut_dirty_tail(self) -> None:
+        if self._dirty_tail:
+            files.truncate(self._fds[self._active], self._active_end)
+            self._dirty_tail = False
+
+    # --- rotation ------------------------------------------------------------------------
+
+    def _rotate_or_retry_later(self) -> None:
+        """Rotate after a write that is already done: a failure here must not make the
+        caller believe the write failed, so it is logged and retried on the next write."""
+        try:
+            self._rotate()
+        except OSError as exc:
+            log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
+
+    def _rotate(self) -> None:
+        """Seal the newest segment and start a new one, named by a new MANIFEST."""
+        self._cut_dirty_tail()
+        files.fdatasync(self._fds[self._active])
+        with locks.FileLock(self.directory, locks.MANIFEST):
+            current = manifest.read(self.directory)
+            self._adopt(current)
+            name, fd = segment.create_new(self.directory, current.next_number)
+            self._fds[_number(name)] = fd
+            new = current.rotated(self._active_end, name)
+            try:
+                manifest.write(self.directory, new)
+            except BaseException:
+                if manifest.is_current(self.directory, new):
+                    # renamed into place, only the directory fsync failed: the new
+                    # segment is named now, so it must be kept and used
+                    self._switch_to(new, name)
+                else:
+                    files.close(self._fds.pop(_number(name)))
+                    files.unlink(self._path(name))
+                raise
+        self._switch_to(new, name)
+
+    def _switch_to(self, new: Manifest, name: str) -> None:
+        self._manifest = new
+        self._manifest_stamp = manifest.stamp(self.directory)
+        self._active = _number(name)
+        self._active_end = 0
+        if self.compactor is not None:
+            self.compactor.poke()
+
+    def seal(self) -> None:
+        """Rotate if the newest segment holds anything, so that all garbage is compactable."""
+        self.check_writable()
+        if self._active_end > 0:
+            self._rotate()
+
+    # --- batches -------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group writes into one atomic unit (nested batches join the outer one)."""
+        with self.lock:
+            self.check_writable()
+            if self._batch is not None:
+                yield
+                return
+            self._batch = batch = _Batch(self._live_bytes)
+            try:
+                yield
+                if batch.count:
+                    batch.pending += record.encode_batch_end(batch.count)
+                    self._append(bytes(batch.pending))
+            except BaseException:
+                self._abort(batch)
+                raise
+            finally:
+                self._batch = None
+            if self._active_end >= self.segment_size:
+                self._rotate_or_retry_later()
+            for event in batch.events:
+                event()
+
+    def _abort(self, batch: "_Batch") -> None:
+        for key, old in reversed(batch.undo):
+            if old is None:
+                self.index.pop(key, None)
+            else:
+                self.index[key] = old
+        self._live_bytes = batch.live_bytes_before
+        self._on_reload(self.index)
+
+    def after_commit(self, event: Callable[[], None]) -> None:
+        """Run ``event`` now, or when the open batch commits (never if it is discarded)."""
+        if self._batch is not None:
+            self._batch.events.append(event)
+        else:
+            event()
+
+    # --- syncing, closing ----------------------------------------------------------------
+
+    def sync(self) -> None:
+        self.check_open()
+        files.fsync(self._fds[self._active])
+        files.fsync_dir(self.directory)
+
+    def close(self) -> None:
+        if self._batch is not None and self.lock._is_owned():
+            raise RuntimeError("cannot close a pysos store inside an open batch")
+        if self.compactor is not None:
+            # Outside our lock: the compaction thread may be waiting for it.
+            self.compactor.stop()
+        super().close()
+
+    def _before_close(self) -> None:
+        if self._fsync_each_write:
+            files.fsync(self._fds[self._active])
+
+
+class _Batch:
+    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before")
+
+    def __init__(self, live_bytes: int | None):
+        self.pending = bytearray(record.BATCH_BEGIN_LINE)
+        self.count = 0
+        self.undo: list[tuple[Any, int | None]] = []
+        self.events: list[Callable[[], None]] = []
+        self.live_bytes_before = live_bytes
