@@ -8,6 +8,7 @@ writes them into a fresh generation, and moves damaged files aside into the stor
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import time
@@ -76,6 +77,11 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
                 records.append((what, decode(key), offset, len(line)))
             else:
                 damage.append((what, offset))
+        hint_name = segment.hint_name(name)
+        hint_path = os.path.join(directory, hint_name)
+        hint_problems = []
+        if os.path.exists(hint_path):
+            hint_problems = _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed=not newest)
     finally:
         files.close(fd)
     # The torn-tail rule (segment.torn): in the newest segment, the bytes after the last
@@ -93,21 +99,22 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
         problems.append(_problem(name, end, "torn tail: an interrupted write (the next writer cuts it off)", "warning"))
     elif end < size and not any(offset >= end for _, offset in damage):  # a sealed segment's empty unfinished batch
         problems.append(_problem(name, end, "unfinished record or batch"))
-    hint_name = segment.hint_name(name)
-    hint_path = os.path.join(directory, hint_name)
-    if os.path.exists(hint_path):
-        problems += _check_hint(hint_path, hint_name, name, size, records, kind)
-    return problems
+    return problems + hint_problems
 
 
-def _check_hint(hint_path, hint_name, name, size, records, kind) -> list[dict]:
-    found = hints.examine(hint_path, name, size, kind)
+def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed) -> list[dict]:
+    found = hints.examine_prefix(hint_path, name, size, kind, sealed=sealed,
+                                 crc_of=functools.partial(hints.segment_crc, fd))
     if found is None:  # removed since we listed it
         return []
-    if not isinstance(found, hints.Hint):
+    if type(found) is not tuple:
         return [_problem(hint_name, 0, f"hint is not used ({found}); the segment is scanned instead", "warning")]
+    hint, covered = found  # the newest segment's hint may cover only its first bytes
+    if any(offset < covered for _, offset in damage):
+        return []  # the damage is reported; the hint may well describe what was written
     decode = record.key_decoder(kind)
-    if found.with_keys(list(map(decode, found.keys))) != hints.from_records(records, size):
+    described = (r for r in records if r[2] < covered)
+    if hint.with_keys(list(map(decode, hint.keys))) != hints.from_records(described, covered):
         return [_problem(hint_name, 0, "hint disagrees with its segment's records")]
     return []
 

@@ -14,7 +14,10 @@ Modes (each in fresh processes, on the same store):
 
 The reader reads random existing keys with ``d[key]``; the writer overwrites random keys
 (``--writer-rate`` writes/s, 0 = as fast as it can). Reported: reads/s of the reader,
-writes/s of the writer, and how many of the writer's records the reader indexed.
+writes/s of the writer, how many compactions the reader followed, and its staleness: every
+10th write of the writer sets the key ``clock`` to ``time.time()``, the reader reads it
+after every 256 reads, and how old the time it finds is gives one sample (p50, p99; this
+includes up to 10 writes' worth of the writer's pace).
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ if __package__ in (None, ""):  # run as a script from a checkout
 
 import pysos  # noqa: E402
 
+_CLOCK_EVERY = 10  # the writer sets "clock" every this many writes
+
 MODES = [
     ("alone", 0.0),
     ("alone", 0.5),
@@ -51,6 +56,8 @@ def _writer(path, keys, value, rate, segment_size, started, stop, out):
     while not stop.is_set():
         d[f"k{rng.randrange(keys)}"] = value
         n += 1
+        if n % _CLOCK_EVERY == 0:
+            d["clock"] = time.time()
         if rate:
             ahead = n / rate - (time.perf_counter() - began)
             if ahead > 0:
@@ -67,18 +74,27 @@ def _reader(path, keys, refresh_interval, seconds, go, out):
     end_before = r._store._active_end, r._store._manifest.generation
     go.wait()
     n = 0
+    stale = []
     began = time.perf_counter()
     deadline = began + seconds
     while True:
-        for name in names:
-            r[name]
+        for at in range(0, len(names), 256):
+            for name in names[at : at + 256]:
+                r[name]
+            clock = r.get("clock")
+            if clock is not None:
+                stale.append(time.time() - clock)
         n += len(names)
         if time.perf_counter() >= deadline:
             break
     elapsed = time.perf_counter() - began
     stats = r.stats()
     r.close()
-    out.put(("reader", {"reads_per_s": n / elapsed, "generations_followed": stats["generation"] - end_before[1]}))
+    stale.sort()
+    staleness = {f"stale_p{p}_ms": stale[min(len(stale) - 1, len(stale) * p // 100)] * 1000 if stale else None
+                 for p in (50, 99)}
+    out.put(("reader", {"reads_per_s": n / elapsed, "generations_followed": stats["generation"] - end_before[1],
+                        **staleness}))
 
 
 def run_mode(path, mode, refresh_interval, args) -> dict:
@@ -108,7 +124,19 @@ def run_mode(path, mode, refresh_interval, args) -> dict:
     return row
 
 
-def main(argv=None) -> int:
+def run(args, modes=MODES) -> list[dict]:
+    """The rows of ``modes`` on a fresh store (``args``: the options of :func:`parser`)."""
+    base = tempfile.mkdtemp(prefix="pysos-reader-bench-", dir=args.dir)
+    path = os.path.join(base, "store")
+    try:
+        with pysos.Dict(path, segment_size=args.segment_size) as d:
+            d.update({f"k{i}": "v" * args.value_size for i in range(args.keys)})
+        return [run_mode(path, mode, interval, args) for mode, interval in modes]
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per mode (default 3)")
     parser.add_argument("--keys", type=int, default=10_000, help="keys in the store (default 10000)")
@@ -118,27 +146,25 @@ def main(argv=None) -> int:
     parser.add_argument("--segment-size", type=int, default=64 * 2**20, help="writer's segment_size")
     parser.add_argument("--dir", help="where to put the store (default: a temp dir)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    args = parser.parse_args(argv)
+    return parser
 
-    base = tempfile.mkdtemp(prefix="pysos-reader-bench-", dir=args.dir)
-    path = os.path.join(base, "store")
-    try:
-        with pysos.Dict(path, segment_size=args.segment_size) as d:
-            d.update({f"k{i}": "v" * args.value_size for i in range(args.keys)})
-        rows = [run_mode(path, mode, interval, args) for mode, interval in MODES]
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    rows = run(args)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(f"pysos {pysos.__version__}, python {sys.version.split()[0]}, {os.cpu_count()} cpus; "
           f"{args.keys} keys of {args.value_size} B, {args.seconds:g} s per mode, "
           f"writer rate {'unlimited' if not args.writer_rate else f'{args.writer_rate:g}/s'}")
-    print(f"{'mode':<8} {'refresh_interval':>16} {'reads/s':>10} {'writes/s':>10} {'swaps followed':>15}")
+    print(f"{'mode':<8} {'refresh_interval':>16} {'reads/s':>10} {'writes/s':>10} {'swaps followed':>15} "
+          f"{'stale p50 ms':>13} {'stale p99 ms':>13}")
     for row in rows:
         writes = "-" if row["writes_per_s"] is None else f"{row['writes_per_s']:,.0f}"
+        p50, p99 = (("-" if row[k] is None else f"{row[k]:.1f}") for k in ("stale_p50_ms", "stale_p99_ms"))
         print(f"{row['mode']:<8} {row['refresh_interval']:>16g} {row['reads_per_s']:>10,.0f} {writes:>10} "
-              f"{row['generations_followed']:>15}")
+              f"{row['generations_followed']:>15} {p50:>13} {p99:>13}")
     return 0
 
 

@@ -8,6 +8,7 @@ every change. The collection classes only speak in keys and values.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -119,7 +120,7 @@ class Store:
         current = first
         for _ in range(_RELOAD_RETRIES):
             try:
-                self._load_files(current)
+                self._load_hinted(current)
                 self._on_reload(self.index)
                 return
             except FileNotFoundError as exc:
@@ -136,6 +137,18 @@ class Store:
                 current = latest
         raise CorruptionError(f"{self.directory}: segments keep disappearing while loading")
 
+    def _load_hinted(self, man: Manifest) -> None:
+        """:meth:`_load_files`, again without a hint that failed late (:meth:`_index_hinted`)."""
+        self._distrusted = set()
+        while True:
+            try:
+                self._load_files(man)
+                return
+            except _HintFailed as exc:
+                name, path, reason = exc.args
+                log.warning("pysos: %s: not used (%s); the segment is scanned instead", path, reason)
+                self._distrusted.add(name)
+
     def _load_files(self, man: Manifest) -> None:
         self.segment_files.drop_all()
         self.index = {}
@@ -150,7 +163,7 @@ class Store:
             if name == newest:
                 fd = self._fds[number] = self._open_newest(self._path(name))
                 self._active = number
-                self._active_end = self._index_tail(fd, 0)
+                self._active_end = self._index_tail(fd, self._index_hinted(name, fd, sealed=False))
                 self._disk_bytes += self._active_end
             else:
                 fd = self._fds[number] = files.open_read(self._path(name))
@@ -172,17 +185,40 @@ class Store:
                 f"{self._path(name)}: sealed segment is {size} bytes, the MANIFEST says {expected_size} "
                 f"(at byte {min(size, expected_size)})"
             )
-        hint = hints.read(self._path(segment.hint_name(name)), name, size, self.kind)
-        if hint is not None:
-            hint = index.decode_hint(hint, self._decode_key)
-            self._live_bytes = index.apply_hint(self.index, _number(name), hint, self._live_bytes)
-            return size
-        scanner = segment.Scanner(fd, 0, size)
+        scanner = segment.Scanner(fd, self._index_hinted(name, fd, sealed=True), size)
         self._apply_scan(_number(name), scanner)
         damage = scanner.damage()
         if damage is not None:
             raise CorruptionError(f"{self._path(name)}: {damage[1]} at byte {damage[0]}")
         return size
+
+    def _index_hinted(self, name: str, fd: int, *, sealed: bool) -> int:
+        """Index what the segment's hint covers, a pair of lines at a time (never all of it
+        beside the index: hints.stream_prefix); return where that ends (0: no usable hint),
+        for the rest to be scanned. A hint failing a check of the whole after parts of it
+        were indexed raises _HintFailed: the load starts again without it."""
+        size = files.size(fd)
+        path = self._path(segment.hint_name(name))
+        found = None if name in self._distrusted else hints.stream_prefix(
+            path, name, size, self.kind, sealed=sealed, crc_of=functools.partial(hints.segment_crc, fd))
+        covered = 0
+        if found is not None:
+            covered, parts = found
+            number = _number(name)
+            try:
+                for part in parts:
+                    part = index.decode_hint(part, self._decode_key)
+                    self._live_bytes = index.apply_hint(self.index, number, part, self._live_bytes)
+            except hints.BadHint as exc:
+                raise _HintFailed(name, path, str(exc)) from None
+        if not sealed:
+            self._newest_hinted = covered
+        log.debug("pysos: %s: %d bytes indexed from its hint, %d to scan", self._path(name), covered, size - covered,
+                  extra={"pysos_segment": name, "pysos_hinted": covered, "pysos_scanned": size - covered})
+        return covered
+
+    _distrusted: set = frozenset()  # segments whose hint failed during this load
+    _newest_hinted = 0  # bytes of the newest segment its hint covers (0: no usable hint)
 
     def _index_tail(self, fd: int, start: int, changed: Callable[[list, list], None] | None = None) -> int:
         """Index the newest segment from ``start``; return the end of its last whole unit.
@@ -432,6 +468,11 @@ class Store:
 
     def _path(self, name: str) -> str:
         return os.path.join(self.directory, name)
+
+
+class _HintFailed(Exception):
+    """A hint failed a check after parts of it were indexed (Store._index_hinted); args:
+    the segment's name, the hint's path, why."""
 
 
 class _ClosedIndex(dict):

@@ -7,7 +7,9 @@ engine, the compactor or the collections above it.
 - :mod:`.segment`  segment files: names, creation, and the one scanner with the torn-tail rule
 - :mod:`.index`    the location layout and the operations that fill the in-memory index
                    (apply a scan or a hint, remap after a compaction, live bytes)
-- :mod:`.hints`    per-segment hint files for fast open
+- :mod:`.hints`    per-segment hint files for fast open: the format, reading (all of a
+                   sealed segment, or the first bytes of the newest one, checked by CRC)
+- :mod:`.hint_writer` the hints the writer writes from its index (at rotation, on close)
 - :mod:`.manifest` the MANIFEST and its atomic replacement
 - :mod:`.locks`    lock files (writer, compaction, manifest)
 - :mod:`.recovery` what happens on open: finding or creating the MANIFEST, refusing what is

@@ -1,4 +1,4 @@
-"""Hint files: a sealed segment's index, so that opening a store reads no values.
+"""Hint files: a segment's index, so that opening a store reads no values.
 
 ``seg-NNNNNNNN.hint`` sits beside ``seg-NNNNNNNN.jsonl``::
 
@@ -7,26 +7,35 @@
     ["apple","pear","plum","fig"]     the key of each record described, in segment order
     [120,96,-45,110]                  its length in bytes; negative: a tombstone
 
-The keys and lengths come in pairs of lines of up to 65,536 records each, so that no line
-is big: a reader parses one at a time (one giant line also made opening's peak memory
-grow by the allocator's response to the parser's big buffers). A record starts where the
+The keys and lengths come in pairs of lines of up to 8,192 records each, so that no line
+is big: opening parses and indexes one pair at a time (:func:`stream_prefix`), never
+holding the whole hint beside the index (one giant line made opening's peak memory grow
+by the allocator's response to the parser's big buffers; pairs of 65,536 records still
+left ~6 MB more than a scan for a million keys, pairs of 8,192 none). A record starts where the
 one before it ends, plus the gap listed before it, so offsets cost no bytes on disk, and
 records and gaps add up to the segment's size, which the reader checks. ``c`` is the
 CRC-32 of every line after the header (line feeds included). A hint is trusted only if it
 is whole and consistent (see :func:`decode`); otherwise the segment itself is scanned.
 Hints are an optimisation: deleting them loses nothing. Version 1 hints (offsets packed
 with lengths) are not read: their segments are scanned until a compaction rewrites them.
+
+Who writes them: a compaction, beside each output; the writer, for each segment it seals
+by rotation and for the newest segment on a clean close (:mod:`.hint_writer`). A hint may describe only the first
+``segment_bytes`` bytes of its segment, with ``segment_crc``, the CRC-32 of those bytes:
+the newest segment grows, and opening reads the hint (:func:`read_prefix`, which checks
+that CRC) and scans only the rest. FORMAT.md says why a size alone would not do.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import zlib
 from dataclasses import dataclass, field, replace
 from itertools import accumulate, compress, repeat
 from operator import lshift, or_
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -34,9 +43,10 @@ from . import files, record
 from .index import OFFSET_SHIFT
 
 VERSION = 2
-RECORDS_PER_LINE = 65536  # keys (and lengths) per line that pysos writes; readers take any
+RECORDS_PER_LINE = 8192  # keys (and lengths) per line that pysos writes; readers take any
 _SCALARS = {str, int, float, bool, type(None)}
 _IS_SET, _IS_TOMBSTONE = (0).__lt__, (0).__gt__  # applied to a length: its sign
+_CHUNK = 1 << 20  # bytes read at a time for a segment's CRC
 
 
 @dataclass
@@ -49,6 +59,9 @@ class Hint:
     # Whether any length is negative: known to decode(), else found on first use. Opening
     # asks twice (live records, tombstones); a pass over a million lengths costs ~15 ms.
     _tombstones: bool | None = field(default=None, compare=False, repr=False)
+    # Where record 0 (and the gap before it) starts: 0, or a later part of a hint read a
+    # pair of lines at a time (see stream_prefix).
+    start: int = field(default=0, compare=False, repr=False)
 
     def live(self, base: int = 0) -> Iterable[tuple[Any, int]]:
         """``(key, base | offset << OFFSET_SHIFT | length)`` of each set record, in segment order.
@@ -61,7 +74,7 @@ class Hint:
         steps, first = self._steps(tombstones)
         # Offsets are summed in units of 2**OFFSET_SHIFT above ``base``: shifting back gives
         # ``base | offset << OFFSET_SHIFT`` at once (offsets never reach base's bits).
-        starts = accumulate(steps, initial=(base >> OFFSET_SHIFT) + first)
+        starts = accumulate(steps, initial=(base >> OFFSET_SHIFT) + self.start + first)
         # ``|`` rather than ``+``: the same here (the length's low bits are free), and cheaper.
         locations = map(or_, map(lshift, starts, repeat(OFFSET_SHIFT)), self.lengths)
         pairs = zip(self.keys, locations)
@@ -145,7 +158,7 @@ def from_records(records: Iterable[tuple[str, Any, int, int]], segment_bytes: in
     return builder.hint(segment_bytes)
 
 
-def encode(segment: str, segment_bytes: int, hint: Hint) -> bytes:
+def encode(segment: str, segment_bytes: int, hint: Hint, segment_crc: str | None = None) -> bytes:
     lines = [orjson.dumps(hint.gaps)]
     for at in range(0, len(hint.keys), RECORDS_PER_LINE):
         lines.append(orjson.dumps(hint.keys[at : at + RECORDS_PER_LINE]))
@@ -158,17 +171,32 @@ def encode(segment: str, segment_bytes: int, hint: Hint) -> bytes:
         "segment_bytes": segment_bytes,
         "version": VERSION,
     }
+    if segment_crc is not None:  # keys stay sorted: after segment_bytes, before version
+        header = {**{k: header[k] for k in ("c", "records", "segment", "segment_bytes")},
+                  "segment_crc": segment_crc, "version": VERSION}
     return orjson.dumps(header) + b"\n" + body
 
 
-def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: str) -> None:
-    """Write and fsync a hint file (not atomically: a torn hint fails its checksum)."""
-    fd = files.create_truncated(os.path.join(directory, name))
+def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: str,
+          segment_crc: str | None = None) -> None:
+    """Write and fsync a hint file (not atomically: a torn hint fails its checksum).
+
+    ``segment_crc`` (:func:`segment_crc` of the segment's first ``segment_bytes`` bytes)
+    lets the hint describe a segment that may grow past them: the newest one.
+    """
+    path = os.path.join(directory, name)
+    fd = files.create_truncated(path)
     try:
-        files.write_all(fd, encode(segment, segment_bytes, hint))
+        files.write_all(fd, encode(segment, segment_bytes, hint, segment_crc))
         files.fsync(fd)
-    finally:
+    except BaseException:
         files.close(fd)
+        try:  # a hint cut short would only be ignored, but check() would warn about it
+            files.unlink(path)
+        except OSError:
+            pass
+        raise
+    files.close(fd)
 
 
 def read(path: str, segment: str, segment_bytes: int, kind: str) -> Hint | None:
@@ -193,7 +221,97 @@ def decode(data: bytes, segment: str, segment_bytes: int, kind: str) -> Hint | s
     return _decode_lines(iter(io.BytesIO(data)), segment, segment_bytes, kind)  # lines end at b"\\n" only
 
 
+def read_prefix(path: str, segment: str, fd: int, size: int, kind: str, *, sealed: bool) -> tuple[Hint, int] | None:
+    """``(hint, bytes it covers)`` if the hint at ``path`` describes the first bytes of the
+    segment open at ``fd`` (``size`` bytes long, ``sealed`` or the newest one), else ``None``.
+
+    A hint of a sealed segment's exact size is trusted as :func:`read` trusts it (sealed
+    segments never change). Any other hint must carry ``segment_crc``, cover at most
+    ``size`` bytes, and those bytes must have that CRC: the newest segment is appended
+    to, cut after a crash, and after a power loss may hold other bytes where the hint's
+    records were, so only its checksum proves them unchanged.
+    """
+    found = examine_prefix(path, segment, size, kind, sealed=sealed, crc_of=lambda n: segment_crc(fd, n))
+    return found if type(found) is tuple else None
+
+
+def examine_prefix(path: str, segment: str, size: int, kind: str, *, sealed: bool,
+                   crc_of: Callable[[int], str]) -> tuple[Hint, int] | str | None:
+    """Like :func:`read_prefix` (``crc_of(n)``: the CRC of the segment's first ``n`` bytes);
+    a sentence saying why the hint is unusable; ``None`` if there is none."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    with f:
+        head = _header(f, segment, size, _prefix_check(size, sealed, crc_of))
+        if isinstance(head, str):
+            return head
+        hint = _collect(f, head[0], head[1], kind)
+    return (hint, head[1]) if isinstance(hint, Hint) else hint
+
+
+def stream_prefix(path: str, segment: str, size: int, kind: str, *, sealed: bool,
+                  crc_of: Callable[[int], str]) -> tuple[int, Iterator[Hint]] | None:
+    """Like :func:`read_prefix`, for opening a store without holding the whole hint:
+    ``(bytes covered, parts)``, the parts being :class:`Hint` objects of one pair of lines
+    each, read as they are iterated. The header (and ``segment_crc``) is checked before
+    this returns; the checks of the whole (the checksum of the lines, the record count,
+    the sizes adding up) only after the last part: the iteration raises :class:`BadHint`
+    at the first part or at the end, when its caller may have used earlier parts."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        return None
+    head = _header(f, segment, size, _prefix_check(size, sealed, crc_of))
+    if isinstance(head, str):
+        f.close()
+        return None
+    return head[1], _closing(f, _parts(f, head[0], head[1], kind, []))
+
+
+class BadHint(ValueError):
+    """A hint found unusable while it was being read part by part (see :func:`stream_prefix`)."""
+
+
+def _prefix_check(size: int, sealed: bool, crc_of: Callable[[int], str]) -> Callable[[dict], str | None]:
+    def check(header: dict) -> str | None:
+        want = header.get("segment_bytes")
+        if sealed and want == size:
+            return None
+        crc = header.get("segment_crc")
+        if type(want) is not int or not 0 < want <= size:
+            return "it describes another size of the segment"
+        if type(crc) is not str:
+            return "it covers a segment that may change, with no checksum of the bytes it covers"
+        if crc_of(want) != crc:
+            return f"the segment's first {want} bytes are not the ones it describes"
+        return None
+
+    return check
+
+
+def segment_crc(fd: int, length: int) -> str:
+    """CRC-32 of a file's first ``length`` bytes, as 8 hex digits, read a MiB at a time."""
+    crc, at = 0, 0
+    while at < length:
+        chunk = files.pread(fd, min(_CHUNK, length - at), at)
+        if not chunk:
+            raise OSError(errno.EIO, f"short read at offset {at}")
+        crc = zlib.crc32(chunk, crc)
+        at += len(chunk)
+    return "%08x" % crc
+
+
 def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int, kind: str) -> Hint | str:
+    head = _header(lines, segment, segment_bytes, None)
+    return head if isinstance(head, str) else _collect(lines, head[0], head[1], kind)
+
+
+def _header(lines: Iterator[bytes], segment: str, segment_bytes: int,
+            check_size: Callable[[dict], str | None] | None) -> tuple[dict, int] | str:
+    """(the header, the bytes the hint covers), or why the hint is unusable. ``check_size``
+    (default: ``segment_bytes`` exactly) judges the header's ``segment_bytes``."""
     try:
         header: Any = orjson.loads(next(lines, b""))
     except orjson.JSONDecodeError:
@@ -202,73 +320,111 @@ def _decode_lines(lines: Iterator[bytes], segment: str, segment_bytes: int, kind
         return "its first line is not a header object"
     if header.get("version") != VERSION:
         return f"it is of format version {header.get('version')!r}, not {VERSION}"
-    if header.get("segment") != segment or header.get("segment_bytes") != segment_bytes:
-        return "it describes another segment, or another size of it"
-    parsed = _parse_body(lines, kind)
-    if type(parsed) is str:
-        return parsed
-    crc, (keys, lengths, gaps) = parsed
-    if header.get("c") != "%08x" % crc:
-        return "checksum mismatch"
-    if len(keys) != header.get("records"):
-        return "its keys and its record count disagree"
-    lowest = _check_lengths(lengths, gaps, segment_bytes)
-    if type(lowest) is str:
-        return lowest
-    return Hint(keys, lengths, gaps, _tombstones=lowest < 0)
+    if check_size is None:
+        if header.get("segment") != segment or header.get("segment_bytes") != segment_bytes:
+            return "it describes another segment, or another size of it"
+    else:
+        if header.get("segment") != segment:
+            return "it describes another segment"
+        why = check_size(header)
+        if why is not None:
+            return why
+    return header, header["segment_bytes"]
 
 
-def _parse_body(lines: Iterator[bytes], kind: str) -> tuple[int, tuple[list, list, list]] | str:
-    """(CRC-32 of the lines, (keys, lengths, gaps) in them), or why they hold none."""
-    crc = 0
-    gaps = None
+def _collect(lines: Iterator[bytes], header: dict, covered: int, kind: str) -> Hint | str:
+    """The whole hint after its header, or why it is unusable."""
     keys: list = []
     lengths: list = []
+    gaps: list = []
+    tombstones = False
+    try:
+        for part in _parts(lines, header, covered, kind, gaps):
+            keys += part.keys
+            lengths += part.lengths
+            tombstones = tombstones or bool(part._tombstones)
+    except BadHint as exc:
+        return str(exc)
+    return Hint(keys, lengths, gaps, _tombstones=tombstones)
+
+
+def _closing(f, parts: Iterator[Hint]) -> Iterator[Hint]:
+    with f:
+        yield from parts
+
+
+def _parts(lines: Iterator[bytes], header: dict, covered: int, kind: str, gaps: list) -> Iterator[Hint]:
+    """The records after the header, one pair of lines at a time, each as a :class:`Hint`
+    that knows where it starts; raise :class:`BadHint` as soon as something is wrong, the
+    checks of the whole after the last pair. ``gaps`` receives the hint's gaps."""
+    crc = 0
+    keys = None
+    records = 0  # described by the parts so far
+    at = 0       # where the next part starts
+    g = 0        # the first gap not yet given to a part
+    seen_gaps = False
     for number, line in enumerate(lines):
         if not line.endswith(b"\n"):
-            return "its last line is cut short"
+            raise BadHint("its last line is cut short")
         crc = zlib.crc32(line, crc)
         try:
             part = orjson.loads(line)
         except orjson.JSONDecodeError:
-            return "a line is not JSON"
+            raise BadHint("a line is not JSON") from None
         if type(part) is not list:
-            return "a line is not an array"
+            raise BadHint("a line is not an array")
         if number == 0:
-            gaps = part
+            gaps += _checked_gaps(part)
+            seen_gaps = True
         elif number % 2:  # a line of keys
             if not _keys_fit(line, part, kind):
-                return f"a key is not one a {kind} store holds"
-            keys.extend(part)
-            unmatched = len(part)
-        elif len(part) != unmatched:
-            return "a line of lengths does not match its line of keys"
+                raise BadHint(f"a key is not one a {kind} store holds")
+            keys = part
+        elif keys is None or len(part) != len(keys):
+            raise BadHint("a line of lengths does not match its line of keys")
         else:
-            lengths.extend(part)
-    if gaps is None or len(keys) != len(lengths):
-        return "a line is missing"
-    return crc, (keys, lengths, gaps)
+            lowest, described = _lengths(part)
+            end = records + len(part)
+            first = g
+            while g < len(gaps) and gaps[g][0] < end:
+                g += 1
+            own = [[i - records, n] for i, n in gaps[first:g]]
+            yield Hint(keys, part, own, _tombstones=lowest < 0, start=at)
+            at += described + sum(n for _, n in own)
+            records = end
+            keys = None
+    if keys is not None or not seen_gaps:
+        raise BadHint("a line is missing")
+    if header.get("c") != "%08x" % crc:
+        raise BadHint("checksum mismatch")
+    if records != header.get("records"):
+        raise BadHint("its keys and its record count disagree")
+    if g < len(gaps) and (gaps[g][0] != records or g + 1 != len(gaps)):
+        raise BadHint(f"a gap is not [record index, bytes] in ascending order: {gaps[g]!r}")
+    if at + (gaps[g][1] if g < len(gaps) else 0) != covered:
+        raise BadHint("its records and gaps do not add up to the segment's size")
 
 
-def _check_lengths(lengths: list, gaps: list, segment_bytes: int) -> int | str:
-    """The smallest length, if the lengths and gaps describe exactly ``segment_bytes``
-    bytes (so every location they give lies inside the segment); else why not."""
+def _checked_gaps(gaps: list) -> list:
     previous = -1
     for gap in gaps:
         if not (type(gap) is list and len(gap) == 2 and type(gap[0]) is int and type(gap[1]) is int
-                and previous < gap[0] <= len(lengths) and gap[1] > 0):
-            return f"a gap is not [record index, bytes] in ascending order: {gap!r}"
+                and previous < gap[0] and gap[1] > 0):
+            raise BadHint(f"a gap is not [record index, bytes] in ascending order: {gap!r}")
         previous = gap[0]
+    return gaps
+
+
+def _lengths(lengths: list) -> tuple[int, int]:
+    """(the smallest length, the sum of their absolute values), if all are integers."""
     try:
         lowest = min(lengths, default=1)
         described = sum(lengths) if lowest > 0 else sum(map(abs, lengths))
     except TypeError:  # a string, null, an array...
-        return "a length is not an integer"
+        raise BadHint("a length is not an integer") from None
     if type(described) is not int or type(lowest) is not int:  # a float somewhere
-        return "a length is not an integer"
-    if described + sum(n for _, n in gaps) != segment_bytes:
-        return "its records and gaps do not add up to the segment's size"
-    return lowest
+        raise BadHint("a length is not an integer")
+    return lowest, described
 
 
 def _keys_fit(line: bytes, keys: list, kind: str) -> bool:

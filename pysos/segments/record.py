@@ -101,6 +101,12 @@ class _Unstorable(Exception):
     """The value would not read back equal: encode_value says why (or accepts a tuple)."""
 
 
+# How every tombstone line ends (its body is ``"k":KEY,"d":1}``), and no set record's line
+# can: a set line ends with its value and ``}``, and no JSON value ends with ``,"d":1``
+# without a ``}`` after it. Lets a hint builder find a segment's tombstones by byte search.
+TOMBSTONE_END = b',"d":1}\n'
+
+
 def encode_delete(key_json: bytes) -> bytes:
     return frame(b'"k":%b,"d":1}' % key_json)
 

@@ -14,12 +14,16 @@ def _segments(path):
 
 
 def _make_multi_segment_store(path):
-    """A Dict with several segments (tiny segment_size); returns its contents."""
+    """A Dict with several segments (tiny segment_size) and no hint files, so that open
+    scans every segment (hinted segments are checked on read: tests/faults/test_damage.py);
+    returns its contents."""
     contents = {f"key{i:03d}": "payload-" + "a" * 60 + f"-{i}" for i in range(40)}
     with pysos.Dict(path, segment_size=256) as d:
         for k, v in contents.items():
             d[k] = v
     assert len(_segments(path)) >= 3, "segment_size=256 should have rotated segments"
+    for hint in path.glob("*.hint"):
+        hint.unlink()
     return contents
 
 
