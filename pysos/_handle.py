@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, NoReturn
 
 from .compactor import compact_store
 from .compactor.background import BackgroundCompactor
@@ -17,15 +17,20 @@ class Handle:
 
     def __init__(
         self,
-        path: str | os.PathLike,
-        *,
+        path: str | os.PathLike[str],
+        *positional: NoReturn,
         readonly: bool = False,
         durability: str = "flush",
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         autocompact: bool = True,
         lock_timeout: float = 0.0,
         refresh_interval: float = 0.0,
-    ):
+    ) -> None:
+        if positional:
+            raise TypeError(
+                f"pysos.{type(self).__name__}() takes the path as its only positional argument; "
+                f"options are keywords (e.g. readonly=True), and dbm-style flags such as "
+                f"{positional[0]!r} go to pysos.open(path, flag)")
         self._observers: list[Callable[[Any, Any, Any], None]] = []
         options: dict[str, Any] = dict(
             durability=durability,
