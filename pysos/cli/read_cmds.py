@@ -63,7 +63,7 @@ def cmd_get(args):
         try:
             value = store[where]
         except (KeyError, IndexError):
-            raise access.not_found(store, args.store, where) from None
+            raise access.not_found(store, args.store, where, args.key, args.command) from None
     print(value if args.raw and isinstance(value, str) else dumps(value, indent=args.pretty))
     return EXIT_OK
 

@@ -298,6 +298,10 @@ def cmd_export(args):
     with access.open_reader(args.store) as store:
         if args.prefix is not None:
             access.require_kind(store, args.store, "dict", "export --prefix")
+        if fmt != "csv" and args.key is not None:
+            raise CliError(f"--key names the CSV column that holds each key; {fmt} export "
+                           "writes each key in its record (for CSV: --csv or a .csv FILE)",
+                           EXIT_USAGE)
         if fmt == "csv":
             _check_csv_args(store, args)
             if args.delimiter is None and target.lower().endswith(".tsv"):

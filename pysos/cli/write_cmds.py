@@ -42,7 +42,7 @@ def cmd_del(args):
         try:
             del store[where]
         except (KeyError, IndexError):
-            raise access.not_found(store, args.store, where) from None
+            raise access.not_found(store, args.store, where, args.key, args.command) from None
     return EXIT_OK
 
 
@@ -53,7 +53,7 @@ def cmd_compact(args):
         raise CliError(f"a compaction of {args.store} is already running (pid {running}); "
                        "try again later, or pass --wait SECONDS")
     try:
-        store = access.open_writer(args.store, wait=args.wait)
+        store = access.open_writer(args.store)  # never wait for a service: merge beside it
     except pysos.LockedError:
         return _compact_beside_writer(args)
     with store, _compact_bar(args):
@@ -160,11 +160,14 @@ def register(sub):
                             "are merged beside it, as the compaction daemon does (the segment the "
                             "writer appends to is left alone). Fails if another compaction runs, "
                             "unless --wait outlasts it.",
-                examples=["pysos compact data/users", "pysos compact --json data/users"])
+                examples=["pysos compact data/users", "pysos compact --json data/users",
+                          "pysos compact --wait 60 data/users   # if a compaction is running, wait for it"])
     store_arg(p)
     quiet_arg(p)
     json_arg(p)
-    wait_arg(p)
+    wait_arg(p, help="wait up to SECONDS for a compaction already running (the daemon's, a "
+                     "writer's thread) to finish (default: fail at once); a service holding the "
+                     "writer lock never makes it wait: its sealed segments are merged beside it")
     p.set_defaults(func=cmd_compact)
 
     p = command(sub, "repair", summary="salvage every intact record of a damaged store",
