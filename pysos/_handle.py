@@ -108,9 +108,11 @@ class Handle:
         self._store.close()
 
     def __enter__(self: _H) -> _H:
+        """``with pysos.Dict(path) as d:`` gives the handle itself (typed as its class)."""
         return self
 
     def __exit__(self, *exc: object) -> None:
+        """Leaving the ``with`` block closes the handle, also on an exception."""
         self.close()
 
     def flush(self) -> None:
@@ -182,6 +184,7 @@ class Handle:
             callback(where, new, old)
 
     def __repr__(self) -> str:
+        """``<pysos.Dict '/path': 12 items>``: never the contents."""
         state = "closed" if self.closed else f"{len(self._store.index)} items"
         mode = ", readonly" if self._store.readonly else ""
         return f"<pysos.{type(self).__name__} {self._store.directory!r}: {state}{mode}>"

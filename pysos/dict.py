@@ -91,6 +91,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             lock.release()
 
     def __len__(self) -> int:
+        """The number of keys."""
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
@@ -106,6 +107,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         return iter(keys)
 
     def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is in the store (an unhashable key raises ``TypeError``, as in ``dict``)."""
         store = self._store
         with self._lock:
             if monotonic() >= store.due:

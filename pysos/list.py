@@ -135,9 +135,11 @@ class List(Handle, MutableSequence[Any]):
         return (value for _, value in snapshot)
 
     def __reversed__(self) -> Iterator[Any]:
+        """The items from last to first, as of the start of the iteration."""
         return iter(list(self)[::-1])
 
     def __eq__(self, other: object) -> bool:
+        """Equal to any sequence (not a str or bytes) with equal items in the same order."""
         if isinstance(other, (str, bytes, bytearray)) or not isinstance(other, Sequence):
             return NotImplemented
         if len(self) != len(other):
@@ -242,6 +244,7 @@ class List(Handle, MutableSequence[Any]):
                     self._insert_at(len(self._positions), value_json)
 
     def __iadd__(self, values: Iterable[Any]) -> List:
+        """``lst += values`` is :meth:`extend`: one atomic batch."""
         self.extend(values)
         return self
 
