@@ -7,7 +7,7 @@ import sys
 import pysos
 
 from . import access
-from .errors import EXIT_OK, EXIT_PROBLEMS, CliError
+from .errors import EXIT_OK, EXIT_PROBLEMS
 from .jsonio import dumps
 from .parsing import command, json_arg, key_args, quiet_arg, store_arg
 from .progress import Progress
