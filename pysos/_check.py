@@ -12,7 +12,7 @@ import functools
 import os
 import shutil
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import CorruptionError, FormatError
 from .segments import files, hints, locks, manifest, record, recovery, segment
@@ -30,12 +30,28 @@ def _salvage(fd: int) -> Iterator[tuple[str, Any, int, bytes]]:
     return segment.Scanner(fd).salvage()
 
 
-def check(path: str | os.PathLike) -> list[dict]:
+Progress = Callable[[int, int], None]
+
+
+def _sizes(directory: str, names: list[str]) -> list[int]:
+    """Each segment's size in bytes now (0 if it is gone): the total that progress counts to."""
+    sizes = []
+    for name in names:
+        try:
+            sizes.append(os.stat(os.path.join(directory, name)).st_size)
+        except OSError:
+            sizes.append(0)
+    return sizes
+
+
+def check(path: str | os.PathLike, *, progress: Progress | None = None) -> list[dict]:
     """Verify the MANIFEST, every record's checksum and every hint; return the problems.
 
     Each problem is ``{"file", "offset", "problem", "severity"}``; severity ``"error"`` means
     data is damaged or missing, ``"warning"`` something harmless (a torn tail the next writer
-    cuts, a stale hint, a leftover file). An empty list means healthy.
+    cuts, a stale hint, a leftover file). An empty list means healthy. Read-only: works
+    beside a writer and changes nothing. ``progress(bytes_done, bytes_total)`` is called
+    after each segment. Raises ``FileNotFoundError`` if there is no store at ``path``.
     """
     directory = os.path.abspath(os.fspath(path))
     problems: list[dict] = []
@@ -44,8 +60,13 @@ def check(path: str | os.PathLike) -> list[dict]:
     except CorruptionError as exc:
         return [_problem(manifest.NAME, 0, str(exc))]
     names = list(current.segments)
-    for name in names:
+    sizes = _sizes(directory, names)
+    done, total = 0, sum(sizes)
+    for name, size in zip(names, sizes):
         problems += _check_segment(directory, name, current.size_of(name), kind=current.kind)
+        done += size
+        if progress is not None:
+            progress(done, total)
     named = set(names) | {segment.hint_name(n) for n in names}
     for entry in sorted(os.listdir(directory)):
         leftover = (segment.segment_number(entry) is not None or segment.is_hint_name(entry)) and entry not in named
@@ -119,12 +140,15 @@ def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sea
     return []
 
 
-def repair(path: str | os.PathLike) -> dict:
+def repair(path: str | os.PathLike, *, progress: Progress | None = None) -> dict:
     """Salvage every readable record into a new generation; move damaged files aside.
 
     Takes the writer and compaction locks (``LockedError`` while a writer is open). Without
     a readable MANIFEST, segments are taken in the order of their numbers (a best guess).
-    Returns ``{"generation", "salvaged", "lost", "set_aside", "problems"}``.
+    Returns ``{"generation", "salvaged", "lost", "set_aside", "problems"}``. The new
+    generation is published by an atomic MANIFEST swap after its segment is fsync'ed;
+    damaged files are moved into ``damaged/``, never deleted. ``progress(bytes_done,
+    bytes_total)`` counts the bytes read: every segment twice (checked, then salvaged).
     """
     directory = os.path.abspath(os.fspath(path))
     if not os.path.isdir(directory):
@@ -136,15 +160,23 @@ def repair(path: str | os.PathLike) -> dict:
         compactor.acquire(timeout=0.0)
         try:
             with locks.FileLock(directory, locks.MANIFEST):
-                return _repair_locked(directory)
+                return _repair_locked(directory, progress)
         finally:
             compactor.release()
     finally:
         writer.release()
 
 
-def _repair_locked(directory: str) -> dict:
-    problems = check(directory)
+def _repair_locked(directory: str, progress: Progress | None) -> dict:
+    checked = 0
+
+    def checking(done: int, total: int) -> None:
+        nonlocal checked
+        checked = done
+        if progress is not None:
+            progress(done, 2 * total)
+
+    problems = check(directory, progress=checking)
     try:
         current = manifest.read(directory)
         names, kind, generation = list(current.segments), current.kind, current.generation
@@ -166,7 +198,12 @@ def _repair_locked(directory: str) -> dict:
     state: dict = {}
     lost = 0
     damaged: list[str] = []
-    for name in names:
+    sizes = _sizes(directory, names)
+    done, total = checked, checked + sum(sizes)
+    for name, size in zip(names, sizes):
+        if progress is not None:
+            progress(done, total)
+        done += size
         try:
             fd = files.open_read(os.path.join(directory, name))
         except FileNotFoundError:

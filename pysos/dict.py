@@ -12,8 +12,27 @@ from .segments import record
 _MISSING = object()
 
 
-class Dict(Handle, MutableMapping):
-    """A persistent ``dict`` of JSON scalar keys to JSON values. See the README."""
+class Dict(Handle, MutableMapping[Any, Any]):
+    """A persistent ``dict`` of JSON scalar keys to JSON values, in the directory ``path``.
+
+    ``pysos.Dict(path, *, readonly=False, durability="flush", segment_size=64 MiB,
+    autocompact=True, lock_timeout=0.0, refresh_interval=0.0)``: see :class:`Handle` for
+    the options and the errors opening raises. A full ``MutableMapping``:
+
+    - Keys are ``str``, ``int``, ``float``, ``bool`` or ``None``, with Python's equality
+      (``1``, ``1.0`` and ``True`` are one key); any other key raises ``TypeError``.
+    - Values are anything that comes back from JSON unchanged: ``None``, ``bool``, ``int``
+      (64-bit), finite ``float``, ``str``, ``list``, ``dict`` with ``str`` keys, nested;
+      tuples are stored as lists. Any other value raises ``TypeError`` or ``ValueError``
+      naming where it is, and nothing is written.
+    - A change is on disk when the call returns (see ``durability``); a crash never loses
+      it nor corrupts the store. Values come back as fresh objects.
+    - Writes on a reader raise :class:`pysos.ReadOnlyError`; a record that fails its
+      checksum raises :class:`pysos.CorruptionError` naming the file and byte offset; a
+      closed Dict raises ``ValueError``.
+    - Iteration order is the order keys were first written, within a session (a
+      compaction may change it); iterating works on a snapshot taken when it starts.
+    """
 
     _kind = "dict"
 
@@ -21,6 +40,7 @@ class Dict(Handle, MutableMapping):
     # cost (~0.1 us of a ~2.5 us read), and the same safety with try/finally.
 
     def __getitem__(self, key: Any) -> Any:
+        """The value of ``key``, a fresh object; ``KeyError`` if it is not there."""
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -31,6 +51,7 @@ class Dict(Handle, MutableMapping):
             lock.release()
 
     def __setitem__(self, key: Any, value: Any) -> None:
+        """Store ``value`` under ``key``: on disk when this returns (one write)."""
         line = record.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
@@ -52,6 +73,7 @@ class Dict(Handle, MutableMapping):
         store.after_commit(lambda: self._notify(key, new, old))
 
     def __delitem__(self, key: Any) -> None:
+        """Delete ``key`` (a tombstone record); ``KeyError`` if it is not there."""
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -69,6 +91,7 @@ class Dict(Handle, MutableMapping):
             lock.release()
 
     def __len__(self) -> int:
+        """The number of keys."""
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
@@ -84,6 +107,7 @@ class Dict(Handle, MutableMapping):
         return iter(keys)
 
     def __contains__(self, key: object) -> bool:
+        """Whether ``key`` is in the store (an unhashable key raises ``TypeError``, as in ``dict``)."""
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
@@ -91,6 +115,7 @@ class Dict(Handle, MutableMapping):
             return key in store.index
 
     def get(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key``, or ``default`` if it is not there."""
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
@@ -99,6 +124,7 @@ class Dict(Handle, MutableMapping):
             return default if location is None else store.read(key, location)
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
+        """Delete ``key`` and return its value; ``default`` (or ``KeyError``) if it is not there."""
         with self._lock:
             value = self.get(key, _MISSING)
             if value is _MISSING:
@@ -122,6 +148,7 @@ class Dict(Handle, MutableMapping):
             return key, value
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
+        """The value of ``key``; if it is not there, store ``default`` first and return it."""
         with self._lock:
             value = self.get(key, _MISSING)
             if value is _MISSING:
@@ -130,7 +157,7 @@ class Dict(Handle, MutableMapping):
             return value
 
     def update(self, other: Any = (), /, **kwargs: Any) -> None:
-        """Like ``dict.update``, all or nothing: one bad key or value writes nothing."""
+        """Like ``dict.update``, as one atomic batch: one bad key or value writes nothing."""
         self._store.check_writable()
         if isinstance(other, Mapping) or hasattr(other, "keys"):
             pairs = [(key, other[key]) for key in other.keys()]
@@ -157,10 +184,12 @@ class Dict(Handle, MutableMapping):
             for key in list(self._store.index):
                 del self[key]
 
-    def values(self) -> ValuesView:
+    def values(self) -> ValuesView[Any]:
+        """The values, iterated from a snapshot of the keys taken when iteration starts."""
         return _Values(self)
 
-    def items(self) -> ItemsView:
+    def items(self) -> ItemsView[Any, Any]:
+        """The (key, value) pairs, from a snapshot taken when iteration starts."""
         return _Items(self)
 
     def _snapshot_items(self) -> Iterator[tuple[Any, Any]]:
@@ -168,11 +197,15 @@ class Dict(Handle, MutableMapping):
         return self._store.iter_snapshot(lambda: list(self._store.index.items()))
 
 
-class _Items(ItemsView):
-    def __iter__(self):
+class _Items(ItemsView[Any, Any]):
+    _mapping: Dict
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
         return self._mapping._snapshot_items()
 
 
-class _Values(ValuesView):
-    def __iter__(self):
+class _Values(ValuesView[Any]):
+    _mapping: Dict
+
+    def __iter__(self) -> Iterator[Any]:
         return (value for _, value in self._mapping._snapshot_items())

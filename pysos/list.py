@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from time import monotonic
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
-from typing import Any
+from typing import Any, SupportsIndex, overload
 
 import orjson
 
@@ -21,19 +21,35 @@ def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
 
 
-class List(Handle, MutableSequence):
-    """A persistent ``list`` of JSON values. See the README."""
+class List(Handle, MutableSequence[Any]):
+    """A persistent ``list`` of JSON values, in the directory ``path``.
+
+    ``pysos.List(path, *, readonly=False, durability="flush", segment_size=64 MiB,
+    autocompact=True, lock_timeout=0.0, refresh_interval=0.0)``: see :class:`Handle` for
+    the options and the errors opening raises. A full ``MutableSequence`` with ``list``'s
+    rules: negative indexes, slices and extended slices for get/set/del, ``IndexError``
+    out of range, ``+=``, ``==`` against any sequence, a stable ``sort``.
+
+    - Items are anything that comes back from JSON unchanged (see :class:`Dict`); any
+      other value raises ``TypeError`` or ``ValueError`` and nothing is written.
+    - No operation rewrites the items it does not change: ``insert(0, v)`` writes one
+      record, whatever the list's size.
+    - A change is on disk when the call returns (see ``durability``); ``extend``,
+      slice assignment, ``sort``, ``reverse`` and ``clear`` are atomic batches.
+    - Writes on a reader raise :class:`pysos.ReadOnlyError`; a closed List raises
+      ``ValueError``; iterating works on a snapshot taken when it starts.
+    """
 
     _kind = "list"
 
-    def _store_hooks(self) -> dict:
+    def _store_hooks(self) -> dict[str, Any]:
         return {"on_reload": self._rebuild, "on_keys_changed": self._keys_changed}
 
-    def _rebuild(self, index: dict) -> None:
+    def _rebuild(self, index: dict[Any, Any]) -> None:
         """The index was built again (opening, a reload, a discarded batch): sort its keys."""
         self._positions = Positions(sort_keys(index))
 
-    def _keys_changed(self, added: list, removed: list) -> None:
+    def _keys_changed(self, added: list[Any], removed: list[Any]) -> None:
         """A reader indexed new records: place new keys, drop deleted ones."""
         positions = self._positions
         for key in removed:
@@ -54,7 +70,7 @@ class List(Handle, MutableSequence):
         if (write and store.readonly) or monotonic() >= store.due:  # see Store.enter
             store.enter(write)
 
-    def _normalize(self, i: Any) -> int:
+    def _normalize(self, i: SupportsIndex) -> int:
         i = operator.index(i)
         n = len(self._positions)
         if i < 0:
@@ -92,11 +108,19 @@ class List(Handle, MutableSequence):
     # --- Sequence ---------------------------------------------------------------------
 
     def __len__(self) -> int:
+        """The number of items."""
         with self._lock:
             self._enter()
             return len(self._positions)
 
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Any]: ...
+
     def __getitem__(self, i: Any) -> Any:
+        """The item at index ``i`` (``IndexError`` out of range), or a plain ``list`` for a slice."""
         with self._lock:
             self._enter()
             if isinstance(i, slice):
@@ -111,9 +135,11 @@ class List(Handle, MutableSequence):
         return (value for _, value in snapshot)
 
     def __reversed__(self) -> Iterator[Any]:
+        """The items from last to first, as of the start of the iteration."""
         return iter(list(self)[::-1])
 
     def __eq__(self, other: object) -> bool:
+        """Equal to any sequence (not a str or bytes) with equal items in the same order."""
         if isinstance(other, (str, bytes, bytearray)) or not isinstance(other, Sequence):
             return NotImplemented
         if len(self) != len(other):
@@ -124,11 +150,18 @@ class List(Handle, MutableSequence):
         result = self.__eq__(other)
         return result if result is NotImplemented else not result
 
-    __hash__ = None  # mutable, like list
+    __hash__ = None  # type: ignore[assignment]  # mutable, like list
 
     # --- MutableSequence --------------------------------------------------------------
 
+    @overload
+    def __setitem__(self, i: int, value: Any) -> None: ...
+
+    @overload
+    def __setitem__(self, i: slice, value: Iterable[Any]) -> None: ...
+
     def __setitem__(self, i: Any, value: Any) -> None:
+        """Replace item ``i`` (one record), or a slice (one atomic batch, ``list``'s rules)."""
         if isinstance(i, slice):
             return self._set_slice(i, value)
         value_json = record.encode_value(value)
@@ -164,7 +197,14 @@ class List(Handle, MutableSequence):
                 for i, value_json in zip(targets, encoded):
                     self._set_at(i, value_json)
 
+    @overload
+    def __delitem__(self, i: int) -> None: ...
+
+    @overload
+    def __delitem__(self, i: slice) -> None: ...
+
     def __delitem__(self, i: Any) -> None:
+        """Delete item ``i`` (one tombstone; later items move up), or a slice as one batch."""
         with self._lock:
             self._enter(write=True)
             if isinstance(i, slice):
@@ -187,6 +227,7 @@ class List(Handle, MutableSequence):
             self._insert_at(min(i, n), value_json)
 
     def append(self, value: Any) -> None:
+        """Add ``value`` at the end: one record."""
         value_json = record.encode_value(value)
         with self._lock:
             self._enter(write=True)
@@ -202,11 +243,13 @@ class List(Handle, MutableSequence):
                 for value_json in encoded:
                     self._insert_at(len(self._positions), value_json)
 
-    def __iadd__(self, values: Iterable[Any]) -> "List":
+    def __iadd__(self, values: Iterable[Any]) -> List:
+        """``lst += values`` is :meth:`extend`: one atomic batch."""
         self.extend(values)
         return self
 
     def pop(self, i: Any = -1) -> Any:
+        """Remove and return item ``i`` (default the last); ``IndexError`` if empty or out of range."""
         with self._lock:
             self._enter(write=True)
             if not self._positions:
@@ -217,6 +260,7 @@ class List(Handle, MutableSequence):
             return value
 
     def remove(self, value: Any) -> None:
+        """Remove the first item equal to ``value``; ``ValueError`` if there is none."""
         with self._lock:
             self._enter(write=True)
             del self[self.index(value)]
@@ -240,7 +284,7 @@ class List(Handle, MutableSequence):
             self._enter(write=True)
             self._rewrite(sorted(self, key=key, reverse=reverse))
 
-    def _rewrite(self, new: list) -> None:
+    def _rewrite(self, new: list[Any]) -> None:
         old = list(self)
         with self._store.batch():
             for i, (before, after) in enumerate(zip(old, new)):

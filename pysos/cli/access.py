@@ -64,11 +64,21 @@ def locate(store, args):
     return parse_key(args.key, force_str=args.str_key)
 
 
-def not_found(store, path, where):
-    """The error for a key or index that is not in the store."""
+def not_found(store, path, where, text=None, command="get"):
+    """The error for a key or index that is not in the store; for a Dict key typed as
+    ``text`` on the command line, it names the key of the other type if that one exists
+    (CSV imports make string keys: ``1`` is the int 1, the key is the string "1")."""
     if kind_of(store) == "list":
         return CliError(f"index {where} out of range: {path} holds {len(store)} items")
-    return CliError(f"key {show_key(where)} not found in {path}")
+    message = f"key {show_key(where)} not found in {path}"
+    if text is not None:
+        other = parse_key(where) if isinstance(where, str) else text
+        if isinstance(other, str) != isinstance(where, str) and other in store:
+            how = f"--str-key {text}" if isinstance(other, str) else show_key(other)
+            kind = "string" if isinstance(other, str) else type(other).__name__
+            message += (f"; there is the {kind} key {show_key(other)}: "
+                        f"pysos {command} {path} {how}")
+    return CliError(message)
 
 
 def records(store, prefix=None):

@@ -17,7 +17,8 @@ _EPILOG = """\
 KEY on the command line: for a Dict, KEY is JSON if it parses as a JSON scalar
 (12 is the int 12, true, null, "12" with the quotes is the string "12"), otherwise the
 text itself (alice, user:12, 012); --str-key always takes the text. For a List, KEY is an
-index (negative counts from the end).
+index (negative counts from the end). A KEY that starts with '-' goes after '--':
+pysos get data/users -- -x
 
 exit status: 0 done; 1 could not be done (no store there, key not found, store locked
 by another writer, wrong kind of store, bad input data); 2 bad command line (unknown
@@ -31,14 +32,25 @@ examples:
   pysos import --key id data/users users.csv
   pysos export --html data/users users.html
   pysos <command> --help     details and examples for each command
+
+the compaction daemon, beside a service that writes the stores:
+  python -m pysos.compactor data/users data/events    (see python -m pysos.compactor --help)
 """
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (with where to find help), like the others."""
 
+    argv: list = []  # the command line being parsed (set by main), for hints
+
     def error(self, message):
-        self.exit(EXIT_USAGE, f"pysos: error: {message} (see '{self.prog} --help')\n")
+        hint = f"see '{self.prog} --help'"
+        dashed = [a for a in self.argv if a.startswith("-") and a != "--"
+                  and a.split("=")[0] not in self._option_string_actions]
+        if dashed and "--" not in self.argv:
+            hint = (f"a KEY or VALUE that starts with '-' goes after '--': "
+                    f"{self.prog} STORE -- {dashed[0]}; {hint}")
+        self.exit(EXIT_USAGE, f"pysos: error: {message} ({hint})\n")
 
 
 def build_parser():
@@ -61,6 +73,7 @@ def _fail(message, code):
 def main(argv=None):
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     parser = build_parser()
+    _Parser.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error argparse printed

@@ -22,10 +22,9 @@ def quiet_arg(parser):
                         help="no progress bar and no summary line")
 
 
-def wait_arg(parser):
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="wait up to SECONDS for another writer to close the store "
-                             "(default: fail at once)")
+def wait_arg(parser, help="wait up to SECONDS for another writer to close the store "
+                           "(default: fail at once)"):
+    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help=help)
 
 
 def json_arg(parser):

@@ -79,3 +79,20 @@ class Spinner(Progress):
         self._stop.set()
         self._thread.join()
         super().__exit__(*exc)
+
+
+class Watch(Spinner):
+    """A bar for one long call whose work is measured from outside: a thread calls
+    ``measure()`` (bytes or items done so far, of the known ``total``) and redraws."""
+
+    def __init__(self, label, total, measure, **kw):
+        super().__init__(label, total, **kw)
+        self._measure = measure
+
+    def _spin(self):
+        while not self._stop.wait(0.2):
+            try:
+                self.done = min(self._measure(), self.total or 0) if self.total else self._measure()
+            except OSError:  # a file went away between listing and measuring: next time
+                pass
+            self.draw(force=True)

@@ -1,17 +1,16 @@
 """The commands that only look: info/stats, get, keys, dump, check. They open the store
 read-only (so they work while a service holds the writer) and never create anything."""
 
-import inspect
 import os
 import sys
 
 import pysos
 
 from . import access
-from .errors import EXIT_OK, EXIT_PROBLEMS, CliError
+from .errors import EXIT_OK, EXIT_PROBLEMS
 from .jsonio import dumps
 from .parsing import command, json_arg, key_args, quiet_arg, store_arg
-from .progress import Progress, Spinner
+from .progress import Progress
 
 _ORDER = ("kind", "keys", "segments", "generation", "live_bytes", "dead_bytes", "disk_bytes")
 _HANDLE_ONLY = ("readonly", "durability")  # about the CLI's own read-only handle
@@ -64,7 +63,7 @@ def cmd_get(args):
         try:
             value = store[where]
         except (KeyError, IndexError):
-            raise access.not_found(store, args.store, where) from None
+            raise access.not_found(store, args.store, where, args.key, args.command) from None
     print(value if args.raw and isinstance(value, str) else dumps(value, indent=args.pretty))
     return EXIT_OK
 
@@ -92,18 +91,11 @@ def cmd_dump(args):
 
 def cmd_check(args):
     access.require_store(args.store, damaged_ok=True)
-    check = getattr(pysos, "check", None)
-    if check is None:
-        raise CliError("this version of pysos has no pysos.check(); cannot check stores")
-    if "progress" in inspect.signature(check).parameters:
-        with Progress("check", unit="bytes", quiet=args.quiet) as bar:
-            def report(done, total):
-                bar.total = total
-                bar.set(done)
-            problems = check(args.store, progress=report)
-    else:
-        with Spinner("check", quiet=args.quiet):
-            problems = check(args.store)
+    with Progress("check", unit="bytes", quiet=args.quiet) as bar:
+        def report(done, total):
+            bar.total = total
+            bar.set(done)
+        problems = pysos.check(args.store, progress=report)
     errors = [p for p in problems if p.get("severity", "error") == "error"]
     if args.json:
         for problem in problems:

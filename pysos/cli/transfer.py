@@ -4,6 +4,7 @@ import contextlib
 import io
 import itertools
 import os
+import shutil
 import sys
 import tempfile
 
@@ -95,20 +96,67 @@ def _open_input(args, fmt):
     return stream, raw, os.path.getsize(args.file)
 
 
+def _is_new(path):
+    """Whether ``path`` holds no store yet: missing, or an empty directory."""
+    return not os.path.exists(path) or (os.path.isdir(path) and not os.listdir(path))
+
+
 def _open_target(args, kind):
-    """The store to import into: the existing one (if its kind fits) or a new one."""
+    """(store to import into, staging directory or None): the existing store (if its kind
+    fits), or a new one made in a staging directory beside STORE that replaces STORE only
+    once the whole input is in (unless --keep-partial)."""
     if os.path.exists(os.path.join(args.store, "MANIFEST")):
         store = pysos.open(args.store, lock_timeout=args.wait)
         if kind is not None and access.kind_of(store) != kind:
             actual = access.kind_of(store)
             store.close()
             raise CliError(f"{args.store} is a {actual} store, but the input holds {kind} records")
-        return store
+        return store, None
     if kind is None:
         raise CliError("the input holds no records, so it cannot tell whether to make a dict "
                        "or a list store: pass --kind dict or --kind list")
     cls = pysos.Dict if kind == "dict" else pysos.List
-    return cls(args.store, lock_timeout=args.wait)
+    if args.keep_partial or not _is_new(args.store):
+        return cls(args.store, lock_timeout=args.wait), None
+    target = os.path.abspath(args.store)
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.pysos-import-", dir=parent)
+    return cls(staging, autocompact=False), staging
+
+
+def _publish(staging, target):
+    """Move the complete new store from ``staging`` to ``target`` (one rename)."""
+    try:
+        os.rename(staging, target)  # replaces an empty directory, never a non-empty one
+    except OSError:
+        raise CliError(f"{target} was created by someone else during the import") from None
+
+
+def _discard(staging):
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _import_failed(exc, args, committed, last_line, staging):
+    """The one error line for an import that stopped: why, and exactly what was committed."""
+    if isinstance(exc, KeyboardInterrupt):
+        why, code = "interrupted", 130
+    elif isinstance(exc, UnicodeDecodeError):
+        why, code = f"the input is not valid {exc.encoding} ({exc.reason}): pass --encoding", 1
+    else:
+        why, code = str(exc), exc.code
+    if staging is not None:
+        what = (f"nothing was imported: {args.store} was not created (an import into a new "
+                "store is all or nothing; --keep-partial keeps the batches before the error)")
+    elif not committed and not os.path.exists(os.path.join(args.store, "MANIFEST")):
+        what = f"nothing was imported: {args.store} was not created"
+    elif committed:
+        what = (f"{committed:,} records (input lines 1-{last_line:,}) were committed to "
+                f"{args.store}; the batch being written was discarded")
+    else:
+        what = f"nothing was imported into {args.store}"
+    return CliError(f"{why}; {what}", code)
 
 
 def _write(store, chunk, path):
@@ -138,26 +186,29 @@ def cmd_import(args):
     if args.key is not None and args.kind == "list":
         raise CliError("--key makes a dict store; it cannot go with --kind list", EXIT_USAGE)
     stream, raw, total = _open_input(args, fmt)
-    done = 0
+    done = last_line = 0
+    staging = None
     with stream:
         try:
             records = _records(fmt, stream, args)
             first = next(records, None)
-            store = _open_target(args, _kind_for(args, first))
+            store, staging = _open_target(args, _kind_for(args, first))
             with store, Progress("import", total, unit="bytes" if total else "items",
                                  quiet=args.quiet) as bar:
                 records = itertools.chain([first] if first else [], records)
                 while chunk := list(itertools.islice(records, args.batch_size)):
                     _write(store, chunk, args.store)
-                    done += len(chunk)
+                    done, last_line = done + len(chunk), chunk[-1][0]
                     bar.set(raw.tell() if raw else done)
                 kind = access.kind_of(store)
-        except UnicodeDecodeError as exc:
-            raise CliError(f"the input is not valid {exc.encoding} ({exc.reason}): pass "
-                           f"--encoding; {done:,} records before it were imported") from None
-        except CliError as exc:
-            if done:
-                exc.args = (f"{exc}; the {done:,} records before its batch were imported",)
+            if staging is not None:
+                _publish(staging, args.store)
+                staging = None
+        except (CliError, UnicodeDecodeError, KeyboardInterrupt) as exc:
+            _discard(staging)
+            raise _import_failed(exc, args, done, last_line, staging) from None
+        except BaseException:
+            _discard(staging)
             raise
     if not args.quiet:
         print(f"imported {done:,} records into {args.store} ({kind} store)")
@@ -247,8 +298,14 @@ def cmd_export(args):
     with access.open_reader(args.store) as store:
         if args.prefix is not None:
             access.require_kind(store, args.store, "dict", "export --prefix")
+        if fmt != "csv" and args.key is not None:
+            raise CliError(f"--key names the CSV column that holds each key; {fmt} export "
+                           "writes each key in its record (for CSV: --csv or a .csv FILE)",
+                           EXIT_USAGE)
         if fmt == "csv":
             _check_csv_args(store, args)
+            if args.delimiter is None and target.lower().endswith(".tsv"):
+                args.delimiter = "\t"  # the format follows the extension, delimiter too
         out, tmp = _output(target, args.encoding or "utf-8")
         try:
             total = len(store) * (2 if fmt == "csv" else 1)
@@ -287,8 +344,11 @@ def register(sub):
                             "strings unless --typed. The encoding is detected (UTF-8 with or "
                             "without BOM, UTF-16 by BOM, else cp1252, else latin-1) and the "
                             "delimiter sniffed (, ; tab |), unless --encoding / --delimiter say. "
-                            "FILE '-' reads stdin. Records are written in atomic batches; on a bad "
-                            "record the error names its line and the batches before it stay.",
+                            "FILE '-' reads stdin. An import into a new store is all or nothing: "
+                            "the store appears only once every record is in (--keep-partial: keep "
+                            "the batches before an error). Into an existing store, records are "
+                            "written in atomic batches; on a bad record or Ctrl-C the error names "
+                            "the line and says exactly which records were committed.",
                 examples=["pysos import data/users users.jsonl",
                           "pysos import --key id data/users users.csv",
                           "pysos import --typed data/rows export.csv",
@@ -310,6 +370,9 @@ def register(sub):
                    help="CSV delimiter, e.g. ';' or tab (default: sniffed)")
     p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                    help="records per atomic batch (default 1000)")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="a new store keeps the batches written before an error or Ctrl-C "
+                        "(default: it is not created unless the whole input is imported)")
     quiet_arg(p)
     wait_arg(p)
     p.set_defaults(func=cmd_import)
@@ -319,7 +382,7 @@ def register(sub):
                             "dump' prints them, CSV (one row per item; a Dict needs --key COLUMN, "
                             "the column that holds the key; every value must be an object), or "
                             "--html: one self-contained page that lists the records and filters "
-                            "them as you type. The format follows FILE's extension (.csv, .html) "
+                            "them as you type. The format follows FILE's extension (.csv, .tsv, .html) "
                             "unless given. Read-only: works while a service writes; the export is "
                             "one consistent snapshot; FILE is replaced only when complete.",
                 examples=["pysos export data/users users.jsonl",
@@ -335,7 +398,7 @@ def register(sub):
     p.add_argument("--prefix", metavar="PREFIX", help="only Dict keys starting with PREFIX")
     p.add_argument("--encoding", type=encoding_arg, metavar="NAME", help="output encoding (default utf-8)")
     p.add_argument("--delimiter", type=csvio.delimiter_arg, metavar="CHAR",
-                   help="CSV delimiter (default ',')")
+                   help="CSV delimiter (default ',', or tab for a .tsv FILE)")
     quiet_arg(p)
     p.set_defaults(func=cmd_export)
 

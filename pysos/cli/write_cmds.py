@@ -1,15 +1,18 @@
 """The commands that change a store: set, del, compact, repair. They need the writer lock
 (or, for repair, whatever pysos.repair takes) and never create a store."""
 
+import os
+
 import pysos
 from pysos.engine import DEFAULT_SEGMENT_SIZE
 from pysos.segments.locks import holder
+from pysos.segments.segment import segment_number
 
 from . import access
 from .errors import EXIT_OK, CliError
 from .jsonio import dumps, parse_value
 from .parsing import command, json_arg, key_args, quiet_arg, store_arg, wait_arg
-from .progress import Spinner
+from .progress import Progress, Watch
 
 
 def _size(n):
@@ -39,7 +42,7 @@ def cmd_del(args):
         try:
             del store[where]
         except (KeyError, IndexError):
-            raise access.not_found(store, args.store, where) from None
+            raise access.not_found(store, args.store, where, args.key, args.command) from None
     return EXIT_OK
 
 
@@ -50,10 +53,10 @@ def cmd_compact(args):
         raise CliError(f"a compaction of {args.store} is already running (pid {running}); "
                        "try again later, or pass --wait SECONDS")
     try:
-        store = access.open_writer(args.store, wait=args.wait)
+        store = access.open_writer(args.store)  # never wait for a service: merge beside it
     except pysos.LockedError:
         return _compact_beside_writer(args)
-    with store, Spinner("compact", quiet=args.quiet):
+    with store, _compact_bar(args):
         result = dict(store.compact())
     return _report_compaction(args, result, "")
 
@@ -64,11 +67,33 @@ def _compact_beside_writer(args):
     from pysos.compactor import compact_directory
 
     pid = holder(args.store, "writer")
-    with Spinner("compact", quiet=args.quiet):
+    with _compact_bar(args):
         result = dict(compact_directory(args.store, segment_size=DEFAULT_SEGMENT_SIZE,
                                         wait=args.wait))
     who = f" (pid {pid})" if pid else ""
     return _report_compaction(args, result, f" beside its writer{who}, sealed segments only")
+
+
+def _segments(path):
+    """{segment number: size} of the segment files in ``path`` now."""
+    found = {}
+    for entry in os.scandir(path):
+        number = segment_number(entry.name)
+        if number is not None:
+            found[number] = entry.stat().st_size
+    return found
+
+
+def _compact_bar(args):
+    """A bar of the bytes the compaction has written (new segments) out of the bytes it
+    merges (every segment at the start: the output is at most that)."""
+    before = _segments(args.store)
+    first_new = max(before, default=0) + 1
+
+    def written():
+        return sum(size for number, size in _segments(args.store).items() if number >= first_new)
+
+    return Watch("compact", sum(before.values()), written, unit="bytes", quiet=args.quiet)
 
 
 def _report_compaction(args, result, how):
@@ -84,8 +109,11 @@ def cmd_repair(args):
     repair = getattr(pysos, "repair", None)
     if repair is None:
         raise CliError("this version of pysos has no pysos.repair(); cannot repair stores")
-    with Spinner("repair", quiet=args.quiet):
-        result = dict(repair(args.store))
+    with Progress("repair", unit="bytes", quiet=args.quiet) as bar:
+        def report(done, total):
+            bar.total = total
+            bar.set(done)
+        result = dict(repair(args.store, progress=report))
     if args.json:
         print(dumps(result))
         return EXIT_OK
@@ -132,11 +160,14 @@ def register(sub):
                             "are merged beside it, as the compaction daemon does (the segment the "
                             "writer appends to is left alone). Fails if another compaction runs, "
                             "unless --wait outlasts it.",
-                examples=["pysos compact data/users", "pysos compact --json data/users"])
+                examples=["pysos compact data/users", "pysos compact --json data/users",
+                          "pysos compact --wait 60 data/users   # if a compaction is running, wait for it"])
     store_arg(p)
     quiet_arg(p)
     json_arg(p)
-    wait_arg(p)
+    wait_arg(p, help="wait up to SECONDS for a compaction already running (the daemon's, a "
+                     "writer's thread) to finish (default: fail at once); a service holding the "
+                     "writer lock never makes it wait: its sealed segments are merged beside it")
     p.set_defaults(func=cmd_compact)
 
     p = command(sub, "repair", summary="salvage every intact record of a damaged store",

@@ -329,6 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
             "records, and publish the result with an atomic MANIFEST swap. Without --once, watch "
             "the stores and compact each whenever its garbage passes the threshold."
         ),
+        epilog=(
+            "examples:\n"
+            "  python -m pysos.compactor data/users data/events   # watch and compact until SIGINT/SIGTERM\n"
+            "  python -m pysos.compactor --once data/users        # merge every sealed segment now, exit\n"
+            "  python -m pysos.compactor --threshold 0.3 --rate-limit 20M data/users\n"
+            "  pysos compact data/users                           # the same, once, from the pysos command"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directories", metavar="DIR", nargs="+", help="a pysos store directory")
     parser.add_argument("--once", action="store_true",

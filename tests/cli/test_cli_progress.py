@@ -80,3 +80,29 @@ def test_quiet_silences_the_bar_on_a_terminal(tmp_path):
     assert status == 0 and tty == "" and out == ""
     status, tty, out = run_on_pty("compact", "-q", src)
     assert status == 0 and tty == "" and out == ""
+
+
+def _store_bytes(path):
+    return sum(os.path.getsize(path / n) for n in os.listdir(path) if n.endswith(".jsonl"))
+
+
+def test_check_compact_repair_show_bytes_of_a_known_total(tmp_path):
+    """On a terminal, check, compact and repair draw a bar of bytes done out of the store's
+    bytes (it used to be a counter stuck at 0: 'check  0  1.8s')."""
+    src = big_list(tmp_path / "src", 3000)
+    total_kib = f"{_store_bytes(src) / 1024:.1f} KiB"
+    status, tty, _ = run_on_pty("check", src)
+    screen = tty.replace("\x1b[K", "")
+    assert status == 0 and "\rcheck [" in screen and f"100%  {total_kib}/{total_kib}" in screen, screen
+    status, tty, _ = run_on_pty("compact", src)
+    screen = tty.replace("\x1b[K", "")
+    assert status == 0 and "\rcompact [" in screen and f"/{total_kib}" in screen, screen
+    seg = max((n for n in os.listdir(src) if n.endswith(".jsonl")), key=lambda n: os.path.getsize(src / n))
+    data = bytearray((src / seg).read_bytes())
+    data[20] ^= 1  # damage the first record
+    (src / seg).write_bytes(bytes(data))
+    twice = f"{2 * _store_bytes(src) / 1024:.1f} KiB"
+    status, tty, out = run_on_pty("repair", src)
+    screen = tty.replace("\x1b[K", "")
+    assert status == 0 and "repaired" in out, (out, screen)
+    assert "\rrepair [" in screen and f"100%  {twice}/{twice}" in screen, screen

@@ -2,6 +2,13 @@
 encoding detection, and every mistake an import or export can meet."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
 
 import pysos
 from cli_helpers import EVENTS, USERS, contents, ok, run, user_error
@@ -138,14 +145,92 @@ def test_import_appends_to_an_existing_store(list_store, tmp_path):
 
 
 def test_import_in_batches_keeps_the_batches_before_a_bad_line(tmp_path):
-    """A bad line stops the import: exit 1, one line naming the line and how many records
-    were imported; the batch holding the bad line is discarded as a whole."""
+    """--keep-partial (or an existing store): a bad line stops the import with one line naming
+    the line and exactly which records were committed; the batch holding it is discarded."""
     src = tmp_path / "bad.jsonl"
     good = [json.dumps({"index": i, "value": i}) for i in range(5)]
     src.write_text("\n".join(good + ["{broken"] + good) + "\n")
-    user_error(run("import", "--batch-size", "2", tmp_path / "s", src), 1,
-               "line 6: invalid JSON", "4 records")
+    user_error(run("import", "--keep-partial", "--batch-size", "2", tmp_path / "s", src), 1,
+               "line 6: invalid JSON", "4 records (input lines 1-4) were committed to")
     assert contents(tmp_path / "s") == [0, 1, 2, 3]
+    user_error(run("import", "--batch-size", "2", tmp_path / "s", src), 1,
+               "line 6: invalid JSON", "4 records (input lines 1-4) were committed to")
+    assert contents(tmp_path / "s") == [0, 1, 2, 3] * 2
+
+
+@pytest.mark.parametrize("bad_line", [1, 3])
+def test_import_into_a_new_store_is_all_or_nothing(tmp_path, bad_line):
+    """A bad line anywhere in an import into a new store creates no store and leaves no
+    staging directory; the error says nothing was imported (it used to leave an empty or
+    partial store after line 3, none after line 1)."""
+    lines = [json.dumps({"key": f"k{i}", "value": i}) for i in range(5)]
+    lines[bad_line - 1] = "{broken"
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n")
+    user_error(run("import", "--batch-size", "1", tmp_path / "new", src), 1,
+               f"line {bad_line}: invalid JSON", "nothing was imported", "was not created")
+    assert sorted(os.listdir(tmp_path)) == ["in.jsonl"]
+    (tmp_path / "empty").mkdir()
+    lines[bad_line - 1] = json.dumps({"key": "fixed", "value": 0})
+    src.write_text("\n".join(lines) + "\n")
+    assert "imported 5 records" in ok("import", "--batch-size", "1", tmp_path / "empty", src)
+    assert len(contents(tmp_path / "empty")) == 5
+    assert sorted(os.listdir(tmp_path)) == ["empty", "in.jsonl"]
+
+
+def _import_until_committed(tmp_path, store, extra_args=()):
+    """Start an import from a pipe, feed 2,000 records (two batches) and wait until they are
+    committed (or, for a new store, staged); return the running process."""
+    proc = subprocess.Popen([sys.executable, "-m", "pysos", "import", *extra_args, str(store), "-"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdin.write("".join(json.dumps({"key": f"k{i}", "value": i}) + "\n" for i in range(2500)))
+    proc.stdin.flush()
+    return proc
+
+
+def test_ctrl_c_during_import_says_exactly_what_was_committed(tmp_path, dict_store):
+    """SIGINT during an import into an existing store: exit 130, one line saying how many
+    records (which input lines) were committed, and the store holds exactly those."""
+    before = contents(dict_store)
+    proc = _import_until_committed(tmp_path, dict_store)
+    deadline = time.monotonic() + 60
+    with pysos.Dict(dict_store, readonly=True) as reader:
+        while len(reader) < len(before) + 2000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(reader) == len(before) + 2000
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.splitlines() == ["pysos: error: interrupted; 2,000 records (input lines 1-2,000) "
+                                f"were committed to {dict_store}; the batch being written was discarded"]
+    assert contents(dict_store) == {**before, **{f"k{i}": i for i in range(2000)}}
+
+
+def test_ctrl_c_during_import_into_a_new_store_creates_nothing(tmp_path):
+    """SIGINT during an import into a new store: exit 130, no store, no staging directory."""
+    proc = _import_until_committed(tmp_path, tmp_path / "new")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        staged = [p for p in tmp_path.iterdir() if ".pysos-import-" in p.name]
+        if staged and any(n.startswith("seg-") and (staged[0] / n).stat().st_size > 30_000
+                          for n in os.listdir(staged[0])):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted; nothing was imported" in err and len(err.splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_tsv_writes_tabs(dict_store, tmp_path):
+    """export x.tsv writes tab-separated values (the format follows the extension)."""
+    ok("export", "--key", "id", dict_store, tmp_path / "users.tsv")
+    header = (tmp_path / "users.tsv").read_text().splitlines()[0]
+    assert header.split("\t")[0] == "id" and "," not in header
+    ok("import", "--key", "id", tmp_path / "back", tmp_path / "users.tsv")
+    assert set(contents(tmp_path / "back")) == {"alice", "bob", "user:1", "7"}
 
 
 def test_import_mistakes_are_one_line_each(tmp_path, list_store, dict_store):
