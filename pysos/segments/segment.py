@@ -54,6 +54,8 @@ def is_hint_name(name: str) -> bool:
 
 def delete_with_hint(directory: str, name: str) -> None:
     """Remove a segment file and its hint file, whichever of them exist."""
+    if segment_number(name) is None:  # every caller passes a checked name; never a path
+        raise ValueError(f"{name!r} is not a segment file name: not deleting it")
     for leftover in (name, hint_name(name)):
         try:
             files.unlink(os.path.join(directory, leftover))
