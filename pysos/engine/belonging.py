@@ -8,7 +8,7 @@ deleted, replaced) must never write into, or serve, another store.
 Both are enforced without a check on any read or write path:
 
 - at fork, :func:`_after_fork_in_child` (``os.register_at_fork``) visits every open store
-  of the process (:func:`track`): :meth:`Store._after_fork <pysos.engine.core.Store._after_fork>`
+  of the process (:func:`opened`): :meth:`Store._after_fork <pysos.engine.core.Store._after_fork>`
   re-initialises a lock held by a thread that did not survive, and a writer refuses from
   then on (``due = -inf`` sends its next operation through ``enter()``, which raises);
 - the directory's (device, inode) is compared with the one opened (:func:`moved`) only
@@ -23,15 +23,61 @@ import os
 import threading
 import weakref
 
+from ..errors import Error
 from ..segments import files
 
 log = logging.getLogger("pysos")
 
 _open_stores: weakref.WeakSet = weakref.WeakSet()  # every open store of this process
+CLOSED = "I/O operation on closed pysos store"
 
 
-def track(store) -> None:
-    """Remember ``store`` (weakly) so that a forked child can fix it up."""
+class Belonging:
+    """What :class:`pysos.engine.core.Store` does to stay with its process and directory."""
+
+    # Why every operation is refused: closed, a writer inherited through fork, a directory
+    # that was replaced; None while usable. check_open() tests only this, and a refusal
+    # also sets ``due`` to -inf, so the hot paths pay nothing for it.
+    _refusal: str | None = CLOSED
+
+    def check_open(self) -> None:
+        if self._refusal is not None:
+            raise ValueError(self._refusal) if self._closed else Error(self._refusal)
+
+    def refresh(self) -> None:
+        """Follow the files now (``refresh()``)."""
+        self.check_open()
+        self.follow(force=True)
+
+    def _check_identity(self) -> None:
+        """Refuse from now on if our path no longer leads to the directory we opened."""
+        why = moved(self.directory, self.identity)
+        if why is not None:
+            self._refuse(why)
+
+    def _refuse(self, why: str) -> None:
+        """Make this and every later operation raise ``pysos.Error(why)``."""
+        self._refusal = why
+        self.due = float("-inf")
+        raise Error(why)
+
+    def _after_fork(self) -> None:
+        """In a forked child: free our lock, then :meth:`_forked` (``torn``: another thread
+        held the lock at the fork, and may have left our state half-changed)."""
+        torn = free_after_fork(self.lock)
+        if not self._closed:
+            self._forked(torn)
+
+    def _forked(self, torn: bool) -> None:
+        raise NotImplementedError
+
+
+def opened(store) -> None:
+    """``store`` is open: note its directory's (device, inode) and its process, let it be
+    used, and remember it (weakly) so that a forked child can fix it up."""
+    store.identity = files.identity(store.directory)
+    store._pid = os.getpid()
+    store._refusal = None
     _open_stores.add(store)
 
 

@@ -4,7 +4,6 @@ reading records, snapshot iterations, closing and stats.
 The subclasses :class:`~.writer.Writer` and :class:`~.reader.Reader` add what differs: how
 the files are found and locked, how the handle follows other processes, and (the writer)
 every change. The collection classes only speak in keys and values.
-A handle belongs to the process and the directory that opened it (see :mod:`.belonging`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from ..errors import CorruptionError, Error, FormatError, ReadOnlyError
+from ..errors import CorruptionError, FormatError, ReadOnlyError
 from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
@@ -30,12 +29,11 @@ log = logging.getLogger("pysos")
 DURABILITIES = ("flush", "fsync")
 DEFAULT_SEGMENT_SIZE = 64 * 2**20
 _RELOAD_RETRIES = 20
-_CLOSED = "I/O operation on closed pysos store"
 _GONE = object()
 _crc32, _loads = zlib.crc32, orjson.loads
 
 
-class Store:
+class Store(belonging.Belonging):
     """Keys -> JSON values in a directory (see ``FORMAT.md`` for the files); use a subclass.
 
     ``index`` maps each key to the location of its newest record (see
@@ -83,10 +81,6 @@ class Store:
         self.due = 0.0
         self.last_compaction: dict | None = None
         self._closed = True
-        # Why every operation is refused: closed, a writer inherited through fork, a
-        # directory that was replaced; None while usable (check_open tests only this).
-        self._refusal: str | None = _CLOSED
-        self._pid = os.getpid()
         self.segment_files = SegmentFiles(self.directory)  # fds, maps, pins
         self._fds, self._maps = self.segment_files.fds, self.segment_files.maps  # the read path's shortcuts
         self._active = 0  # the newest segment's number
@@ -104,7 +98,6 @@ class Store:
             )
         first = self._find_manifest(kind, lock_timeout)
         try:
-            self.identity = files.identity(self.directory)  # (device, inode): what we belong to
             self._manifest = first
             self.kind = first.kind
             self._decode_key = record.key_decoder(self.kind)
@@ -115,9 +108,8 @@ class Store:
                 self._writer_lock.release()
             raise
         self._closed = False
-        self._refusal = None
         self._finalizer = self.segment_files.release_when_collected(self, self._writer_lock)
-        belonging.track(self)
+        belonging.opened(self)
 
     def _find_manifest(self, kind: str | None, lock_timeout: float) -> Manifest:
         """The MANIFEST to load (a writer: after taking the writer lock)."""
@@ -404,39 +396,6 @@ class Store:
         """Bring the index up to date with the files."""
         raise NotImplementedError
 
-    def check_open(self) -> None:
-        if self._refusal is not None:
-            raise ValueError(self._refusal) if self._closed else Error(self._refusal)
-
-    def refresh(self) -> None:
-        """Follow the files now (``refresh()``)."""
-        self.check_open()
-        self.follow(force=True)
-
-    # --- belonging to a process and a directory (see .belonging) ---------------------------
-
-    def _check_identity(self) -> None:
-        """Refuse from now on if our path no longer leads to the directory we opened."""
-        why = belonging.moved(self.directory, self.identity)
-        if why is not None:
-            self._refuse(why)
-
-    def _refuse(self, why: str) -> None:
-        """Make this and every later operation raise ``pysos.Error(why)``."""
-        self._refusal = why
-        self.due = float("-inf")
-        raise Error(why)
-
-    def _after_fork(self) -> None:
-        """In a forked child: free our lock, then :meth:`_forked` (``torn``: another thread
-        held the lock at the fork, and may have left our state half-changed)."""
-        torn = belonging.free_after_fork(self.lock)
-        if not self._closed:
-            self._forked(torn)
-
-    def _forked(self, torn: bool) -> None:
-        raise NotImplementedError
-
     def check_writable(self) -> None:
         self.check_open()
         if self.readonly:
@@ -471,7 +430,7 @@ class Store:
                 return
             self._before_close()
             self._closed = True
-            self._refusal = _CLOSED
+            self._refusal = belonging.CLOSED
             self.due = float("-inf")  # every gated operation now calls enter(), which refuses
             self.index = _CLOSED_INDEX  # and one that forgets the gate fails on the index
             self._finalizer.detach()

@@ -363,7 +363,9 @@ class Writer(Store):
         super().close()
 
     def _before_close(self) -> None:
-        if self._fsync_each_write and self._active in self._fds:  # (a forked child closed them)
+        if self._refusal is not None:  # a forked child's copy, or a directory no longer ours: write nothing
+            return
+        if self._fsync_each_write:
             files.fsync(self._fds[self._active])
         self._hint_newest()
 
