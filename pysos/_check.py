@@ -38,7 +38,7 @@ def _sizes(directory: str, names: list[str]) -> list[int]:
     sizes = []
     for name in names:
         try:
-            sizes.append(os.stat(os.path.join(directory, name)).st_size)
+            sizes.append(files.lstat(os.path.join(directory, name)).st_size)
         except OSError:
             sizes.append(0)
     return sizes
