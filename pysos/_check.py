@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
+import stat
 import time
 from typing import Any, Callable, Iterator
 
@@ -38,7 +38,7 @@ def _sizes(directory: str, names: list[str]) -> list[int]:
     sizes = []
     for name in names:
         try:
-            sizes.append(os.stat(os.path.join(directory, name)).st_size)
+            sizes.append(files.lstat(os.path.join(directory, name)).st_size)
         except OSError:
             sizes.append(0)
     return sizes
@@ -68,7 +68,7 @@ def check(path: str | os.PathLike, *, progress: Progress | None = None) -> list[
         if progress is not None:
             progress(done, total)
     named = set(names) | {segment.hint_name(n) for n in names}
-    for entry in sorted(os.listdir(directory)):
+    for entry in sorted(files.listdir(directory)):
         leftover = (segment.segment_number(entry) is not None or segment.is_hint_name(entry)) and entry not in named
         if leftover:
             problems.append(_problem(entry, None, "not named by the MANIFEST (left by an interrupted operation)", "warning"))
@@ -82,6 +82,8 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
         fd = files.open_read(path)
     except FileNotFoundError:
         return [_problem(name, None, "segment named by the MANIFEST is missing")]
+    except CorruptionError as exc:  # a link or a FIFO in its place: never followed, never blocked on
+        return [_problem(name, 0, str(exc))]
     try:
         size = files.size(fd)
         problems = []
@@ -101,7 +103,7 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
         hint_name = segment.hint_name(name)
         hint_path = os.path.join(directory, hint_name)
         hint_problems = []
-        if os.path.exists(hint_path):
+        if os.path.lexists(hint_path):  # a link too: reported, never followed
             hint_problems = _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed=not newest)
     finally:
         files.close(fd)
@@ -176,6 +178,7 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         if progress is not None:
             progress(done, 2 * total)
 
+    _check_damaged_dir(directory)
     problems = check(directory, progress=checking)
     try:
         current = manifest.read(directory)
@@ -183,7 +186,7 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         first_free = current.next_number
     except (FileNotFoundError, CorruptionError, FormatError):
         names = sorted(
-            (n for n in os.listdir(directory) if segment.segment_number(n) is not None),
+            (n for n in files.listdir(directory) if segment.segment_number(n) is not None),
             key=segment.segment_number,
         )
         if not names:
@@ -207,6 +210,9 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         try:
             fd = files.open_read(os.path.join(directory, name))
         except FileNotFoundError:
+            continue
+        except CorruptionError:  # a link or a FIFO where a segment should be: set it aside
+            damaged.append(name)
             continue
         had_damage = False
         try:
@@ -238,7 +244,7 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
     files.close(fd)
     new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),), segment.segment_number(newest_name) + 1)
     set_aside = _set_aside(directory, damaged, generation)
-    if os.path.exists(os.path.join(directory, manifest.NAME)) and generation == 0:
+    if os.path.lexists(os.path.join(directory, manifest.NAME)) and generation == 0:
         set_aside += _set_aside(directory, [manifest.NAME], generation)
     manifest.write(directory, new)
     for name in names:
@@ -259,30 +265,50 @@ def _set_aside(directory: str, names: list[str], generation: int) -> list[str]:
     if not names:
         return []
     aside = os.path.join(directory, DAMAGED_DIR)
-    os.makedirs(aside, exist_ok=True)
+    files.makedirs(aside)  # checked before the repair began: a real directory, or none
     moved = []
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for name in names:
         target = os.path.join(DAMAGED_DIR, f"{stamp}-g{generation}-{name}")
-        shutil.move(os.path.join(directory, name), os.path.join(directory, target))
+        files.replace(os.path.join(directory, name), os.path.join(directory, target))  # a link moves, not its target
         hint = segment.hint_name(name) if segment.segment_number(name) is not None else None
-        if hint and os.path.exists(os.path.join(directory, hint)):
-            files.unlink(os.path.join(directory, hint))
+        if hint:
+            try:
+                files.unlink(os.path.join(directory, hint))
+            except FileNotFoundError:
+                pass
         moved.append(target)
     files.fsync_dir(aside)
     files.fsync_dir(directory)
     return moved
 
 
+def _check_damaged_dir(directory: str) -> None:
+    """Refuse to repair (before changing anything) if ``damaged`` is a link or a file:
+    moving files into it would move them out of the store."""
+    try:
+        mode = files.lstat(os.path.join(directory, DAMAGED_DIR)).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(mode):
+        raise CorruptionError(
+            f"{directory}: {DAMAGED_DIR!r} is not a directory (a link or a file) (at byte 0); "
+            "repair moves damaged files there, so it changes nothing until it is"
+        )
+
+
 def _max_number(directory: str) -> int:
-    numbers = [segment.segment_number(n) for n in os.listdir(directory)]
+    numbers = [segment.segment_number(n) for n in files.listdir(directory)]
     return max([n for n in numbers if n is not None] or [0])
 
 
 def _guess_kind(directory: str, names: list[str]) -> str:
     """Without a MANIFEST: a store whose keys are all ints or int arrays is a list."""
     for name in names:
-        fd = files.open_read(os.path.join(directory, name))
+        try:
+            fd = files.open_read(os.path.join(directory, name))
+        except (OSError, CorruptionError):
+            continue
         try:
             for what, key, _, _ in _salvage(fd):
                 if what in (record.SET, record.DELETE):

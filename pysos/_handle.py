@@ -158,8 +158,7 @@ class Handle:
         Raises :class:`pysos.CorruptionError` if a new record fails its checksum.
         """
         with self._lock:
-            self._store.check_open()
-            self._store.follow(force=True)
+            self._store.refresh()
 
     def stats(self) -> dict[str, Any]:
         """Counts and sizes as a plain dict.

@@ -26,7 +26,7 @@ def compact_store(store) -> dict:
     with store.lock:
         store.check_writable()
         store.seal()
-    result = compact_all(store.directory, segment_size=store.segment_size, wait=None)
+    result = compact_all(store.directory, segment_size=store.segment_size, wait=None, identity=store.identity)
     with store.lock:
         store.adopt_compaction(result)
     return result

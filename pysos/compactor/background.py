@@ -8,7 +8,7 @@ import threading
 import weakref
 
 from ..errors import LockedError
-from ..segments import manifest, segment
+from ..segments import files, manifest, segment
 from . import plan
 from .merge import compact_directory
 from .throttle import Interrupted, Throttle
@@ -129,6 +129,7 @@ class BackgroundCompactor:
                 wait=0.0,
                 choose=choose,
                 throttle=Throttle(self.rate_limit, self._stop),
+                identity=store.identity,  # the directory the store opened, wherever its path leads now
             )
             if not result["segments_in"]:
                 return
@@ -179,7 +180,7 @@ class BackgroundCompactor:
 
 def _size(directory: str, name: str) -> int:
     try:
-        return os.path.getsize(os.path.join(directory, name))
+        return files.lstat(os.path.join(directory, name)).st_size
     except FileNotFoundError:
         return 0
 

@@ -16,6 +16,12 @@ The steps, each safe to interrupt at any instant:
    descriptors (POSIX unlink semantics); a process that reaches for a file that is gone
    re-reads the MANIFEST and retries.
 
+The directory is the one whose compaction lock was taken: its (device, inode) is noted
+then, and checked again under the manifest lock before the MANIFEST is read or replaced
+and before anything is deleted, so a store directory renamed or replaced meanwhile (a
+restore, a swap) never gets a MANIFEST naming another directory's files, nor loses files.
+Every name deleted comes from a MANIFEST, which admits only well-formed segment names.
+
 A crash before step 4 leaves outputs no MANIFEST names: the next holder of the
 compaction lock deletes them (see :mod:`pysos.segments.recovery`). A crash after
 step 4 leaves retired files, deleted the same way. An error (not a crash) before step 4
@@ -31,7 +37,7 @@ import os
 import time
 from typing import Any, Callable, Iterable
 
-from ..errors import CorruptionError
+from ..errors import CorruptionError, Error
 from ..segments import files, hints, locks, manifest, record, recovery, segment
 from ..segments.manifest import Manifest
 from . import plan
@@ -131,11 +137,14 @@ def merge_run(
     *,
     segment_size: int,
     throttle: Callable[[int], None] = lambda n: None,
+    identity: tuple[int, int] | None = None,
 ) -> dict:
     """Merge ``current.segments[start:stop]`` (all sealed); publish; delete the inputs.
 
-    The caller holds the compaction lock.
+    The caller holds the compaction lock; ``identity`` is the directory's
+    (:func:`pysos.segments.files.identity`) when it took it (default: now).
     """
+    identity = identity or files.identity(directory)
     began = time.monotonic()
     run = list(current.segments[start:stop])
     if not run or stop >= len(current.segments):
@@ -187,7 +196,7 @@ def merge_run(
             kept += 1
         writer.finish_segment()
         files.fsync_dir(directory)
-        published = _publish(directory, run, writer.done, writer.sizes, bytes_in - writer.bytes_out)
+        published = _publish(directory, run, writer.done, writer.sizes, bytes_in - writer.bytes_out, identity)
     except BaseException:
         # A failure after the MANIFEST was replaced (its directory fsync, say) must not
         # delete outputs the MANIFEST now names: only discard them if it does not.
@@ -197,6 +206,7 @@ def merge_run(
     finally:
         for fd in fds:
             files.close(fd)
+    check_directory(directory, identity)
     _delete(directory, run)
     result = {
         "reclaimed_bytes": bytes_in - writer.bytes_out,
@@ -221,11 +231,26 @@ def _next_number(current: Manifest) -> int:
     return current.next_number
 
 
+def check_directory(directory: str, identity: tuple[int, int]) -> None:
+    """Raise :class:`pysos.Error` unless ``directory`` still leads to the directory ``identity``."""
+    try:
+        now = files.identity(directory)
+    except FileNotFoundError:
+        now = None
+    if now != identity:
+        raise Error(
+            f"pysos store directory {directory!r} was moved, deleted or replaced during the "
+            "compaction; nothing was changed in whatever is there now"
+        )
+
+
 def _publish(
-    directory: str, run: list[str], outputs: list[str], output_sizes: list[int], reclaimed: int
+    directory: str, run: list[str], outputs: list[str], output_sizes: list[int], reclaimed: int,
+    identity: tuple[int, int],
 ) -> Manifest:
     """Swap the run for the outputs in the MANIFEST (re-read: the writer may have rotated)."""
     with locks.FileLock(directory, locks.MANIFEST):
+        check_directory(directory, identity)
         latest = manifest.read(directory)
         names = list(latest.segments)
         at = _find_run(names, run)
@@ -267,20 +292,23 @@ def compact_directory(
     wait: float | None = None,
     choose: Callable[[str, Manifest], tuple[int, int] | None] | None = None,
     throttle: Callable[[int], None] = lambda n: None,
+    identity: tuple[int, int] | None = None,
 ) -> dict:
     """Take the compaction lock (waiting up to ``wait`` s), clean leftovers, merge a run.
 
     ``choose(directory, manifest)`` picks the run ``(start, stop)``; the default is every
-    sealed segment. Returns the merge's figures, or ``{"reclaimed_bytes": 0, ...}`` if
-    there was nothing to merge.
+    sealed segment. ``identity``: the directory an open store belongs to (default: the
+    one ``directory`` leads to when the lock is taken). Returns the merge's figures, or
+    ``{"reclaimed_bytes": 0, ...}`` if there was nothing to merge.
     """
+    identity = identity or files.identity(directory)
     lock = _take_compaction_lock(directory, wait)
     try:
-        current = _clean(directory)
+        current = _clean(directory, identity)
         run = (choose or all_sealed)(directory, current)
         if run is None:
             return nothing_done(current)
-        return merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle)
+        return merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle, identity=identity)
     finally:
         lock.release()
 
@@ -292,6 +320,7 @@ def compact_all(
     max_merge_bytes: int = plan.DEFAULT_MAX_MERGE_BYTES,
     wait: float | None = None,
     throttle: Callable[[int], None] = lambda n: None,
+    identity: tuple[int, int] | None = None,
 ) -> dict:
     """Merge every segment that is sealed now, as bounded merges, oldest first.
 
@@ -299,9 +328,10 @@ def compact_all(
     :func:`pysos.compactor.plan.next_full_run`), so the extra disk needed at any moment
     is bounded by that, not by the store. Returns the merges' figures added up.
     """
+    identity = identity or files.identity(directory)
     lock = _take_compaction_lock(directory, wait)
     try:
-        current = _clean(directory)
+        current = _clean(directory, identity)
         todo = set(current.segments[:-1])
         total = nothing_done(current)
         total["merges"] = 0
@@ -310,7 +340,9 @@ def compact_all(
             run = plan.next_full_run(current.segments, sizes, todo, max_merge_bytes)
             if run is None:
                 return total
-            result = merge_run(directory, current, *run, segment_size=segment_size, throttle=throttle)
+            result = merge_run(
+                directory, current, *run, segment_size=segment_size, throttle=throttle, identity=identity
+            )
             todo.difference_update(current.segments[run[0] : run[1]])
             _add_up(total, result)
             current = manifest.read(directory)
@@ -330,16 +362,17 @@ def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:
     return lock
 
 
-def _clean(directory: str) -> Manifest:
+def _clean(directory: str, identity: tuple[int, int]) -> Manifest:
     """Read the MANIFEST and delete leftovers of interrupted work (compaction lock held)."""
     with locks.FileLock(directory, locks.MANIFEST):
+        check_directory(directory, identity)
         current = manifest.read(directory)
         recovery._remove_unnamed(directory, current)
     return current
 
 
 def _size(directory: str, name: str) -> int:
-    return os.path.getsize(os.path.join(directory, name))
+    return files.lstat(os.path.join(directory, name)).st_size
 
 
 def _add_up(total: dict, result: dict) -> None:

@@ -13,6 +13,7 @@ the hooks it passes at construction). Imports point downward only::
 - :mod:`.writer`  :class:`Writer`: appends, batches, rotation, the compaction thread's interface
 - :mod:`.reader`  :class:`Reader`: following the writer (new MANIFEST, new records)
 - :mod:`.fileset` the open segment files: fds, maps, pins, the finalizer
+- :mod:`.belonging` a handle belongs to its process (fork) and its directory (device, inode)
 """
 
 from __future__ import annotations

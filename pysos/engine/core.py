@@ -21,6 +21,7 @@ from ..errors import CorruptionError, FormatError, ReadOnlyError
 from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
+from . import belonging
 from .fileset import SegmentFiles
 
 log = logging.getLogger("pysos")
@@ -32,7 +33,7 @@ _GONE = object()
 _crc32, _loads = zlib.crc32, orjson.loads
 
 
-class Store:
+class Store(belonging.Belonging):
     """Keys -> JSON values in a directory (see ``FORMAT.md`` for the files); use a subclass.
 
     ``index`` maps each key to the location of its newest record (see
@@ -108,6 +109,7 @@ class Store:
             raise
         self._closed = False
         self._finalizer = self.segment_files.release_when_collected(self, self._writer_lock)
+        belonging.opened(self)
 
     def _find_manifest(self, kind: str | None, lock_timeout: float) -> Manifest:
         """The MANIFEST to load (a writer: after taking the writer lock)."""
@@ -394,10 +396,6 @@ class Store:
         """Bring the index up to date with the files."""
         raise NotImplementedError
 
-    def check_open(self) -> None:
-        if self._closed:
-            raise ValueError("I/O operation on closed pysos store")
-
     def check_writable(self) -> None:
         self.check_open()
         if self.readonly:
@@ -432,6 +430,7 @@ class Store:
                 return
             self._before_close()
             self._closed = True
+            self._refusal = belonging.CLOSED
             self.due = float("-inf")  # every gated operation now calls enter(), which refuses
             self.index = _CLOSED_INDEX  # and one that forgets the gate fails on the index
             self._finalizer.detach()

@@ -39,14 +39,35 @@ class Reader(Store):
         for _ in range(_RELOAD_RETRIES):
             try:
                 if self._manifest_replaced():
+                    self._check_identity()  # (a deleted store's MANIFEST is "replaced" too)
                     new, stamp, pin = manifest.read_pinned(self.directory)
                     self.segment_files.hold("manifest", pin)
                     self._adopt(new, stamp)
+                    self._check_identity()  # what we read was this directory's
                 if files.end(self._fds[self._active]) > self._active_end:
                     self._catch_up_tail()
                 return
             except FileNotFoundError:
                 continue
+        self._check_identity()
+        self._load(recovery.existing_manifest(self.directory, self.kind))
+
+    def refresh(self) -> None:
+        """Follow the files now, after checking that our path still leads to the directory
+        we opened (the store there is what the caller asks for)."""
+        self.check_open()
+        self._check_identity()
+        self.follow(force=True)
+
+    def _forked(self, torn: bool) -> None:
+        """A reader keeps working in a forked child; if another thread held its lock at the
+        fork, that thread may have been half-way through an update: re-index once."""
+        if torn:
+            self.follow = self._reload_after_fork  # an instance attribute: the next follow only
+
+    def _reload_after_fork(self, force: bool = False) -> None:
+        del self.follow  # back to the method
+        self.segment_files.close_all()
         self._load(recovery.existing_manifest(self.directory, self.kind))
 
     def _manifest_replaced(self) -> bool:

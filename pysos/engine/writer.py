@@ -20,7 +20,8 @@ from typing import Any, Callable, Iterator
 from ..segments import files, hint_writer, index, locks, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
-from ..errors import CorruptionError
+from ..errors import CorruptionError, Error
+from . import belonging
 from .core import Store, _number
 
 log = logging.getLogger("pysos")
@@ -53,7 +54,7 @@ class Writer(Store):
     def _find_manifest(self, kind: str | None, lock_timeout: float) -> Manifest:
         if os.path.isdir(self.directory) and not os.path.exists(self._path(manifest.NAME)):
             recovery.check_not_foreign(self.directory)  # before the lock file is created
-        os.makedirs(self.directory, exist_ok=True)
+        files.makedirs(self.directory)
         self._writer_lock = locks.FileLock(self.directory, locks.WRITER)
         self._writer_lock.acquire(timeout=lock_timeout)
         try:
@@ -102,6 +103,7 @@ class Writer(Store):
         now = time.monotonic()
         if force or now >= self.due:
             self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
+            self._check_identity()  # once a second: no write path pays for it
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
@@ -212,6 +214,10 @@ class Writer(Store):
             self._rotate()
         except OSError as exc:
             log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
+        except Error:
+            if self._refusal is None:
+                raise
+            log.warning("pysos: %s", self._refusal)  # the write is done; the next call raises
 
     def _rotate(self, hint: bool = True) -> None:
         """Seal the newest segment and start a new one, named by a new MANIFEST (and have
@@ -220,6 +226,7 @@ class Writer(Store):
         sealed, sealed_size = segment.segment_name(self._active), self._active_end
         files.fdatasync(self._fds[self._active])
         with locks.FileLock(self.directory, locks.MANIFEST):
+            self._check_identity()  # never name a new segment in another store's MANIFEST
             current = manifest.read(self.directory)
             self._adopt(current)
             name, fd = segment.create_new(self.directory, current.next_number)
@@ -356,9 +363,20 @@ class Writer(Store):
         super().close()
 
     def _before_close(self) -> None:
+        if self._refusal is not None:  # a forked child's copy, or a directory no longer ours: write nothing
+            return
         if self._fsync_each_write:
             files.fsync(self._fds[self._active])
         self._hint_newest()
+
+    def _forked(self, torn: bool) -> None:
+        """A forked child must never write beside its parent, nor free the parent's lock:
+        refuse every operation, give up the files, forget (never unlock) the writer lock."""
+        self._refusal = belonging.forked_writer(self.directory, self._pid)
+        self.due = float("-inf")
+        self.compactor = None  # its thread did not survive the fork
+        self.segment_files.close_all()
+        self._writer_lock.forget()  # the parent's lock stays the parent's
 
 
 class _Batch:

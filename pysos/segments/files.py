@@ -4,32 +4,162 @@ Keeping them in one module gives one place for the rules (loop on short writes, 
 directory after a create or rename) and one place for tests to inject faults: a test
 replaces e.g. ``files.write`` with a wrapper that raises ``ENOSPC`` after N bytes.
 Callers must therefore call ``files.write(...)``, never ``from .files import write``.
+
+It is also the one place that decides what pysos may open in a store directory, which
+may come from an archive, a shared folder or an attacker (DESIGN.md, "In the field"):
+
+- every open uses ``O_NOFOLLOW`` (a symbolic link in the store is never followed) and
+  ``O_NONBLOCK`` (a FIFO or device never blocks the open), then ``fstat``: anything but a
+  regular file is refused with :class:`~pysos.errors.CorruptionError`;
+- nothing existing is ever truncated by name: a file pysos rewrites (a hint, the
+  MANIFEST's temp file) is unlinked (which removes a planted link, never its target) and
+  created afresh with ``O_EXCL``;
+- a new file takes the permission bits of the store's MANIFEST, so a store its owner made
+  private stays private through rotations, compactions and repairs.
+
+Which *names* pysos accepts from disk (MANIFEST entries, directory listings) is decided by
+:func:`pysos.segments.segment.segment_number` and its siblings: only plain, well-formed
+names of this directory ever reach these functions.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
+
+from ..errors import CorruptionError
 
 O_BINARY = getattr(os, "O_BINARY", 0)
+# Every open: no link following, no blocking on a FIFO, no leak into exec'd programs.
+_SAFE = O_BINARY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+DEFAULT_MODE = 0o644  # for the files of a new store (the umask applies)
+# The file whose permission bits new files copy (see _mode_for).
+MODE_TEMPLATE = "MANIFEST"
+
+
+def _open(path: str, flags: int, mode: int = DEFAULT_MODE) -> int:
+    """``os.open`` with :data:`_SAFE`; refuse (and close) anything but a regular file."""
+    try:
+        fd = os.open(path, flags | _SAFE, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise CorruptionError(
+                f"{path}: is a symbolic link; pysos never follows links inside a store (at byte 0)"
+            ) from None
+        if exc.errno == errno.ENXIO:  # a FIFO opened for writing that no one reads
+            raise CorruptionError(f"{path}: is not a regular file (a FIFO or device) (at byte 0)") from None
+        raise
+    try:
+        mode_bits = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode_bits):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(mode_bits) else "a FIFO, socket or device"
+        raise CorruptionError(f"{path}: is not a regular file ({what}); pysos refuses to use it (at byte 0)")
+    return fd
+
+
+def _mode_for(path: str) -> int | None:
+    """The permission bits a new file at ``path`` takes: those of the store's MANIFEST
+    beside it, or ``None`` for a new store (then :data:`DEFAULT_MODE` and the umask)."""
+    try:
+        st = os.lstat(os.path.join(os.path.dirname(path), MODE_TEMPLATE))
+    except OSError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
+def _create(path: str, flags: int) -> int:
+    mode = _mode_for(path)
+    if mode is None:
+        return _open(path, flags)
+    fd = _open(path, flags, 0o600)  # never more open than the store, not even for a moment
+    try:
+        os.fchmod(fd, mode)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def create_exclusive(path: str) -> int:
-    """Create a new file for reading and writing; ``FileExistsError`` if the name is taken."""
-    return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | O_BINARY, 0o644)
+    """Create a new file for reading and writing; ``FileExistsError`` if the name is taken
+    (by anything: ``O_EXCL`` does not follow a link either)."""
+    return _create(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
 
 
-def create_truncated(path: str) -> int:
-    """Create (or empty) a file for writing."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | O_BINARY, 0o644)
+def create_fresh(path: str) -> int:
+    """Create an empty file for writing at ``path``, replacing whatever had that name.
+
+    The old entry is unlinked first, never opened: a planted link loses only itself, and
+    a hard link to another file is not truncated.
+    """
+    try:
+        os.unlink(path)  # part of this create (a fault test patches create_fresh), not an unlink of data
+    except FileNotFoundError:
+        pass
+    return _create(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
 
 
 def open_rw(path: str) -> int:
-    """Open an existing file for reading and writing (never creates it)."""
-    return os.open(path, os.O_RDWR | O_BINARY)
+    """Open an existing regular file for reading and writing (never creates it)."""
+    return _open(path, os.O_RDWR)
 
 
 def open_read(path: str) -> int:
-    return os.open(path, os.O_RDONLY | O_BINARY)
+    """Open an existing regular file for reading."""
+    return _open(path, os.O_RDONLY)
+
+
+def open_lock(path: str) -> int:
+    """Open (creating it if needed) a lock file for reading and writing."""
+    try:
+        return _open(path, os.O_RDWR)
+    except FileNotFoundError:
+        pass
+    try:
+        return _create(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
+    except FileExistsError:  # another process created it meanwhile
+        return _open(path, os.O_RDWR)
+
+
+def read_file(path: str, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (the first ``limit`` of them), opened as :func:`open_read`."""
+    fd = open_read(path)
+    try:
+        chunks, offset = [], 0
+        while limit is None or offset < limit:
+            want = 1 << 20 if limit is None else min(1 << 20, limit - offset)
+            chunk = os.pread(fd, want, offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def listdir(directory: str) -> list[str]:
+    return os.listdir(directory)
+
+
+def lstat(path: str) -> os.stat_result:
+    """The entry itself (a link is not followed)."""
+    return os.lstat(path)
+
+
+def identity(directory: str) -> tuple[int, int]:
+    """(device, inode) of the directory ``directory`` leads to now: what a handle belongs to."""
+    st = os.stat(directory)
+    return st.st_dev, st.st_ino
+
+
+def makedirs(directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
 
 
 def write(fd: int, data: bytes | memoryview) -> int:
@@ -123,7 +253,7 @@ def atomic_write(path: str, data: bytes) -> None:
     """
     directory = os.path.dirname(path) or "."
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = create_truncated(tmp)
+    fd = create_fresh(tmp)
     try:
         try:
             write_all(fd, data)

@@ -39,7 +39,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
+from ..errors import CorruptionError
 from . import files, record
+from . import segment as segment_names  # (``segment`` is a parameter name here)
 from .index import OFFSET_SHIFT
 
 VERSION = 2
@@ -184,8 +186,10 @@ def write(directory: str, segment: str, segment_bytes: int, hint: Hint, name: st
     ``segment_crc`` (:func:`segment_crc` of the segment's first ``segment_bytes`` bytes)
     lets the hint describe a segment that may grow past them: the newest one.
     """
+    if not segment_names.is_hint_name(name):
+        raise ValueError(f"{name!r} is not a hint file name")
     path = os.path.join(directory, name)
-    fd = files.create_truncated(path)
+    fd = files.create_fresh(path)
     try:
         files.write_all(fd, encode(segment, segment_bytes, hint, segment_crc))
         files.fsync(fd)
@@ -209,11 +213,26 @@ def read(path: str, segment: str, segment_bytes: int, kind: str) -> Hint | None:
 def examine(path: str, segment: str, segment_bytes: int, kind: str) -> Hint | str | None:
     """The hint at ``path``; or why it cannot be used; ``None`` if there is none."""
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+        f = _open(path)
+    except CorruptionError as exc:
+        return _why(exc)
+    if f is None:
         return None
     with f:  # line by line: never the whole file in memory at once
         return _decode_lines(f, segment, segment_bytes, kind)
+
+
+def _open(path: str):
+    """The hint file at ``path`` for reading, ``None`` if there is none. A link, a FIFO...
+    raise ``CorruptionError`` (:func:`files.open_read`: never followed, never blocked on)."""
+    try:
+        return os.fdopen(files.open_read(path), "rb")
+    except FileNotFoundError:
+        return None
+
+
+def _why(exc: CorruptionError) -> str:
+    return str(exc).split(": ", 1)[-1]  # without the path
 
 
 def decode(data: bytes, segment: str, segment_bytes: int, kind: str) -> Hint | str:
@@ -240,8 +259,10 @@ def examine_prefix(path: str, segment: str, size: int, kind: str, *, sealed: boo
     """Like :func:`read_prefix` (``crc_of(n)``: the CRC of the segment's first ``n`` bytes);
     a sentence saying why the hint is unusable; ``None`` if there is none."""
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+        f = _open(path)
+    except CorruptionError as exc:
+        return _why(exc)
+    if f is None:
         return None
     with f:
         head = _header(f, segment, size, _prefix_check(size, sealed, crc_of))
@@ -260,8 +281,10 @@ def stream_prefix(path: str, segment: str, size: int, kind: str, *, sealed: bool
     the sizes adding up) only after the last part: the iteration raises :class:`BadHint`
     at the first part or at the end, when its caller may have used earlier parts."""
     try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+        f = _open(path)
+    except CorruptionError:
+        return None
+    if f is None:
         return None
     head = _header(f, segment, size, _prefix_check(size, sealed, crc_of))
     if isinstance(head, str):

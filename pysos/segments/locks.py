@@ -5,6 +5,12 @@ They are ``flock`` locks taken through portalocker: the kernel drops them when t
 dies, so a writer killed with SIGKILL never leaves a lock that blocks the next one. The
 writer and compaction lock files hold the holder's pid (as text) while held, so an error
 or ``pysos info`` can say who holds them.
+
+A lock belongs to the process that took it. ``flock`` locks belong to the open file, which
+a forked child shares: an unlock (or a truncation of the pid note) from the child would
+free the parent's lock. So a child forgets every inherited lock at fork (closing its copy
+of the descriptor, which leaves the parent's lock held), and :meth:`FileLock.release` in
+any process other than the taker only closes its descriptor.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import time
 
 import portalocker
 
-from ..errors import LockedError
+from ..errors import CorruptionError, LockedError
 from . import files
 
 WRITER, COMPACT, MANIFEST = "writer", "compact", "manifest"
@@ -37,6 +43,7 @@ class FileLock:
         self.name = name
         self.path = lock_path(directory, name)
         self._fd: int | None = None
+        self._pid = 0  # the process that took the lock
         self._key = (os.path.realpath(directory), name)
 
     @property
@@ -63,13 +70,14 @@ class FileLock:
         with _held_guard:
             if self._key in _held:
                 return False
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = files.open_lock(self.path)  # never a link, a FIFO...: see files._open
             try:
                 portalocker.lock(fd, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
             except (portalocker.AlreadyLocked, portalocker.LockException, BlockingIOError):
                 os.close(fd)
                 return False
             self._fd = fd
+            self._pid = os.getpid()
             _held.add(self._key)
             return True
 
@@ -83,6 +91,9 @@ class FileLock:
     def release(self) -> None:
         if self._fd is None:
             return
+        if self._pid != os.getpid():  # inherited through fork: the lock is the parent's
+            self.forget()
+            return
         with _held_guard:
             try:
                 files.truncate(self._fd, 0)
@@ -94,6 +105,15 @@ class FileLock:
                 os.close(self._fd)
                 self._fd = None
                 _held.discard(self._key)
+
+    def forget(self) -> None:
+        """Let go of the descriptor without unlocking (a forked child's copy of a lock)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            try:
+                files.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> "FileLock":
         self.acquire(timeout=None, record_pid=False)
@@ -110,9 +130,8 @@ def holder(directory: str, name: str) -> int | None:
     a holder killed with SIGKILL leaves its pid behind, which the liveness check skips.
     """
     try:
-        with open(lock_path(directory, name), "rb") as f:
-            text = f.read(32).strip()
-    except FileNotFoundError:
+        text = files.read_file(lock_path(directory, name), 32).strip()
+    except (OSError, CorruptionError):  # none, or not a regular file (which no one holds)
         return None
     if not text.isdigit():
         return None
@@ -126,3 +145,14 @@ def holder(directory: str, name: str) -> int | None:
     except PermissionError:
         pass
     return pid
+
+
+def _after_fork_in_child() -> None:
+    """A forked child holds none of its parent's locks (and no thread holds the guard)."""
+    global _held_guard
+    _held_guard = threading.Lock()
+    _held.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

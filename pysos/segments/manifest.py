@@ -140,15 +140,23 @@ def decode(data: bytes, path: str) -> Manifest:
         or len(sizes) != len(segments) - 1
     ):
         raise CorruptionError(f"{path}: MANIFEST fields are malformed at byte 0")
+    for name in segments:
+        if segment.segment_number(name) is None:
+            # Never a path to follow: "../other/seg-1.jsonl" or "/etc/x" would have pysos
+            # read, compact and then delete a file outside the store.
+            raise CorruptionError(
+                f"{path}: MANIFEST names {name!r}, which is not a segment file name of this "
+                "directory (at byte 0); pysos leaves it alone"
+            )
+    if len(set(segments)) != len(segments) or not all(type(n) is int and n >= 0 for n in sizes):
+        raise CorruptionError(f"{path}: MANIFEST lists a segment twice or a bad size at byte 0")
     return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts)
 
 
 def read(directory: str) -> Manifest:
     """The MANIFEST of ``directory``; ``FileNotFoundError`` if it has none."""
     path = os.path.join(directory, NAME)
-    with open(path, "rb") as f:
-        data = f.read()
-    return decode(data, path)
+    return decode(files.read_file(path), path)
 
 
 def is_current(directory: str, expected: Manifest) -> bool:
@@ -168,7 +176,7 @@ def read_pinned(directory: str) -> tuple[Manifest, tuple[int, int, int], int]:
     (inode, mtime, size), and a reader would never notice the second one.
     """
     path = os.path.join(directory, NAME)
-    fd = os.open(path, os.O_RDONLY | files.O_BINARY)
+    fd = files.open_read(path)
     try:
         st = os.fstat(fd)
         data = files.pread(fd, st.st_size, 0)  # a MANIFEST never changes once renamed in
@@ -185,7 +193,7 @@ def write(directory: str, manifest: Manifest) -> None:
 def stamp(directory: str) -> tuple[int, int, int] | None:
     """A cheap fingerprint that changes whenever the MANIFEST is replaced (one ``stat``)."""
     try:
-        st = os.stat(os.path.join(directory, NAME))
+        st = files.lstat(os.path.join(directory, NAME))
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)

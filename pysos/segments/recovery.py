@@ -3,7 +3,8 @@ pysos store, and remove what an interrupted operation left behind.
 
 Leftovers are only ever files that no MANIFEST names: a segment created by a rotation
 or a compaction that died before its MANIFEST swap, the hint beside it, a MANIFEST temp
-file. They are removed only while holding both the compaction lock (so no compactor is
+file. Only names of exactly those forms are ever removed (see :func:`is_leftover_name`),
+never a directory, and never anything a link points to. They are removed only while holding both the compaction lock (so no compactor is
 writing outputs) and the manifest lock (so no rotation is between creating its segment
 and naming it).
 """
@@ -13,6 +14,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
+import stat
 
 from ..errors import CorruptionError, FormatError, LockedError
 from . import files, locks, manifest, segment
@@ -22,6 +25,7 @@ log = logging.getLogger("pysos")
 
 DAMAGED_DIR = "damaged"  # where repair() moves files it could not fully read
 _LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
+_MANIFEST_TMP_RE = re.compile(re.escape(manifest.NAME) + r"\.[0-9]+\.tmp")  # files.atomic_write's
 
 
 def _is_ours(name: str) -> bool:
@@ -30,17 +34,27 @@ def _is_ours(name: str) -> bool:
         or name in _LOCK_FILES
         or segment.segment_number(name) is not None
         or segment.is_hint_name(name)
-        or (name.startswith(manifest.NAME + ".") and name.endswith(".tmp"))
+        or _MANIFEST_TMP_RE.fullmatch(name) is not None
         or name == DAMAGED_DIR
     )
 
 
+def is_leftover_name(name: str, current: Manifest) -> bool:
+    """Whether ``name`` (from a directory listing) is a file pysos made and ``current`` no
+    longer names: the only names an open, a compaction or a repair ever deletes."""
+    if segment.segment_number(name) is not None:
+        return name not in current.segments
+    if segment.is_hint_name(name):
+        return name[: -len(".hint")] + ".jsonl" not in current.segments
+    return _MANIFEST_TMP_RE.fullmatch(name) is not None
+
+
 def check_not_foreign(directory: str) -> None:
     """Without a MANIFEST: refuse a directory holding other things or data of a lost store."""
-    for name in os.listdir(directory):
+    for name in files.listdir(directory):
         if not _is_ours(name):
             raise FormatError(f"{directory!r} is not a pysos store: it holds {name!r} and no MANIFEST")
-        if segment.segment_number(name) is not None and os.path.getsize(os.path.join(directory, name)):
+        if segment.segment_number(name) is not None and files.lstat(os.path.join(directory, name)).st_size:
             if os.path.exists(os.path.join(directory, manifest.NAME)):
                 return  # not lost: a writer created the store (MANIFEST first, then data) since we looked
             raise CorruptionError(
@@ -106,18 +120,19 @@ def remove_leftovers(directory: str) -> list[str]:
 
 
 def _remove_unnamed(directory: str, current: Manifest) -> list[str]:
-    named = set(current.segments)
-    named_hints = {segment.hint_name(n) for n in named}
     removed = []
-    for name in sorted(os.listdir(directory)):
-        stray = (
-            (segment.segment_number(name) is not None and name not in named)
-            or (segment.is_hint_name(name) and name not in named_hints)
-            or (name.startswith(manifest.NAME + ".") and name.endswith(".tmp"))
-        )
-        if stray:
-            files.unlink(os.path.join(directory, name))
-            removed.append(name)
+    for name in sorted(files.listdir(directory)):
+        if not is_leftover_name(name, current):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            if stat.S_ISDIR(files.lstat(path).st_mode):
+                log.warning("pysos: %s: leaving alone the directory %r, which has a file's name", directory, name)
+                continue
+            files.unlink(path)  # a planted link goes, never what it points to
+        except FileNotFoundError:
+            continue
+        removed.append(name)
     if removed:
         files.fsync_dir(directory)
         log.info("pysos: removed %d leftover file(s) in %s: %s", len(removed), directory, ", ".join(removed))

@@ -20,8 +20,11 @@ from typing import Any, Iterator
 
 from . import files, record
 
-_SEGMENT_RE = re.compile(r"^seg-(\d{8,})\.jsonl$")
-_HINT_RE = re.compile(r"^seg-(\d{8,})\.hint$")
+# Names read from disk (MANIFEST entries, directory listings) are untrusted: only these
+# exact forms are accepted (ASCII digits; ``fullmatch``, so no trailing newline either),
+# which also makes them plain names of this directory: no separator, no "..".
+_SEGMENT_RE = re.compile(r"seg-([0-9]{8,})\.jsonl")
+_HINT_RE = re.compile(r"seg-([0-9]{8,})\.hint")
 # Bytes read at a time by a scan. Small enough that the chunk, its split lines and the
 # carried-over partial line stay a few hundred KiB beside the index being built (a 4 MiB
 # chunk made opening peak at ~2x the index's memory), large enough to make syscalls rare.
@@ -37,16 +40,22 @@ def hint_name(segment: str) -> str:
 
 
 def segment_number(name: str) -> int | None:
-    match = _SEGMENT_RE.match(name)
+    """The number of a well-formed segment name, else ``None`` (for anything else, of any type).
+
+    The one check every segment name from disk passes before pysos opens or deletes it.
+    """
+    match = _SEGMENT_RE.fullmatch(name) if type(name) is str else None
     return int(match.group(1)) if match else None
 
 
 def is_hint_name(name: str) -> bool:
-    return _HINT_RE.match(name) is not None
+    return type(name) is str and _HINT_RE.fullmatch(name) is not None
 
 
 def delete_with_hint(directory: str, name: str) -> None:
     """Remove a segment file and its hint file, whichever of them exist."""
+    if segment_number(name) is None:  # every caller passes a checked name; never a path
+        raise ValueError(f"{name!r} is not a segment file name: not deleting it")
     for leftover in (name, hint_name(name)):
         try:
             files.unlink(os.path.join(directory, leftover))

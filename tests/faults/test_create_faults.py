@@ -31,7 +31,7 @@ def test_rotation_that_cannot_create_its_segment_keeps_every_write(tmp_path, mon
         assert dict(r.items()) == {**{f"k{i}": i for i in range(20)}, "after": 1}
 
 
-@pytest.mark.parametrize("target", ["create_exclusive", "create_truncated"])
+@pytest.mark.parametrize("target", ["create_exclusive", "create_fresh"])
 def test_compaction_that_cannot_create_outputs_or_hints_changes_nothing(tmp_path, monkeypatch, target):
     """A merge that cannot create an output segment (or its hint) raises, frees the lock, keeps the store."""
     with pysos.Dict(tmp_path, segment_size=256, autocompact=False) as d:

@@ -1,0 +1,166 @@
+"""Directory identity (DESIGN.md, "In the field"): a handle belongs to the directory it
+opened. Another process renames, deletes or replaces the store's directory under a live
+handle: a writer never writes into the other store, a reader never serves the old store's
+data as the new one's."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+import pysos
+from pysos.engine import writer as engine_writer
+
+MOVED = "moved, deleted or replaced"
+
+# Run by a second process: change what the store's path leads to.
+SWAPPER = textwrap.dedent("""
+    import os, shutil, sys, pysos
+    path, how = sys.argv[1], sys.argv[2]
+    if how in ("replace", "rename"):
+        os.rename(path, path + ".old")
+    elif how.startswith("delete"):
+        shutil.rmtree(path)
+    if how in ("replace", "delete"):
+        with pysos.Dict(path, autocompact=False) as d:
+            d.update({f"k{i}": "new" for i in range(5)})
+""")
+
+
+def _swap(path, how):
+    subprocess.run([sys.executable, "-c", SWAPPER, str(path), how], check=True, timeout=60)
+
+
+@pytest.fixture
+def quick_checks(monkeypatch):
+    """Writers look at their directory every 50 ms instead of every second."""
+    monkeypatch.setattr(engine_writer, "_CHECK_EXTERNAL_SWAP_EVERY", 0.05)
+
+
+def _write_until_refused(d, prefix, seconds=3.0):
+    """Write until the handle refuses; the refusal (None if it never came)."""
+    deadline = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < deadline:
+        try:
+            d[f"{prefix}{i}"] = "x" * 50
+        except pysos.Error as exc:
+            return exc
+        i += 1
+        time.sleep(0.001)
+    return None
+
+
+@pytest.mark.parametrize("how", ["replace", "delete"])
+def test_writer_never_writes_into_the_store_that_replaced_its_directory(store_path, quick_checks, how):
+    """A writer whose directory was replaced (or deleted and re-created) stops with a clear
+    error; the new store at the path keeps exactly its own data and stays healthy."""
+    d = pysos.Dict(store_path, segment_size=400, autocompact=False)
+    try:
+        d.update({f"old{i}": "old" for i in range(5)})
+        d._store.due = time.monotonic() + 60  # the swap happens between two looks
+        _swap(store_path, how)
+        d._store.due = 0.0
+        refusal = _write_until_refused(d, "late")
+        assert refusal is not None and MOVED in str(refusal)
+        with pytest.raises(pysos.Error, match=MOVED):
+            d["again"] = 1
+        with pytest.raises(pysos.Error, match=MOVED):
+            d["old1"]
+    finally:
+        d.close()
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path) as new:
+        assert dict(new.items()) == {f"k{i}": "new" for i in range(5)}
+
+
+def test_writer_whose_directory_was_renamed_stops_and_its_data_stays_there(store_path, quick_checks):
+    """A writer whose directory was renamed stops writing; every write it reported done is in the renamed store."""
+    d = pysos.Dict(store_path, segment_size=400, autocompact=False)
+    done = {}
+    try:
+        d.update({f"old{i}": i for i in range(5)})
+        done.update({f"old{i}": i for i in range(5)})
+        _swap(store_path, "rename")
+        i = 0
+        with pytest.raises(pysos.Error, match=MOVED):
+            while i < 100000:
+                d[f"late{i}"] = i
+                done[f"late{i}"] = i
+                i += 1
+    finally:
+        d.close()
+    assert not store_path.exists()
+    with pysos.Dict(str(store_path) + ".old", readonly=True) as r:
+        assert dict(r.items()) == done
+
+
+def test_writer_whose_directory_was_deleted_stops_reporting_success(store_path, quick_checks):
+    """A writer whose directory was deleted raises instead of reporting writes into unlinked files."""
+    d = pysos.Dict(store_path, autocompact=False)
+    try:
+        d["a"] = 1
+        _swap(store_path, "delete-only")
+        refusal = _write_until_refused(d, "late")
+        assert refusal is not None and MOVED in str(refusal)
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("how", ["replace", "delete"])
+def test_reader_never_serves_the_old_store_as_the_new_one(store_path, how):
+    """A reader whose store is replaced by another (same keys) raises on refresh and after;
+    it never returns the old store's values as if they were the new one's."""
+    with pysos.Dict(store_path, autocompact=False) as w:
+        w.update({f"k{i}": "old" for i in range(5)})
+    r = pysos.Dict(store_path, readonly=True)
+    try:
+        assert r["k1"] == "old"
+        _swap(store_path, how)
+        if how == "delete":  # the store it opened is gone: even a plain read says so
+            with pytest.raises(pysos.Error, match=MOVED):
+                r["k1"]
+        else:  # the store it opened still exists (renamed): it may serve it, until refresh()
+            assert r["k1"] == "old"
+        with pytest.raises(pysos.Error, match=MOVED):
+            r.refresh()
+        with pytest.raises(pysos.Error, match=MOVED):
+            r["k1"]
+    finally:
+        r.close()
+    with pysos.Dict(store_path, readonly=True) as fresh:
+        assert fresh["k1"] == "new"
+
+
+def test_reader_of_a_renamed_directory_keeps_serving_it(store_path):
+    """A reader whose directory was only renamed keeps serving that directory's data,
+    consistently; an explicit refresh() (follow the path) says the path leads elsewhere."""
+    with pysos.Dict(store_path, autocompact=False) as w:
+        w.update({f"k{i}": i for i in range(5)})
+    with pysos.Dict(store_path, readonly=True) as r:
+        _swap(store_path, "rename")
+        assert dict(r.items()) == {f"k{i}": i for i in range(5)}
+        with pytest.raises(pysos.Error, match=MOVED):
+            r.refresh()
+
+
+def test_background_compactor_never_publishes_into_a_replaced_directory(store_path, quick_checks):
+    """compact() of a writer whose directory was replaced raises and leaves the new store as it was."""
+    d = pysos.Dict(store_path, segment_size=300, autocompact=False)
+    try:
+        for i in range(40):
+            d[f"k{i % 5}"] = "v" * 40
+        d._store.due = time.monotonic() + 60
+        _swap(store_path, "replace")
+        before = sorted(os.listdir(store_path))
+        with pytest.raises(pysos.Error, match=MOVED):
+            d.compact()
+        assert sorted(os.listdir(store_path)) == before
+    finally:
+        d.close()
+    assert pysos.check(store_path) == []
