@@ -1,7 +1,9 @@
 """``pysos.List``: a MutableSequence whose items live in a pysos store.
 
 Each item is a record keyed by its *position key* (see :mod:`pysos._positions`); the
-order lives in memory beside the index and is rebuilt by sorting the keys on open.
+order lives in memory beside the index and is rebuilt by sorting the keys on open. An
+insert writes one record, plus, when its neighbours' keys leave no room, the records of
+a crowded range renumbered in the same atomic batch (:meth:`List._renumber`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, SupportsIndex, overload
 import orjson
 
 from ._handle import Handle
-from ._positions import Position, Positions, as_tuple, between, sort_keys
+from ._positions import Position, Positions, as_tuple, place, sort_keys
 from .segments import record
 
 def _encode_position(key: Position) -> bytes:
@@ -89,13 +91,33 @@ class List(Handle, MutableSequence[Any]):
 
     def _insert_at(self, i: int, value_json: bytes) -> None:
         positions = self._positions
-        n = len(positions)
-        key = between(positions[i - 1] if i > 0 else None, positions[i] if i < n else None)
-        self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
+        key, renumbering = place(positions, i)
+        if renumbering is None:
+            self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+        else:
+            with self._store.batch():  # joins the caller's batch, if any
+                self._renumber(*renumbering)
+                self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
         positions.insert(i, key)
         if self._observers:
             new = orjson.loads(value_json)
             self._store.after_commit(lambda: self._notify(i, new, None))
+
+    def _renumber(self, start: int, keys: list[int]) -> None:
+        """Move items ``start ..`` to ``keys`` (same order): a tombstone for each old key that
+        no item takes, then each moved item's value under its new key. The caller holds a
+        batch, so readers and a crash see the list before or after, never between."""
+        positions, store = self._positions, self._store
+        moved = [(start + k, positions[start + k], key) for k, key in enumerate(keys)]
+        moved = [(at, old, key) for at, old, key in moved if old != key]
+        values = [orjson.dumps(store.get(old)) for _, old, _ in moved]  # before any write
+        taken = set(keys)
+        for _, old, _ in moved:
+            if old not in taken:
+                store.write(old, record.encode_delete(_encode_position(old)), delete=True)
+        for (at, _, key), value_json in zip(moved, values):
+            store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+            positions.set(at, key)
 
     def _delete_at(self, i: int) -> None:
         key = self._positions[i]
