@@ -23,6 +23,20 @@ def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
 
 
+def _encode_values(values: list, call: str) -> list[bytes]:
+    """Encode each value; a refusal names the index of the value that caused it."""
+    try:
+        return [record.encode_value(v) for v in values]
+    except (TypeError, ValueError):
+        pass
+    for i, value in enumerate(values):
+        try:
+            record.encode_value(value)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{call}: item {i} of the values: {exc}") from None
+    raise AssertionError("unreachable: a value was refused once and then accepted")
+
+
 class List(Handle, MutableSequence[Any]):
     """A persistent ``list`` of JSON values, in the directory ``path``.
 
@@ -194,8 +208,10 @@ class List(Handle, MutableSequence[Any]):
     def _set_slice(self, s: slice, values: Iterable[Any]) -> None:
         self._store.check_writable()
         with self._lock:
-            new = list(values)  # may be this very list: read it before changing anything
-            encoded = [record.encode_value(v) for v in new]
+            # may be this very list: read it before changing anything (a comprehension, not
+            # list(), which trusts __length_hint__ and may try to allocate sys.maxsize items)
+            new = [v for v in values]
+            encoded = _encode_values(new, "l[a:b] = values")
             with self._store.batch():
                 self._enter(write=True)
                 n = len(self._positions)
@@ -259,7 +275,7 @@ class List(Handle, MutableSequence[Any]):
         """Append all of ``values`` as one atomic batch; one bad value writes nothing."""
         self._store.check_writable()
         with self._lock:
-            encoded = [record.encode_value(v) for v in list(values)]
+            encoded = _encode_values([v for v in values], "extend()")  # see _set_slice
             with self._store.batch():
                 self._enter(write=True)
                 for value_json in encoded:

@@ -47,6 +47,7 @@ class Store:
     """
 
     readonly = False
+    _batch: Any = None  # a writer's open batch (see Writer.batch); a reader never has one
 
     def __init__(
         self,
@@ -367,11 +368,23 @@ class Store:
         with self.lock:
             self.enter()
             snapshot = take()
+            # Taken inside a batch, locations may point into its pending bytes: if the
+            # batch is discarded, such keys are read as they are now (see below).
+            batch, active, committed_end = self._batch, self._active, self._active_end
             self.segment_files.pin()
         try:
             for key, location in snapshot:
                 with self.lock:
                     self.check_open()
+                    if (
+                        batch is not None
+                        and batch.discarded
+                        and location >> SEGMENT_SHIFT == active
+                        and (location >> OFFSET_SHIFT) & OFFSET_MASK >= committed_end
+                    ):
+                        location = self.index.get(key)
+                        if location is None:
+                            continue
                     value = self.read_snapshot(key, location, _GONE)
                 if value is not _GONE:
                     yield key, value

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 from ..segments import files, hint_writer, index, locks, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
-from ..errors import CorruptionError
+from ..errors import CorruptionError, ObserverError
 from .core import Store, _number
 
 log = logging.getLogger("pysos")
@@ -319,10 +319,17 @@ class Writer(Store):
                 self._batch = None
             if self._active_end >= self.segment_size:
                 self._rotate_or_retry_later()
-            for event in batch.events:
-                event()
+            failed = []
+            for event in batch.events:  # every one, even if one raises: all were committed
+                try:
+                    event()
+                except Exception as exc:
+                    failed.append(exc)
+            if failed:
+                raise ObserverError.of(failed)
 
     def _abort(self, batch: "_Batch") -> None:
+        batch.discarded = True
         for key, old in reversed(batch.undo):
             if old is None:
                 self.index.pop(key, None)
@@ -362,7 +369,7 @@ class Writer(Store):
 
 
 class _Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before")
+    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded")
 
     def __init__(self, live_bytes: int | None):
         self.pending = bytearray(record.BATCH_BEGIN_LINE)
@@ -370,3 +377,4 @@ class _Batch:
         self.undo: list[tuple[Any, int | None]] = []
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes
+        self.discarded = False
