@@ -36,6 +36,11 @@ _KEY_TYPES = (str, int, float, bool, type(None))
 # in memory, and encoding a string makes orjson reserve ~10x its length (a 2 GiB str
 # crashed the process), so the limit keeps every step within a few GiB. Tests lower it.
 MAX_RECORD_BYTES = 256 * 2**20
+# Derived from it for the write path (a test that lowers the limit sets them too): a str
+# of at most _LONG_STR characters is at most 4 x as many bytes of UTF-8 and safe to give
+# orjson; _MAX_DATA is the most orjson's {"k":..,"v":..} may be, the prefix added.
+_LONG_STR = MAX_RECORD_BYTES >> 2
+_MAX_DATA = MAX_RECORD_BYTES - PREFIX_LEN
 MAX_DEPTH = 254  # containers nested in a value, itself included: orjson refuses deeper ones
 
 
@@ -77,33 +82,44 @@ def encode_item(key: Any, value: Any) -> bytes:
     loop of a flat container, a walk of a nested one.
     """
     kind = type(value)
-    big = MAX_RECORD_BYTES >> 2  # a str of up to this many characters is safe to encode
-    if type(key) is str and len(key) > big:
-        _check_str(key, "key")
-    if kind is str:
-        if len(value) > big:
-            _check_str(value, "value")
-        exact = True
-    elif kind is int or kind is bool or value is None:
-        exact = True
-    else:
-        exact = _flat(value, kind, big) or _exact_nested(value, kind)
     try:
         if type(key) is not str:
             encode_key(key)  # the key rules (types, NaN) beyond what orjson checks
-        data = orjson.dumps({"k": key, "v": value})
-        if not exact:
-            if kind is float:
-                if not math.isfinite(value):
-                    raise _Unstorable
-            elif orjson.loads(data)["v"] != value:
-                raise _Unstorable
+        elif len(key) > _LONG_STR:
+            _check_str(key, "key")
+        if kind is str:
+            if len(value) > _LONG_STR:
+                _check_str(value, "value")
+            data = orjson.dumps({"k": key, "v": value})
+        elif kind is dict:  # the usual value: flat ones need no round trip
+            if _flat_dict(value):
+                data = orjson.dumps({"k": key, "v": value})
+            else:
+                data = _nested_item(key, value, kind)
+        elif kind is int or kind is bool or value is None or (kind is list and _flat(value, kind)):
+            data = orjson.dumps({"k": key, "v": value})
+        else:
+            data = _nested_item(key, value, kind)
     except (TypeError, _Unstorable):
         # Let the one-part encoders name what is wrong, in the words they always use.
         return encode_set(encode_key(key), encode_value(value))
-    if len(data) + PREFIX_LEN > MAX_RECORD_BYTES:
+    if len(data) > _MAX_DATA:
         raise _too_big(len(data) + PREFIX_LEN)
     return frame(data[1:])
+
+
+def _nested_item(key: Any, value: Any, kind: type) -> bytes:
+    """encode_item's orjson call for a value that is not a flat container or a plain scalar."""
+    exact = _exact_nested(value, kind)
+    data = orjson.dumps({"k": key, "v": value})
+    if exact:
+        pass
+    elif kind is float:
+        if not math.isfinite(value):
+            raise _Unstorable
+    elif orjson.loads(data)["v"] != value:
+        raise _Unstorable
+    return data
 
 
 # Scalars that orjson writes exactly or refuses (ints outside 64 bits, lone surrogates):
@@ -111,25 +127,38 @@ def encode_item(key: Any, value: Any) -> bytes:
 _EXACT_SCALARS = frozenset((str, int, bool, type(None)))
 
 
-def _flat(value: Any, kind: type, big: int) -> bool:
-    """A dict or list of :data:`_EXACT_SCALARS` only, no str longer than ``big`` characters
-    (dict keys: orjson refuses non-str ones, and they are short, or :func:`_exact_nested`
-    measures them).
+def _flat_dict(value: dict) -> bool:
+    """:func:`_flat` of a dict."""
+    try:
+        for k, item in value.items():
+            if len(k) > _LONG_STR:
+                return False
+            if type(item) is str:
+                if len(item) > _LONG_STR:
+                    return False
+            elif type(item) not in _EXACT_SCALARS:
+                return False
+    except TypeError:  # a key without len(): not a str, which orjson refuses anyway
+        return False
+    return True
+
+
+def _flat(value: Any, kind: type) -> bool:
+    """A dict or list of :data:`_EXACT_SCALARS` only, no str (or key) longer than
+    :data:`_LONG_STR` characters.
 
     The round trip of :func:`encode_value` costs about as much as the encoding; flat
     containers of exact scalars, the most common values, are proved safe by their types.
     """
     if kind is dict:
-        items = value.values()
-        for k in value:
-            if type(k) is str and len(k) > big:
-                return False
-    elif kind is list:
-        items = value
-    else:
+        return _flat_dict(value)
+    if kind is not list:
         return False
-    for item in items:  # a plain loop: cheaper than all()/map() for the usual few items
-        if type(item) not in _EXACT_SCALARS or (type(item) is str and len(item) > big):
+    for item in value:  # a plain loop: cheaper than all()/map() for the usual few items
+        if type(item) is str:
+            if len(item) > _LONG_STR:
+                return False
+        elif type(item) not in _EXACT_SCALARS:
             return False
     return True
 
@@ -138,8 +167,8 @@ def _exact_nested(value: Any, kind: type) -> bool:
     """Refuse (``ValueError``) a value that is too deep, contains itself, or holds a string
     too long to encode safely; else True if orjson writes it exactly (no round trip needed)."""
     if kind is dict or kind is list or kind is tuple:
-        return _walk(value, kind, 1, set(), MAX_RECORD_BYTES >> 2)
-    _walk_other(value, 1, set(), MAX_RECORD_BYTES >> 2)
+        return _walk(value, kind, 1, set(), _LONG_STR)
+    _walk_other(value, 1, set(), _LONG_STR)
     return False  # a float, a subclass, an unknown type: the round trip or the encoder decides
 
 
@@ -307,7 +336,7 @@ def key_decoder(kind: str | None):
 def encode_key(key: Any) -> bytes:
     """JSON for a Dict key: a JSON scalar that comes back equal (``TypeError``/``ValueError``)."""
     if type(key) is str:
-        if len(key) > MAX_RECORD_BYTES >> 2:
+        if len(key) > _LONG_STR:
             _check_str(key, "key")
         try:
             return orjson.dumps(key)
@@ -334,13 +363,13 @@ def encode_value(value: Any) -> bytes:
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:  # nothing to lose in JSON
-        if kind is str and len(value) > MAX_RECORD_BYTES >> 2:
+        if kind is str and len(value) > _LONG_STR:
             _check_str(value, "value")
         try:
             return orjson.dumps(value)
         except TypeError as exc:  # lone surrogates
             raise _explain(value, exc, "value") from None
-    exact = kind is int or _flat(value, kind, MAX_RECORD_BYTES >> 2) or _exact_nested(value, kind)
+    exact = kind is int or _flat(value, kind) or _exact_nested(value, kind)
     try:
         data = orjson.dumps(value)
     except TypeError as exc:

@@ -13,6 +13,8 @@ from pysos.segments import record
 def small_limit(monkeypatch):
     """Records of at most 4,096 bytes, so the limit is tested without allocating GiB."""
     monkeypatch.setattr(record, "MAX_RECORD_BYTES", 4096)
+    monkeypatch.setattr(record, "_LONG_STR", 4096 >> 2)  # derived from it for the write path
+    monkeypatch.setattr(record, "_MAX_DATA", 4096 - record.PREFIX_LEN)
     return 4096
 
 
