@@ -47,7 +47,6 @@ class Store:
     """
 
     readonly = False
-    _batch: Any = None  # a writer's open batch (see Writer.batch); a reader never has one
 
     def __init__(
         self,
@@ -367,25 +366,13 @@ class Store:
         files meanwhile (the snapshot pins them)."""
         with self.lock:
             self.enter()
-            snapshot = take()
-            # Taken inside a batch, locations may point into its pending bytes: if the
-            # batch is discarded, such keys are read as they are now (see below).
-            batch, active, committed_end = self._batch, self._active, self._active_end
+            snapshot, batch = take(), getattr(self, "_batch", None)  # see writer._Batch.retarget
             self.segment_files.pin()
         try:
             for key, location in snapshot:
                 with self.lock:
                     self.check_open()
-                    if (
-                        batch is not None
-                        and batch.discarded
-                        and location >> SEGMENT_SHIFT == active
-                        and (location >> OFFSET_SHIFT) & OFFSET_MASK >= committed_end
-                    ):
-                        location = self.index.get(key)
-                        if location is None:
-                            continue
-                    value = self.read_snapshot(key, location, _GONE)
+                    value = self.read_snapshot(key, batch.retarget(location) if batch else location, _GONE)
                 if value is not _GONE:
                     yield key, value
         finally:
