@@ -199,7 +199,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         return self._store.iter_snapshot(lambda: list(self._store.index.items()))
 
 
-def _encode_pairs(pairs: list) -> list[bytes]:
+def _encode_pairs(pairs: list[tuple[Any, Any]]) -> list[bytes]:
     """The set records of ``pairs``; a refusal names the key whose key or value caused it."""
     lines = []
     for key, value in pairs:

@@ -28,7 +28,7 @@ class ObserverError(Error):
     of the change (or batch) has run; ``errors`` holds what they raised, in order, and
     ``__cause__`` the first. Do not retry the change: it is done."""
 
-    def __init__(self, errors: list):
+    def __init__(self, errors: list[Exception]):
         self.errors = list(errors)
         first = self.errors[0]
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
@@ -37,7 +37,7 @@ class ObserverError(Error):
         )
 
     @classmethod
-    def of(cls, errors: list) -> "ObserverError":
+    def of(cls, errors: list[Exception]) -> "ObserverError":
         """One ObserverError for several, flattened; chained to the first callback's error."""
         flat = []
         for error in errors:

@@ -23,7 +23,7 @@ def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
 
 
-def _encode_values(values: list, call: str) -> list[bytes]:
+def _encode_values(values: list[Any], call: str) -> list[bytes]:
     """Encode each value; a refusal names the index of the value that caused it."""
     try:
         return [record.encode_value(v) for v in values]
