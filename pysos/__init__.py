@@ -17,7 +17,7 @@ from typing import Any
 
 from ._check import check, repair
 from .dict import Dict
-from .errors import CorruptionError, Error, FormatError, LockedError, ReadOnlyError
+from .errors import CorruptionError, Error, FormatError, LockedError, ObserverError, ReadOnlyError
 from .list import List
 from .segments import recovery
 
@@ -85,6 +85,7 @@ __all__ = [
     "FormatError",
     "List",
     "LockedError",
+    "ObserverError",
     "ReadOnlyError",
     "__version__",
     "check",

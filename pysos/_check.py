@@ -4,6 +4,11 @@
 offset; it changes nothing. ``repair(path)`` keeps every record that still verifies,
 writes them into a fresh generation, and moves damaged files aside into the store's
 ``damaged/`` folder: it never deletes bytes it could not read.
+
+Both stream: segments are scanned a chunk at a time and repair copies the surviving
+records by offset, so memory holds the live keys and their locations (like an open
+store) plus a few MiB of buffers, never the values: repairing a damaged 401 MiB store
+peaked at 29 MiB RSS, a bare ``import pysos`` at 21 MiB (``python tools/repair_rss.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import time
 from typing import Any, Callable, Iterator
 
 from .errors import CorruptionError, FormatError
-from .segments import files, hints, locks, manifest, record, recovery, segment
+from .segments import files, hints, index, locks, manifest, record, recovery, segment
 from .segments.manifest import Manifest
 
 DAMAGED_DIR = recovery.DAMAGED_DIR
@@ -198,12 +203,14 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
             "bring back overwritten values if the store was ever compacted", "warning",
         ))
     decode = record.key_decoder(kind)
+    # Pass 1: each live key's newest record, as (segment index, offset, length) packed in
+    # one int (the store's own location layout); pass 2 copies them by offset, in file order.
     state: dict = {}
     lost = 0
     damaged: list[str] = []
     sizes = _sizes(directory, names)
     done, total = checked, checked + sum(sizes)
-    for name, size in zip(names, sizes):
+    for number, (name, size) in enumerate(zip(names, sizes)):
         if progress is not None:
             progress(done, total)
         done += size
@@ -216,12 +223,12 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
             continue
         had_damage = False
         try:
-            for what, key, _, line in _salvage(fd):
+            for what, key, offset, line in _salvage(fd):
                 if what in (segment.DAMAGED, segment.LOST):
                     lost += 1
                     had_damage = True
                 elif what == record.SET:
-                    state[decode(key)] = line
+                    state[decode(key)] = index.pack(number, offset, len(line))
                 else:
                     state.pop(decode(key), None)
         finally:
@@ -230,19 +237,16 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
             damaged.append(name)
     out_name, fd = segment.create_new(directory, max(first_free, _max_number(directory) + 1))
     try:
-        body = b"".join(state.values())
-        files.write_all_at(fd, body, 0)
+        builder, body_size = _copy_records(directory, names, state, fd)
         files.fsync(fd)
     finally:
         files.close(fd)
-    builder, at = hints.Builder(), 0
-    for key, line in state.items():
-        builder.add(key, at, len(line))
-        at += len(line)
-    hints.write(directory, out_name, len(body), builder.hint(len(body)), segment.hint_name(out_name))
+    salvaged = len(state)
+    del state
+    hints.write(directory, out_name, body_size, builder.hint(body_size), segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
-    new = Manifest(kind, generation + 1, (out_name, newest_name), (len(body),), segment.segment_number(newest_name) + 1)
+    new = Manifest(kind, generation + 1, (out_name, newest_name), (body_size,), segment.segment_number(newest_name) + 1)
     set_aside = _set_aside(directory, damaged, generation)
     if os.path.lexists(os.path.join(directory, manifest.NAME)) and generation == 0:
         set_aside += _set_aside(directory, [manifest.NAME], generation)
@@ -253,11 +257,48 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
     files.fsync_dir(directory)
     return {
         "generation": new.generation,
-        "salvaged": len(state),
+        "salvaged": salvaged,
         "lost": lost,
         "set_aside": set_aside,
         "problems": problems,
     }
+
+
+_CHUNK = 1 << 20  # bytes repair writes at a time
+
+
+def _copy_records(directory: str, names: list[str], state: dict, out: int) -> tuple[hints.Builder, int]:
+    """Copy the records ``state`` locates into ``out``, in file order, a chunk at a time;
+    return the hint builder describing them and the bytes written."""
+    builder, at, written, buf = hints.Builder(), 0, 0, bytearray()
+    source, fd = -1, -1
+    try:
+        for key, location in sorted(state.items(), key=_location):
+            number, offset, length = index.unpack(location)
+            if number != source:
+                if fd >= 0:
+                    files.close(fd)
+                    fd = -1
+                fd, source = files.open_read(os.path.join(directory, names[number])), number
+            line = files.pread(fd, length, offset)
+            if len(line) != length or not record.verify(line):
+                raise CorruptionError(f"{names[number]}: record at byte {offset} changed during repair")
+            buf += line
+            builder.add(key, at, length)
+            at += length
+            if len(buf) >= _CHUNK:
+                files.write_all_at(out, bytes(buf), written)
+                written += len(buf)
+                buf.clear()
+        files.write_all_at(out, bytes(buf), written)
+    finally:
+        if fd >= 0:
+            files.close(fd)
+    return builder, at
+
+
+def _location(item: tuple[Any, int]) -> int:
+    return item[1]
 
 
 def _set_aside(directory: str, names: list[str], generation: int) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any, Callable, ContextManager, NoReturn, TypeVar
 from .compactor import compact_store
 from .compactor.background import BackgroundCompactor
 from .engine import DEFAULT_SEGMENT_SIZE, Reader, Writer
+from .errors import ObserverError
 
 _H = TypeVar("_H", bound="Handle")
 
@@ -175,12 +176,21 @@ class Handle:
 
         A deletion passes ``None`` as the new value. The callback runs once the change
         is committed (after the batch, inside :meth:`batch`), in the thread that made it.
+        If a callback raises, the others still run (and, for a batch, every other event
+        too); then :class:`pysos.ObserverError` ("committed, observer failed") is raised,
+        holding what they raised.
         """
         self._observers.append(callback)
 
     def _notify(self, where: Any, new: Any, old: Any) -> None:
+        failed = []
         for callback in self._observers:
-            callback(where, new, old)
+            try:
+                callback(where, new, old)
+            except Exception as exc:
+                failed.append(exc)
+        if failed:
+            raise ObserverError.of(failed)
 
     def __repr__(self) -> str:
         """``<pysos.Dict '/path': 12 items>``: never the contents."""

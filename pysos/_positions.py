@@ -1,11 +1,22 @@
 """Position keys and the in-memory order of a List.
 
 A List stores each item under a *position key*; the list's order is the keys' order.
-A key is an int, or a tuple of ints for an item placed between two neighbours whose
-ints are adjacent; keys compare as tuples (``5`` is ``(5,)``). ``append`` takes
-``last + 1``, ``insert(0, v)`` takes ``first - 1``, and an insert between ``a`` and ``b``
-takes a key strictly between them, so no other item's key ever changes: every list
-operation writes only the records of the items it adds, changes or removes.
+Keys compare as tuples (an int ``5`` is ``(5,)``): pysos writes only ints, but stores
+written by pysos before 2.0 may hold arrays of ints, which are read and ordered as before
+and replaced by ints when a renumbering covers them.
+
+New keys come from :func:`place`, which keeps every key an int in
+``[KEY_MIN, KEY_MAX]`` (at most 20 characters of JSON, whatever the insert pattern):
+
+- ``append`` takes ``last + GAP`` and ``insert(0, v)`` ``first - GAP``;
+- an insert between two neighbours takes the midpoint of their keys when there is room;
+- when there is none, a *renumbering* spreads the keys of a crowded range evenly: the
+  smallest aligned range of ``2**j`` keys around the insert whose items, with the new one,
+  are at most ``2**j / DENSITY**j`` (the list-labelling scheme of Bender et al., "Two
+  simplified algorithms for maintaining order in a list", 2002). The List writes the
+  moved items' records in the same atomic batch as the insert: amortised O(log n)
+  records per insert (measured: ~13 at 1,000 items, ~18 at 10,000, ~23 at 100,000
+  for repeated middle inserts; 1 for appends, inserts at the front and random inserts).
 On disk an int key is a JSON number and a tuple is a JSON array (see FORMAT.md).
 """
 
@@ -17,36 +28,62 @@ from typing import Iterable, Union
 Position = Union[int, tuple]
 _MIN_REFILL = 4096  # keys moved at least when one end of Positions runs empty
 
+KEY_MIN, KEY_MAX = -(2**62), 2**62 - 1  # well inside the 64-bit ints every JSON reader holds
+GAP = 2**16         # between keys that append / insert(0) take: 16 midpoints fit before a renumbering
+DENSITY = 1.5       # of the renumbering thresholds: 2**j keys hold at most (2 / DENSITY)**j items
+
 
 def as_tuple(key: Position) -> tuple:
     return (key,) if type(key) is int else key
 
 
-def _simplify(parts: tuple) -> Position:
-    return parts[0] if len(parts) == 1 else parts
+def place(positions: "Positions", i: int) -> tuple[int, tuple[int, list[int]] | None]:
+    """The key for a new item at index ``i`` (``0 <= i <= len``), and a renumbering to do first.
+
+    Returns ``(key, None)`` when the key fits between the neighbours as they are, else
+    ``(key, (start, keys))``: the items ``start .. start + len(keys) - 1`` must take
+    ``keys`` (in order, same place in the order) before the new item takes ``key``.
+    """
+    n = len(positions)
+    lo = as_tuple(positions[i - 1])[0] if i > 0 else None
+    hi = as_tuple(positions[i])[0] if i < n else None
+    if hi is None:
+        if lo is None:
+            return 0, None
+        if lo + GAP <= KEY_MAX:
+            return lo + GAP, None
+        hi = KEY_MAX + 1
+    elif lo is None:
+        if hi - GAP >= KEY_MIN:
+            return hi - GAP, None
+        lo = KEY_MIN - 1
+    if hi - lo > 1 and KEY_MIN <= (lo + hi) // 2 <= KEY_MAX:
+        return (lo + hi) // 2, None
+    return _renumber(positions, i)
 
 
-def between(before: Position | None, after: Position | None) -> Position:
-    """A key strictly between two neighbours (``None``: the list's start or end)."""
-    if before is None and after is None:
-        return 0
-    if after is None:
-        return as_tuple(before)[0] + 1
-    if before is None:
-        return as_tuple(after)[0] - 1
-    a, b = as_tuple(before), as_tuple(after)
-    common = 0
-    while common < len(a) and common < len(b) and a[common] == b[common]:
-        common += 1
-    if common == len(a):
-        # b extends a: anything a + (x,) with x below b's next part lies between.
-        return a + (b[common] - 1,)
-    if a[common] + 1 < b[common]:
-        return _simplify(a[:common] + ((a[common] + b[common]) // 2,))
-    # a[common] + 1 == b[common]: go one level deeper below a's branch.
-    if common + 1 < len(a):
-        return a[: common + 1] + (a[common + 1] + 1,)
-    return a + (0,)
+def _renumber(positions: "Positions", i: int) -> tuple[int, tuple[int, list[int]]]:
+    n = len(positions)
+    if (n + 1) * GAP * 4 < KEY_MAX and (i == 0 or i == n):
+        # An end ran into the edge of the key space (after ~2**46 appends of a queue):
+        # centre the whole list again with GAP between keys, once.
+        start = -((n + 1) // 2) * GAP
+        keys = [start + k * GAP for k in range(n + 1)]
+        return keys[i], (0, keys[:i] + keys[i + 1 :])
+    offset = as_tuple(positions[i - 1] if i > 0 else positions[i])[0] - KEY_MIN
+    span = KEY_MAX - KEY_MIN + 1  # 2**63
+    low, s, e, size = KEY_MIN, 0, n, span  # the whole key space, if nothing smaller will do
+    if 0 <= offset < span:
+        for j in range(1, 63):
+            at = KEY_MIN + ((offset >> j) << j)
+            first, end = positions.index_of((at,)), positions.index_of((at + (1 << j),))
+            if (end - first + 1) * DENSITY**j <= 1 << j:
+                low, s, e, size = at, first, end, 1 << j
+                break
+    count = e - s + 1
+    step = size // count
+    keys = [low + step // 2 + k * step for k in range(count)]
+    return keys[i - s], (s, keys[: i - s] + keys[i - s + 1 :])
 
 
 class Positions:
@@ -85,6 +122,14 @@ class Positions:
             front.insert(len(front) - i, key)
         else:
             self._back.insert(i - len(front), key)
+
+    def set(self, i: int, key: Position) -> None:
+        """Replace item ``i``'s key (``0 <= i < len``) by one that sorts in the same place."""
+        front = self._front
+        if i < len(front):
+            front[len(front) - 1 - i] = key
+        else:
+            self._back[i - len(front)] = key
 
     def delete(self, i: int) -> None:
         front, back = self._front, self._back

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import reprlib
+
 from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
 from time import monotonic
 from typing import Any
@@ -167,7 +169,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 if len(pair) != 2:
                     raise ValueError(f"dictionary update sequence element has length {len(pair)}; 2 is required")
         pairs.extend(kwargs.items())
-        lines = [record.encode_set(record.encode_key(k), record.encode_value(v)) for k, v in pairs]
+        lines = _encode_pairs(pairs)
         store = self._store
         with store.batch():
             store.enter(write=True)
@@ -195,6 +197,21 @@ class Dict(Handle, MutableMapping[Any, Any]):
     def _snapshot_items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs as of the start: values are read lazily from their records."""
         return self._store.iter_snapshot(lambda: list(self._store.index.items()))
+
+
+def _encode_pairs(pairs: list[tuple[Any, Any]]) -> list[bytes]:
+    """The set records of ``pairs``; a refusal names the key whose key or value caused it."""
+    lines = []
+    for key, value in pairs:
+        try:
+            key_json = record.encode_key(key)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"update(): key {reprlib.repr(key)}: {exc}") from None
+        try:
+            lines.append(record.encode_set(key_json, record.encode_value(value)))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"update(): the value of key {reprlib.repr(key)}: {exc}") from None
+    return lines
 
 
 class _Items(ItemsView[Any, Any]):

@@ -1,7 +1,9 @@
 """``pysos.List``: a MutableSequence whose items live in a pysos store.
 
 Each item is a record keyed by its *position key* (see :mod:`pysos._positions`); the
-order lives in memory beside the index and is rebuilt by sorting the keys on open.
+order lives in memory beside the index and is rebuilt by sorting the keys on open. An
+insert writes one record, plus, when its neighbours' keys leave no room, the records of
+a crowded range renumbered in the same atomic batch (:meth:`List._renumber`).
 """
 
 from __future__ import annotations
@@ -14,11 +16,25 @@ from typing import Any, SupportsIndex, overload
 import orjson
 
 from ._handle import Handle
-from ._positions import Position, Positions, as_tuple, between, sort_keys
+from ._positions import Position, Positions, as_tuple, place, sort_keys
 from .segments import record
 
 def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
+
+
+def _encode_values(values: list[Any], call: str) -> list[bytes]:
+    """Encode each value; a refusal names the index of the value that caused it."""
+    try:
+        return [record.encode_value(v) for v in values]
+    except (TypeError, ValueError):
+        pass
+    for i, value in enumerate(values):
+        try:
+            record.encode_value(value)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{call}: item {i} of the values: {exc}") from None
+    raise AssertionError("unreachable: a value was refused once and then accepted")
 
 
 class List(Handle, MutableSequence[Any]):
@@ -89,13 +105,33 @@ class List(Handle, MutableSequence[Any]):
 
     def _insert_at(self, i: int, value_json: bytes) -> None:
         positions = self._positions
-        n = len(positions)
-        key = between(positions[i - 1] if i > 0 else None, positions[i] if i < n else None)
-        self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
+        key, renumbering = place(positions, i)
+        if renumbering is None:
+            self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+        else:
+            with self._store.batch():  # joins the caller's batch, if any
+                self._renumber(*renumbering)
+                self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
         positions.insert(i, key)
         if self._observers:
             new = orjson.loads(value_json)
             self._store.after_commit(lambda: self._notify(i, new, None))
+
+    def _renumber(self, start: int, keys: list[int]) -> None:
+        """Move items ``start ..`` to ``keys`` (same order): a tombstone for each old key that
+        no item takes, then each moved item's value under its new key. The caller holds a
+        batch, so readers and a crash see the list before or after, never between."""
+        positions, store = self._positions, self._store
+        moved = [(start + k, positions[start + k], key) for k, key in enumerate(keys)]
+        moved = [(at, old, key) for at, old, key in moved if old != key]
+        values = [orjson.dumps(store.get(old)) for _, old, _ in moved]  # before any write
+        taken = set(keys)
+        for _, old, _ in moved:
+            if old not in taken:
+                store.write(old, record.encode_delete(_encode_position(old)), delete=True)
+        for (at, _, key), value_json in zip(moved, values):
+            store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+            positions.set(at, key)
 
     def _delete_at(self, i: int) -> None:
         key = self._positions[i]
@@ -172,8 +208,10 @@ class List(Handle, MutableSequence[Any]):
     def _set_slice(self, s: slice, values: Iterable[Any]) -> None:
         self._store.check_writable()
         with self._lock:
-            new = list(values)  # may be this very list: read it before changing anything
-            encoded = [record.encode_value(v) for v in new]
+            # may be this very list: read it before changing anything (a comprehension, not
+            # list(), which trusts __length_hint__ and may try to allocate sys.maxsize items)
+            new = [v for v in values]
+            encoded = _encode_values(new, "l[a:b] = values")
             with self._store.batch():
                 self._enter(write=True)
                 n = len(self._positions)
@@ -237,7 +275,7 @@ class List(Handle, MutableSequence[Any]):
         """Append all of ``values`` as one atomic batch; one bad value writes nothing."""
         self._store.check_writable()
         with self._lock:
-            encoded = [record.encode_value(v) for v in list(values)]
+            encoded = _encode_values([v for v in values], "extend()")  # see _set_slice
             with self._store.batch():
                 self._enter(write=True)
                 for value_json in encoded:

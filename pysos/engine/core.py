@@ -368,13 +368,13 @@ class Store(belonging.Belonging):
         files meanwhile (the snapshot pins them)."""
         with self.lock:
             self.enter()
-            snapshot = take()
+            snapshot, batch = take(), getattr(self, "_batch", None)  # see writer._Batch.retarget
             self.segment_files.pin()
         try:
             for key, location in snapshot:
                 with self.lock:
                     self.check_open()
-                    value = self.read_snapshot(key, location, _GONE)
+                    value = self.read_snapshot(key, batch.retarget(location) if batch else location, _GONE)
                 if value is not _GONE:
                     yield key, value
         finally:

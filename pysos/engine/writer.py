@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
-from ..errors import CorruptionError, Error
+from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
 from .core import Store, _number
 
@@ -313,7 +313,7 @@ class Writer(Store):
             if self._batch is not None:
                 yield
                 return
-            self._batch = batch = _Batch(self._live_bytes)
+            self._batch = batch = _Batch(self._live_bytes, self._active, self._active_end)
             try:
                 yield
                 if batch.count:
@@ -326,10 +326,17 @@ class Writer(Store):
                 self._batch = None
             if self._active_end >= self.segment_size:
                 self._rotate_or_retry_later()
-            for event in batch.events:
-                event()
+            failed = []
+            for event in batch.events:  # every one, even if one raises: all were committed
+                try:
+                    event()
+                except Exception as exc:
+                    failed.append(exc)
+            if failed:
+                raise ObserverError.of(failed)
 
     def _abort(self, batch: "_Batch") -> None:
+        batch.discarded = True
         for key, old in reversed(batch.undo):
             if old is None:
                 self.index.pop(key, None)
@@ -380,11 +387,25 @@ class Writer(Store):
 
 
 class _Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before")
+    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start")
 
-    def __init__(self, live_bytes: int | None):
+    def __init__(self, live_bytes: int | None, segment: int, start: int):
         self.pending = bytearray(record.BATCH_BEGIN_LINE)
         self.count = 0
         self.undo: list[tuple[Any, int | None]] = []
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes
+        self.discarded = False
+        self.segment, self.start = segment, start  # where the pending bytes go on commit
+
+    def retarget(self, location: int) -> int:
+        """A location a snapshot took while this batch was open, to read now: once the batch
+        is discarded, its pending bytes are gone, so a location into them becomes -1, which
+        names no segment: :meth:`Store.read_snapshot` then reads the key as it is now."""
+        if (
+            self.discarded
+            and location >> SEGMENT_SHIFT == self.segment
+            and (location >> OFFSET_SHIFT) & OFFSET_MASK >= self.start
+        ):
+            return -1
+        return location

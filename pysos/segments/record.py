@@ -10,6 +10,12 @@ Every line of a segment is one JSON object whose first member is its checksum::
 ``c`` is the CRC-32 (zlib/PNG polynomial) of the bytes after the 16-byte prefix
 ``{"c":"xxxxxxxx",`` up to, not including, the line feed, written as 8 lowercase hex digits.
 A fixed prefix means a reader checks a line without re-encoding any JSON.
+
+Limits, checked before anything is written: a record is at most :data:`MAX_RECORD_BYTES`
+(``ValueError`` naming the limit); a value nests at most :data:`MAX_DEPTH` containers and
+never contains itself (``ValueError``). Strings are measured *before* orjson sees them,
+because orjson reserves about ten times a string's length while encoding it: a string of
+gigabytes would make the process run out of address space and crash.
 """
 
 from __future__ import annotations
@@ -24,6 +30,18 @@ PREFIX_LEN = 16  # len(b'{"c":"xxxxxxxx",')
 SET, DELETE, BATCH_BEGIN, BATCH_END = "set", "delete", "begin", "end"
 
 _KEY_TYPES = (str, int, float, bool, type(None))
+
+# The biggest record (line feed included) pysos writes: 256 MiB. The location layout
+# (segments/index.py) holds lengths up to 4 GiB - 1, but reading a record holds it whole
+# in memory, and encoding a string makes orjson reserve ~10x its length (a 2 GiB str
+# crashed the process), so the limit keeps every step within a few GiB. Tests lower it.
+MAX_RECORD_BYTES = 256 * 2**20
+# Derived from it for the write path (a test that lowers the limit sets them too): a str
+# of at most _LONG_STR characters is at most 4 x as many bytes of UTF-8 and safe to give
+# orjson; _MAX_DATA is the most orjson's {"k":..,"v":..} may be, the prefix added.
+_LONG_STR = MAX_RECORD_BYTES >> 2
+_MAX_DATA = MAX_RECORD_BYTES - PREFIX_LEN
+MAX_DEPTH = 254  # containers nested in a value, itself included: orjson refuses deeper ones
 
 
 class BadRecord(ValueError):
@@ -46,6 +64,10 @@ _crc32 = zlib.crc32
 
 
 def encode_set(key_json: bytes, value_json: bytes) -> bytes:
+    """The set record of encoded JSON; ``ValueError`` if it is over :data:`MAX_RECORD_BYTES`."""
+    size = len(key_json) + len(value_json) + 27  # the prefix, "k":, ,"v":, } and the line feed
+    if size > MAX_RECORD_BYTES:
+        raise _too_big(size)
     return frame(b'"k":%b,"v":%b}' % (key_json, value_json))
 
 
@@ -55,23 +77,49 @@ def encode_item(key: Any, value: Any) -> bytes:
 
     The write path's encoder: ``{"k":key,"v":value}`` comes out of orjson as the very body
     the checksum covers (after its ``{``), so the common case is one dumps, one CRC and one
-    format, plus the round-trip check for containers (see :func:`encode_value`).
+    format, plus the round-trip check for containers (see :func:`encode_value`). Sizes are
+    checked first (see the module docstring): a ``len`` of a str key or value, the item
+    loop of a flat container, a walk of a nested one.
     """
     kind = type(value)
     try:
         if type(key) is not str:
             encode_key(key)  # the key rules (types, NaN) beyond what orjson checks
-        data = orjson.dumps({"k": key, "v": value})
-        if not (kind is str or kind is int or kind is bool or value is None or _flat(value, kind)):
-            if kind is float:
-                if not math.isfinite(value):
-                    raise _Unstorable
-            elif orjson.loads(data)["v"] != value:
-                raise _Unstorable
+        elif len(key) > _LONG_STR:
+            _check_str(key, "key")
+        if kind is str:
+            if len(value) > _LONG_STR:
+                _check_str(value, "value")
+            data = orjson.dumps({"k": key, "v": value})
+        elif kind is dict:  # the usual value: flat ones need no round trip
+            if _flat_dict(value):
+                data = orjson.dumps({"k": key, "v": value})
+            else:
+                data = _nested_item(key, value, kind)
+        elif kind is int or kind is bool or value is None or (kind is list and _flat(value, kind)):
+            data = orjson.dumps({"k": key, "v": value})
+        else:
+            data = _nested_item(key, value, kind)
     except (TypeError, _Unstorable):
         # Let the one-part encoders name what is wrong, in the words they always use.
         return encode_set(encode_key(key), encode_value(value))
+    if len(data) > _MAX_DATA:
+        raise _too_big(len(data) + PREFIX_LEN)
     return frame(data[1:])
+
+
+def _nested_item(key: Any, value: Any, kind: type) -> bytes:
+    """encode_item's orjson call for a value that is not a flat container or a plain scalar."""
+    exact = _exact_nested(value, kind)
+    data = orjson.dumps({"k": key, "v": value})
+    if exact:
+        pass
+    elif kind is float:
+        if not math.isfinite(value):
+            raise _Unstorable
+    elif orjson.loads(data)["v"] != value:
+        raise _Unstorable
+    return data
 
 
 # Scalars that orjson writes exactly or refuses (ints outside 64 bits, lone surrogates):
@@ -79,22 +127,111 @@ def encode_item(key: Any, value: Any) -> bytes:
 _EXACT_SCALARS = frozenset((str, int, bool, type(None)))
 
 
+def _flat_dict(value: dict) -> bool:
+    """:func:`_flat` of a dict."""
+    try:
+        for k, item in value.items():
+            if len(k) > _LONG_STR:
+                return False
+            if type(item) is str:
+                if len(item) > _LONG_STR:
+                    return False
+            elif type(item) not in _EXACT_SCALARS:
+                return False
+    except TypeError:  # a key without len(): not a str, which orjson refuses anyway
+        return False
+    return True
+
+
 def _flat(value: Any, kind: type) -> bool:
-    """A dict or list of :data:`_EXACT_SCALARS` only (dict keys: orjson refuses non-str).
+    """A dict or list of :data:`_EXACT_SCALARS` only, no str (or key) longer than
+    :data:`_LONG_STR` characters.
 
     The round trip of :func:`encode_value` costs about as much as the encoding; flat
     containers of exact scalars, the most common values, are proved safe by their types.
     """
     if kind is dict:
-        items = value.values()
-    elif kind is list:
-        items = value
-    else:
+        return _flat_dict(value)
+    if kind is not list:
         return False
-    for item in items:  # a plain loop: cheaper than all()/map() for the usual few items
-        if type(item) not in _EXACT_SCALARS:
+    for item in value:  # a plain loop: cheaper than all()/map() for the usual few items
+        if type(item) is str:
+            if len(item) > _LONG_STR:
+                return False
+        elif type(item) not in _EXACT_SCALARS:
             return False
     return True
+
+
+def _exact_nested(value: Any, kind: type) -> bool:
+    """Refuse (``ValueError``) a value that is too deep, contains itself, or holds a string
+    too long to encode safely; else True if orjson writes it exactly (no round trip needed)."""
+    if kind is dict or kind is list or kind is tuple:
+        return _walk(value, kind, 1, set(), _LONG_STR)
+    _walk_other(value, 1, set(), _LONG_STR)
+    return False  # a float, a subclass, an unknown type: the round trip or the encoder decides
+
+
+def _walk_other(item: Any, depth: int, within: set, big: int) -> None:
+    """Subclasses of str, dict and list, which orjson encodes too, are measured all the same."""
+    if isinstance(item, str):
+        if len(item) > big:
+            _check_str(item, "a str in value")
+    elif isinstance(item, dict):
+        _walk(item, dict, depth, within, big)
+    elif isinstance(item, (list, tuple)):
+        _walk(item, list, depth, within, big)
+
+
+def _walk(value: Any, kind: type, depth: int, within: set, big: int) -> bool:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"value is nested more than {MAX_DEPTH} containers deep")
+    if id(value) in within:
+        raise ValueError("value contains itself (a cycle): JSON cannot hold it")
+    within.add(id(value))
+    exact = True
+    if kind is dict:
+        for k in value:
+            if type(k) is not str:
+                exact = False  # orjson refuses it; encode_value names it
+            elif len(k) > big:
+                _check_str(k, "a dict key in value")
+        items = value.values()
+    else:
+        items = value
+    for item in items:
+        t = type(item)
+        if t is str:
+            if len(item) > big:
+                _check_str(item, "a str in value")
+        elif t is dict or t is list or t is tuple:
+            if not _walk(item, t, depth + 1, within, big):
+                exact = False
+        elif t is float:
+            if not math.isfinite(item):
+                exact = False
+        elif t is not int and t is not bool and item is not None:
+            exact = False
+            _walk_other(item, depth + 1, within, big)
+    within.discard(id(value))
+    return exact
+
+
+def _check_str(text: str, what: str) -> None:
+    """Refuse a str whose UTF-8 alone is over :data:`MAX_RECORD_BYTES` (called for long ones)."""
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_RECORD_BYTES:
+        raise ValueError(
+            f"{what} is a str of {size:,} bytes of UTF-8, over pysos's record size limit "
+            f"of {MAX_RECORD_BYTES:,} bytes"
+        )
+
+
+def _too_big(size: int) -> ValueError:
+    return ValueError(
+        f"the record would be {size:,} bytes, over pysos's record size limit of "
+        f"{MAX_RECORD_BYTES:,} bytes"
+    )
 
 
 class _Unstorable(Exception):
@@ -199,6 +336,8 @@ def key_decoder(kind: str | None):
 def encode_key(key: Any) -> bytes:
     """JSON for a Dict key: a JSON scalar that comes back equal (``TypeError``/``ValueError``)."""
     if type(key) is str:
+        if len(key) > _LONG_STR:
+            _check_str(key, "key")
         try:
             return orjson.dumps(key)
         except TypeError as exc:  # lone surrogates: not valid UTF-8
@@ -224,15 +363,18 @@ def encode_value(value: Any) -> bytes:
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:  # nothing to lose in JSON
+        if kind is str and len(value) > _LONG_STR:
+            _check_str(value, "value")
         try:
             return orjson.dumps(value)
         except TypeError as exc:  # lone surrogates
             raise _explain(value, exc, "value") from None
+    exact = kind is int or _flat(value, kind) or _exact_nested(value, kind)
     try:
         data = orjson.dumps(value)
     except TypeError as exc:
         raise _explain(value, exc, "value") from None
-    if not _flat(value, kind) and orjson.loads(data) != value:
+    if not exact and orjson.loads(data) != value:
         problem = find_unstorable(value)
         if problem is not None:
             raise problem
