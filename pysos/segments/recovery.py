@@ -21,7 +21,7 @@ from .manifest import Manifest
 log = logging.getLogger("pysos")
 
 DAMAGED_DIR = "damaged"  # where repair() moves files it could not fully read
-_LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
+_LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST, locks.DAEMON)}
 
 
 def _is_ours(name: str) -> bool:
