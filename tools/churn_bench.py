@@ -174,7 +174,7 @@ def run_mode(mode: str, args, base: str, run: int) -> dict:
 def merge_cost(args) -> None:
     """CPU seconds of one merge of the same sealed segments by the scanning merge (the
     daemon's, and the thread's before issue 13) and by the thread's merge from the index."""
-    from pysos.compactor import merge
+    from pysos.compactor import index_merge, merge
     from pysos.segments import index, manifest
 
     base = tempfile.mkdtemp(prefix="pysos-churn-merge-", dir=args.dir)
@@ -201,7 +201,7 @@ def merge_cost(args) -> None:
                 if how.startswith("merge_run"):
                     result = merge.merge_run(path, current, 0, 2, segment_size=store.segment_size)
                 else:
-                    result = merge.merge_live(path, current, 2, live, segment_size=store.segment_size)
+                    result = index_merge.merge_live(path, current, 2, live, segment_size=store.segment_size)
             finally:
                 lock.release()
             cpu = time.process_time() - began

@@ -6,6 +6,7 @@ Three ways to run it, one at a time per store (the compaction lock decides):
 
 - :mod:`.plan`       when to compact and which segments to merge (pure functions)
 - :mod:`.merge`      one merge, its atomic MANIFEST swap, and the full compaction
+- :mod:`.index_merge` the thread's merge, from the writer's index (no parsing)
 - :mod:`.throttle`   the optional write-rate limit, and stopping a merge half-way
 - :mod:`.background` the writer's thread
 - :mod:`.daemon`     the watcher behind ``python -m pysos.compactor``

@@ -2,7 +2,7 @@
 
 It is woken when the writer seals a segment (full, or early once garbage dominates it)
 and by the writer's checkpoints every ~1 MiB written when the store's garbage passes the
-policy; it merges from the writer's index (:func:`.merge.merge_live`, no parsing), and
+policy; it merges from the writer's index (:func:`.index_merge.merge_live`, no parsing), and
 it stands aside while a compaction daemon watches the store (``daemon.lock`` held).
 """
 
@@ -14,7 +14,7 @@ import weakref
 
 from ..errors import LockedError
 from ..segments import index, locks, manifest, segment
-from . import merge, plan
+from . import index_merge, merge, plan
 from .throttle import Interrupted, Throttle
 
 log = logging.getLogger("pysos.compactor")
@@ -43,7 +43,7 @@ class BackgroundCompactor:
     Dead bytes per segment come from the writer's own index (exact, see
     :func:`plan.dead_from_locations`); the index is copied under the store's lock (after
     the compaction lock is taken, so it matches the MANIFEST) and summed outside it; the
-    same copy gives :func:`.merge.merge_live` the live records of a run from the oldest
+    same copy gives :func:`.index_merge.merge_live` the live records of a run from the oldest
     segment. The merge runs without the store's lock (it only reads sealed
     files), so writes and reads go on meanwhile; only adopting the new MANIFEST takes the
     lock, briefly. ``stop()`` (from ``close()``) makes a running merge give up at its next
@@ -151,7 +151,7 @@ class BackgroundCompactor:
         Under the compaction lock the MANIFEST cannot change but for the writer's own
         rotations, so the writer's index, copied under its lock, tells exactly which bytes
         of each sealed segment are live. A run from the oldest segment is merged from that
-        copy (:func:`merge.merge_live`: no parsing); any other run by a scan (it may have
+        copy (:func:`index_merge.merge_live`: no parsing); any other run by a scan (it may have
         to keep tombstones that an older segment needs).
         """
         policy = self.policy
@@ -221,7 +221,7 @@ class BackgroundCompactor:
                 numbers = {segment.segment_number(n) for n in names[:stop]}
                 live = [(key, location) for key, location in items if location >> shift in numbers]
                 del items
-                result = merge.merge_live(self.directory, current, stop, live,
+                result = index_merge.merge_live(self.directory, current, stop, live,
                                           segment_size=store.segment_size, throttle=throttle)
             else:
                 del items

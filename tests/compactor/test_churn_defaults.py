@@ -13,7 +13,7 @@ import pytest
 
 import pysos
 from compactor_util import contents, unexpected_files
-from pysos.compactor import merge
+from pysos.compactor import index_merge, merge
 from pysos.errors import CorruptionError
 from pysos.segments import index, locks, manifest
 
@@ -140,7 +140,7 @@ def test_merge_live_refuses_a_corrupt_record_and_changes_nothing(store_path):
         lock = merge._take_compaction_lock(str(store_path), 0.0)
         try:
             with pytest.raises(CorruptionError, match=first):
-                merge.merge_live(str(store_path), current, 1, sealed_live, segment_size=4096)
+                index_merge.merge_live(str(store_path), current, 1, sealed_live, segment_size=4096)
         finally:
             lock.release()
         assert manifest.read(str(store_path)) == current
