@@ -64,12 +64,11 @@ def cmd_compact(args):
 def _compact_beside_writer(args):
     """A service holds the writer: merge the sealed segments beside it, as the
     compaction daemon does (the writer adopts the result on its own)."""
-    from pysos.compactor import compact_directory
+    from pysos.compactor import compact_all
 
     pid = holder(args.store, "writer")
     with _compact_bar(args):
-        result = dict(compact_directory(args.store, segment_size=DEFAULT_SEGMENT_SIZE,
-                                        wait=args.wait))
+        result = dict(compact_all(args.store, segment_size=DEFAULT_SEGMENT_SIZE, wait=args.wait))
     who = f" (pid {pid})" if pid else ""
     return _report_compaction(args, result, f" beside its writer{who}, sealed segments only")
 

@@ -1,16 +1,20 @@
-"""The writer's background compaction thread (``autocompact=True``)."""
+"""The writer's background compaction thread (``autocompact=True``).
+
+It is woken when the writer seals a segment (full, or early once garbage dominates it)
+and by the writer's checkpoints every ~1 MiB written when the store's garbage passes the
+policy; it merges from the writer's index (:func:`.index_merge.merge_live`, no parsing), and
+it stands aside while a compaction daemon watches the store (``daemon.lock`` held).
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import weakref
 
 from ..errors import LockedError
-from ..segments import files, manifest, segment
-from . import plan
-from .merge import compact_directory
+from ..segments import index, locks, manifest, segment
+from . import index_merge, merge, plan
 from .throttle import Interrupted, Throttle
 
 log = logging.getLogger("pysos.compactor")
@@ -22,10 +26,11 @@ DEFAULT_MIN_DEAD_BYTES = plan.DEFAULT_MIN_DEAD_BYTES
 _IDLE_WAKE = 5.0        # seconds: look whether the store is gone, retry a refused lock
 _MAX_ROUNDS = 64        # bounded merges per wake-up before yielding to the next one
 _LOCK_SLICE = 0.05      # seconds between looks at the stop flag while waiting for the store
+_QUIET_STEP = 2**20     # bytes: more garbage than this (or min_dead_bytes/4) wakes the thread after a fruitless look
 
 
 class BackgroundCompactor:
-    """Wakes on each rotation; merges sealed segments when garbage passes the policy.
+    """Wakes on each rotation and on garbage; merges sealed segments when garbage passes the policy.
 
     The policy (:class:`plan.Policy`) is read from the attributes ``ratio``,
     ``min_dead_bytes`` and ``max_merge_bytes`` at each look, so they can be changed on a
@@ -33,10 +38,13 @@ class BackgroundCompactor:
     merge output, ``None`` for none) paces the merge's writes.
 
     It talks to the writer (:class:`pysos.engine.Writer`) through its public interface
-    only: ``lock``, ``closed``, ``stats()``, ``segment_sizes()``, ``index`` and
-    ``adopt_compaction()``. Dead bytes per segment come from the writer's own index (exact, see
-    :func:`plan.dead_from_locations`); the index is copied under the store's lock and
-    summed outside it. The merge runs without the store's lock (it only reads sealed
+    only: ``lock``, ``closed``, ``stats()``, ``segment_sizes()``, ``index``, ``follow()``
+    and ``adopt_compaction()``; the writer calls :meth:`poke` and :meth:`garbage`.
+    Dead bytes per segment come from the writer's own index (exact, see
+    :func:`plan.dead_from_locations`); the index is copied under the store's lock (after
+    the compaction lock is taken, so it matches the MANIFEST) and summed outside it; the
+    same copy gives :func:`.index_merge.merge_live` the live records of a run from the oldest
+    segment. The merge runs without the store's lock (it only reads sealed
     files), so writes and reads go on meanwhile; only adopting the new MANIFEST takes the
     lock, briefly. ``stop()`` (from ``close()``) makes a running merge give up at its next
     write: its unpublished outputs are deleted and nothing changes.
@@ -61,6 +69,8 @@ class BackgroundCompactor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._retry = False
+        self._standing_aside = False
+        self._quiet_below = 0  # garbage() wakes the thread only from this many dead bytes on
         self._clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
@@ -72,6 +82,14 @@ class BackgroundCompactor:
     def poke(self) -> None:
         """A segment was sealed: look at the store soon."""
         self._wake.set()
+
+    def garbage(self, disk_bytes: int, dead_bytes: int) -> None:
+        """The writer's checkpoint (every ~1 MiB written, see ``Store._checkpoint``): look at
+        the store soon if its garbage passes the policy and has grown since the last look
+        that found nothing to merge (so a store whose garbage is all in the segment being
+        written does not make the thread look again every MiB)."""
+        if dead_bytes >= self._quiet_below and self.policy.due(disk_bytes, dead_bytes):
+            self._wake.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,36 +123,16 @@ class BackgroundCompactor:
 
     def _compact_while_due(self, store) -> None:
         for _ in range(_MAX_ROUNDS):
-            policy = self.policy
-            estimates = self._estimates(store, policy)
-            if estimates is None or plan.plan(list(estimates.values()), policy) is None:
+            if locks.held_by_other(self.directory, locks.DAEMON):
+                if not self._standing_aside:
+                    log.info("pysos: %s: a compaction daemon watches this store; the writer's thread stands aside",
+                             self.directory)
+                self._standing_aside = True
                 return
-            chosen_dead = [0]
-
-            def choose(directory, current):
-                known = [estimates.get(name) for name in current.segments]
-                segments = [
-                    e if e is not None else plan.SegmentEstimate(n, _size(directory, n), 0)
-                    for n, e in zip(current.segments, known)
-                ]
-                segments = plan.discount(segments, self._clean)
-                run = plan.choose_run(segments, policy.max_merge_bytes)
-                if run is not None:
-                    chosen_dead[0] = sum(e.dead for e in segments[run[0] : run[1]])
-                return run
-
-            result = compact_directory(
-                store.directory,
-                segment_size=store.segment_size,
-                wait=0.0,
-                choose=choose,
-                throttle=Throttle(self.rate_limit, self._stop),
-                identity=store.identity,  # the directory the store opened, wherever its path leads now
-            )
-            if not result["segments_in"]:
+            self._standing_aside = False
+            result = self._merge_once(store)
+            if result is None:
                 return
-            if plan.fruitless(chosen_dead[0], result["reclaimed_bytes"]):
-                plan.mark_clean(self._clean, manifest.read(store.directory).segments, result.get("outputs", ()))
             self.compactions += 1
             self.reclaimed_bytes += result["reclaimed_bytes"]
             result = dict(result, compactions=self.compactions, total_reclaimed_bytes=self.reclaimed_bytes)
@@ -147,8 +145,16 @@ class BackgroundCompactor:
             finally:
                 store.lock.release()
 
-    def _estimates(self, store, policy: plan.Policy) -> dict[str, plan.SegmentEstimate] | None:
-        """Name -> (size, dead bytes) of every segment, or ``None`` if clearly not due."""
+    def _merge_once(self, store) -> dict | None:
+        """One bounded merge if the store is due (its figures), else ``None``.
+
+        Under the compaction lock the MANIFEST cannot change but for the writer's own
+        rotations, so the writer's index, copied under its lock, tells exactly which bytes
+        of each sealed segment are live. A run from the oldest segment is merged from that
+        copy (:func:`index_merge.merge_live`: no parsing); any other run by a scan (it may have
+        to keep tombstones that an older segment needs).
+        """
+        policy = self.policy
         if not self._lock_store(store):
             raise Interrupted()
         try:
@@ -156,18 +162,85 @@ class BackgroundCompactor:
                 raise Interrupted()
             stats = store.stats()  # its dead bytes bound the sealed segments' from above
             if stats["segments"] < 2 or not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
+                self._quiet(stats)
                 return None
             names, sizes = store.segment_sizes()
             locations = list(store.index.values())
         finally:
             store.lock.release()
-        dead = plan.dead_from_locations(locations, sizes)
-        self._clean = plan.still_clean(self._clean, names)
-        estimates = {}
-        for name in names:
-            number = segment.segment_number(name)
-            estimates[name] = plan.SegmentEstimate(name, sizes.get(number, 0), dead.get(number, 0))
-        return dict(zip(names, plan.discount(list(estimates.values()), self._clean)))
+        active = segment.segment_number(names[-1])
+        active_end = sizes[active]
+        # The sealed segments' dead bytes, exactly, with no Python call per key: what is
+        # not live of what is not in the segment being written (most looks end here).
+        lo, hi = index.segment_base(active), index.segment_base(active + 1)
+        live_active = sum(map(index.LENGTH_MASK.__and__, filter(hi.__gt__, filter(lo.__le__, locations))))
+        del locations
+        sealed_dead = (stats["disk_bytes"] - active_end) - (stats["live_bytes"] - live_active)
+        if not policy.due(stats["disk_bytes"], sealed_dead):
+            self._quiet(stats)
+            return None
+        lock = merge._take_compaction_lock(self.directory, 0.0)
+        try:
+            current = merge._clean(self.directory, store.identity)  # the MANIFEST; only the writer's rotations change it now
+            if not self._lock_store(store):
+                raise Interrupted()
+            try:
+                if store.closed:
+                    raise Interrupted()
+                store.follow(force=True)
+                writers, sizes = store.segment_sizes()
+                # The writer may have rotated since (it appends segments); anything else
+                # and its index may not match this MANIFEST: look again later.
+                if writers[: len(current.segments) - 1] != list(current.segments[:-1]):
+                    log.debug("pysos: %s: the writer's MANIFEST is not the one on disk; looking again later",
+                              self.directory)
+                    self._retry = True
+                    return None
+                stats = store.stats()
+                items = list(store.index.items())
+            finally:
+                store.lock.release()
+            # The run is taken among the sealed segments of `current` (its newest, and any
+            # the writer sealed since, stay out of it).
+            names = list(current.segments)
+            dead = plan.dead_from_locations([location for _, location in items], sizes)
+            self._clean = plan.still_clean(self._clean, names)
+            estimates = plan.discount(
+                [plan.SegmentEstimate(n, sizes.get(segment.segment_number(n), 0),
+                                      dead.get(segment.segment_number(n), 0)) for n in names],
+                self._clean,
+            )
+            run = plan.plan(estimates, policy)
+            if run is None:
+                self._quiet(stats)
+                return None
+            start, stop = run
+            throttle = Throttle(self.rate_limit, self._stop)
+            if start == 0:
+                shift = index.SEGMENT_SHIFT
+                numbers = {segment.segment_number(n) for n in names[:stop]}
+                live = [(key, location) for key, location in items if location >> shift in numbers]
+                del items
+                result = index_merge.merge_live(self.directory, current, stop, live,
+                                                segment_size=store.segment_size, throttle=throttle,
+                                                identity=store.identity)
+            else:
+                del items
+                result = merge.merge_run(self.directory, current, start, stop,
+                                         segment_size=store.segment_size, throttle=throttle,
+                                         identity=store.identity)
+                chosen = sum(e.dead for e in estimates[start:stop])
+                if plan.fruitless(chosen, result["reclaimed_bytes"]):
+                    plan.mark_clean(self._clean, manifest.read(self.directory).segments, result.get("outputs", ()))
+        finally:
+            lock.release()
+        self._quiet_below = 0
+        return result
+
+    def _quiet(self, stats: dict) -> None:
+        """Nothing to do: ignore the writer's garbage pokes until its dead bytes grow some more."""
+        step = max(min(_QUIET_STEP, self.min_dead_bytes // 4), stats["disk_bytes"] // 8)
+        self._quiet_below = stats["dead_bytes"] + step
 
     def _lock_store(self, store) -> bool:
         """Take the store's lock unless we are told to stop first (``close()`` holds it while
@@ -176,13 +249,6 @@ class BackgroundCompactor:
             if self._stop.is_set():
                 return False
         return True
-
-
-def _size(directory: str, name: str) -> int:
-    try:
-        return files.lstat(os.path.join(directory, name)).st_size
-    except FileNotFoundError:
-        return 0
 
 
 __all__ = ["BackgroundCompactor"]

@@ -7,8 +7,13 @@ systems without change events. A store is compacted, in bounded merges, while it
 segments' dead bytes pass the policy (:mod:`pysos.compactor.plan`).
 
 The daemon never opens a store for writing and never seals a segment: it only merges
-segments the writer has sealed, under the store's compaction lock. If another compactor
-holds that lock it skips the store and looks again a second later. On SIGINT or SIGTERM
+segments the writer has sealed, under the store's compaction lock (the writer seals early
+once garbage dominates its segment, so a small churning store's garbage reaches the
+daemon without waiting for a full segment). While it watches a store it holds the store's
+``daemon.lock``: a writer's background thread (``autocompact=True``) that sees it held
+stands aside, so the two never compete for the compaction lock. If another compactor
+(``compact()``, ``pysos compact``) holds that lock it skips the store and looks again a
+second later. ``--once`` leaves a store with nothing to reclaim as it is. On SIGINT or SIGTERM
 it stops: a merge in progress gives up at its next write and deletes its unpublished
 outputs; even a SIGKILL only leaves files that the next compaction or open removes.
 
@@ -160,6 +165,24 @@ class Daemon:
         self.compactions = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._daemon_locks: list[locks.FileLock] = []
+
+    def _announce(self) -> None:
+        """Hold each store's ``daemon.lock`` while watching it: a writer's compaction thread
+        that sees it held stands aside (it never competes with us for the compaction lock).
+        A second daemon on the same store watches it too but says so."""
+        for store in self.stores:
+            lock = locks.FileLock(store.directory, locks.DAEMON)
+            try:
+                lock.acquire(timeout=0.0)
+            except LockedError:
+                log.warning("pysos: %s: another compaction daemon (pid %s) watches it too",
+                            store.directory, locks.holder(store.directory, locks.DAEMON))
+                continue
+            except OSError as exc:
+                log.warning("pysos: %s: cannot take daemon.lock (%s); a writer's thread may compete", store.directory, exc)
+                continue
+            self._daemon_locks.append(lock)
 
     def stop(self) -> None:
         self._stop.set()
@@ -215,6 +238,7 @@ class Daemon:
                 event_filter=[FileCreatedEvent, FileMovedEvent],
             )
         observer.start()
+        self._announce()
         log.info(
             "pysos: watching %d store(s) (threshold %.2f, min dead bytes %d, check every %g s): %s",
             len(self.stores), self.policy.ratio, self.policy.min_dead_bytes, self.interval,
@@ -237,6 +261,9 @@ class Daemon:
         finally:
             observer.stop()
             observer.join()
+            for lock in self._daemon_locks:
+                lock.release()
+            self._daemon_locks = []
         log.info("pysos: compactor stopped after %d compaction(s)", self.compactions)
         return 0
 

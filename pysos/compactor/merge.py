@@ -321,20 +321,26 @@ def compact_all(
     wait: float | None = None,
     throttle: Callable[[int], None] = lambda n: None,
     identity: tuple[int, int] | None = None,
+    if_reclaimable: bool = True,
 ) -> dict:
     """Merge every segment that is sealed now, as bounded merges, oldest first.
 
     Each merge takes at most ``max_merge_bytes`` of input (see
     :func:`pysos.compactor.plan.next_full_run`), so the extra disk needed at any moment
     is bounded by that, not by the store. Returns the merges' figures added up.
+    With ``if_reclaimable``, a store whose sealed segments hold nothing a merge could
+    drop (:func:`sealed_dead_bytes` is 0: e.g. it was just compacted) is left as it is:
+    nothing is written and the figures are zeros.
     """
     identity = identity or files.identity(directory)
     lock = _take_compaction_lock(directory, wait)
     try:
         current = _clean(directory, identity)
-        todo = set(current.segments[:-1])
         total = nothing_done(current)
         total["merges"] = 0
+        if if_reclaimable and sealed_dead_bytes(directory, current) == 0:
+            return total
+        todo = set(current.segments[:-1])
         while True:
             sizes = [_size(directory, n) if n in todo else 0 for n in current.segments]
             run = plan.next_full_run(current.segments, sizes, todo, max_merge_bytes)
@@ -348,6 +354,36 @@ def compact_all(
             current = manifest.read(directory)
     finally:
         lock.release()
+
+
+def sealed_dead_bytes(directory: str, current: Manifest) -> int:
+    """What a merge of every sealed segment would drop, estimated as the daemon does
+    (:func:`pysos.compactor.plan.estimate_dead`, from hints where good, else a scan):
+    0 for a store whose sealed segments are all clean merge outputs."""
+    if len(current.segments) < 2:
+        return 0
+    decode_key = record.key_decoder(current.kind)
+    summaries, sizes = [], []
+    last = len(current.segments) - 1
+    for i, name in enumerate(current.segments):
+        path = os.path.join(directory, name)
+        fd = files.open_read(path)
+        try:
+            size = files.size(fd)
+            summary = None
+            if i != last:
+                hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size, current.kind)
+                if hint is not None:
+                    summary = plan.KeySummary.from_hint(size, map(decode_key, hint.keys), hint.lengths)
+            if summary is None:
+                summary = plan.KeySummary(size)
+                for kind, key, _, line in segment.Scanner(fd, 0, size):
+                    summary.add(kind, decode_key(key), len(line))
+        finally:
+            files.close(fd)
+        summaries.append(summary)
+        sizes.append(size)
+    return sum(plan.estimate_dead(summaries, sizes)[:-1])
 
 
 def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:

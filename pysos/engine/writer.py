@@ -33,12 +33,18 @@ _REMAP_AFTER = 1 << 20
 # A segment sealed with fewer than this many bytes per key of the index gets its hint from a
 # scan (in the background) rather than from a copy of the index taken by the writer.
 _SCAN_TO_HINT_BELOW = 4
+# Early sealing (see Writer._checkpoint): the writer looks at its garbage every
+# _CHECK_STEP bytes written (segment_size / 16, at most 1 MiB), and seals its segment
+# before it is full once the segment's dead bytes pass _SEAL_FLOOR (a quarter of
+# segment_size, at most 4 MiB, the compaction floor) and half of the segment.
+_CHECK_STEP, _SEAL_FLOOR = 1 << 20, 4 << 20
 
 
 class Writer(Store):
     """The writable handle of a store. ``compactor(writer)``, if given, makes the background
-    compaction thread (an object with ``poke()``, called after each rotation, and
-    ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
+    compaction thread (an object with ``poke()``, called after each rotation,
+    ``garbage(disk_bytes, dead_bytes)``, called every ~1 MiB written (see
+    :meth:`_checkpoint`), and ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
 
     readonly = False
 
@@ -69,6 +75,9 @@ class Writer(Store):
     def _loaded(self) -> None:
         if self._live_bytes is None:  # after a scan: a writer keeps them current, so it needs them now
             self._live_bytes = index.live_bytes(self.index)
+        self._check_step = max(min(_CHECK_STEP, self.segment_size // 16), 4096)
+        self._seal_floor = min(_SEAL_FLOOR, self.segment_size // 4)
+        self._seal_at = min(self.segment_size, self._active_end + self._check_step)
 
     def _torn_tail(self, fd: int, end: int, size: int) -> None:
         log.warning(
@@ -150,8 +159,8 @@ class Writer(Store):
         else:
             idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
         self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
-        if end + length >= self.segment_size:
-            self._rotate_or_retry_later()
+        if end + length >= self._seal_at:
+            self._checkpoint()
 
     def _write_in_batch(self, key: Any, line: bytes, delete: bool) -> None:
         """Add a record to the open batch; the index points into its pending bytes (see
@@ -207,17 +216,34 @@ class Writer(Store):
 
     # --- rotation ------------------------------------------------------------------------
 
-    def _rotate_or_retry_later(self) -> None:
-        """Rotate after a write that is already done: a failure here must not make the
-        caller believe the write failed, so it is logged and retried on the next write."""
-        try:
-            self._rotate()
-        except OSError as exc:
-            log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
-        except Error:
-            if self._refusal is None:
-                raise
-            log.warning("pysos: %s", self._refusal)  # the write is done; the next call raises
+    def _checkpoint(self) -> None:
+        """After a write that is already done, once the newest segment reached ``_seal_at``:
+        rotate if it is full, or seal it early if garbage dominates it; else tell the
+        compaction thread how much garbage there is, and set the next checkpoint.
+
+        Early sealing makes the garbage of a small, churning store reclaimable without
+        waiting for a 64 MiB segment to fill: at least ``end - live bytes`` of the segment's
+        ``end`` bytes are dead (all the live data could sit in it, no more), so once that
+        passes both the floor and half of the segment, it is sealed. O(1), and only every
+        ``_check_step`` bytes. A failure to rotate must not make the caller believe the
+        write failed, so it is logged and retried on the next write (a refusal, too: the
+        next call raises it).
+        """
+        end = self._active_end
+        dead_here = end - self._live_bytes
+        if end >= self.segment_size or (dead_here >= self._seal_floor and 2 * dead_here >= end):
+            try:
+                self._rotate()
+            except OSError as exc:
+                log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
+            except Error:
+                if self._refusal is None:
+                    raise
+                log.warning("pysos: %s", self._refusal)  # the write is done; the next call raises
+            return
+        self._seal_at = min(self.segment_size, end + self._check_step)
+        if self.compactor is not None:
+            self.compactor.garbage(self._disk_bytes, self._disk_bytes - self._live_bytes)
 
     def _rotate(self, hint: bool = True) -> None:
         """Seal the newest segment and start a new one, named by a new MANIFEST (and have
@@ -243,7 +269,9 @@ class Writer(Store):
                     files.close(self._fds.pop(_number(name)))
                     files.unlink(self._path(name))
                 raise
-        self._switch_to(new, name)
+            # Under the MANIFEST lock: the stamp taken after releasing it could be that of
+            # a compaction's newer MANIFEST, which follow() would then never adopt.
+            self._switch_to(new, name)
         if hint:
             self._hint_sealed(sealed, sealed_size)
 
@@ -293,6 +321,7 @@ class Writer(Store):
         self._active = _number(name)
         self._active_end = 0
         self._newest_hinted = 0
+        self._seal_at = min(self.segment_size, self._check_step)
         if self.compactor is not None:
             self.compactor.poke()
 
@@ -324,8 +353,8 @@ class Writer(Store):
                 raise
             finally:
                 self._batch = None
-            if self._active_end >= self.segment_size:
-                self._rotate_or_retry_later()
+            if self._active_end >= self._seal_at:
+                self._checkpoint()
             failed = []
             for event in batch.events:  # every one, even if one raises: all were committed
                 try:

@@ -1,5 +1,7 @@
 """Lock files: ``writer.lock`` (one writable handle), ``compact.lock`` (one compaction at a
-time) and ``manifest.lock`` (held for the few milliseconds of a MANIFEST read-modify-write).
+time), ``manifest.lock`` (held for the few milliseconds of a MANIFEST read-modify-write)
+and ``daemon.lock`` (held by a compaction daemon while it watches the store: the writer's
+compaction thread then stands aside, see :func:`held_by_other`).
 
 They are ``flock`` locks taken through portalocker: the kernel drops them when the holder
 dies, so a writer killed with SIGKILL never leaves a lock that blocks the next one. The
@@ -24,7 +26,7 @@ import portalocker
 from ..errors import CorruptionError, LockedError
 from . import files
 
-WRITER, COMPACT, MANIFEST = "writer", "compact", "manifest"
+WRITER, COMPACT, MANIFEST, DAEMON = "writer", "compact", "manifest", "daemon"
 _POLL = 0.01
 
 # flock already refuses a second lock from the same process through another open file,
@@ -121,6 +123,24 @@ class FileLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def held_by_other(directory: str, name: str) -> bool:
+    """Whether some other holder (another process, or another handle of this one) holds
+    the lock now. Creates nothing: a missing lock file means nobody holds it."""
+    if (os.path.realpath(directory), name) in _held:
+        return True
+    try:
+        fd = os.open(lock_path(directory, name), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False
+    try:
+        portalocker.lock(fd, portalocker.LockFlags.SHARED | portalocker.LockFlags.NON_BLOCKING)
+    except (portalocker.AlreadyLocked, portalocker.LockException, BlockingIOError):
+        return True
+    finally:
+        os.close(fd)  # also drops our probe's lock
+    return False
 
 
 def holder(directory: str, name: str) -> int | None:

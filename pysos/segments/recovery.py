@@ -24,7 +24,7 @@ from .manifest import Manifest
 log = logging.getLogger("pysos")
 
 DAMAGED_DIR = "damaged"  # where repair() moves files it could not fully read
-_LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
+_LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST, locks.DAEMON)}
 _MANIFEST_TMP_RE = re.compile(re.escape(manifest.NAME) + r"\.[0-9]+\.tmp")  # files.atomic_write's
 
 

@@ -6,7 +6,7 @@ import random
 import pysos
 from pysos.segments import locks, manifest, segment
 
-LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST)}
+LOCK_FILES = {f"{name}.lock" for name in (locks.WRITER, locks.COMPACT, locks.MANIFEST, locks.DAEMON)}
 
 
 def churn(store, model, rng, n, keys=60, pad=(0, 30, 200), deletes=0.2):

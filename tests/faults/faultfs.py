@@ -23,7 +23,7 @@ import pysos
 from pysos.segments import files, hints, locks, manifest, record, segment
 
 OPS = ("write", "pwrite", "fsync", "fdatasync", "truncate", "replace", "unlink", "fsync_dir")
-LOCK_NAMES = {"writer.lock", "compact.lock", "manifest.lock"}
+LOCK_NAMES = {"writer.lock", "compact.lock", "manifest.lock", "daemon.lock"}
 
 
 # --- error injection -------------------------------------------------------------------------

@@ -33,6 +33,8 @@ def build(path, n=60, segment_size=1500, compact=False):
             d[f"k{i:03d}"] = {"i": i, "pad": "d" * 30}
             model[f"k{i:03d}"] = {"i": i, "pad": "d" * 30}
         if compact:
+            d["junk"] = 0  # some garbage: compact() of a store with none writes nothing (issue 13)
+            del d["junk"]
             d.compact()
             d["tail"] = "t"
             model["tail"] = "t"

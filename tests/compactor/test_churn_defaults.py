@@ -1,0 +1,258 @@
+"""Compaction at default settings for a churning service (issue 13): early sealing, the
+no-op compaction, the writer's thread standing aside for a daemon, and the thread's merge
+from the writer's index."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import pysos
+from compactor_util import contents, unexpected_files
+from pysos.compactor import index_merge, merge
+from pysos.errors import CorruptionError
+from pysos.segments import index, locks, manifest
+
+MiB = 2**20
+CLI = [sys.executable, "-m", "pysos.compactor"]
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def churn(d, model, rng, records, keys, pad=150, batch=50):
+    """``records`` seeded sets (in batches) and a few deletes on ``keys`` keys."""
+    for start in range(0, records, batch):
+        with d.batch():
+            for i in range(start, min(start + batch, records)):
+                key = f"s{rng.randrange(keys)}"
+                if rng.random() < 0.1:
+                    d.pop(key, None)
+                    model.pop(key, None)
+                else:
+                    value = {"i": i, "pad": "x" * pad}
+                    d[key] = value
+                    model[key] = value
+
+
+def sealed_sizes(path):
+    current = manifest.read(str(path))
+    return [current.size_of(name) for name in current.segments[:-1]]
+
+
+def files_and_times(path):
+    return {name: os.stat(os.path.join(path, name)).st_mtime_ns
+            for name in os.listdir(path) if not name.endswith(".lock")}
+
+
+# --- early sealing ---------------------------------------------------------------------------
+
+
+def test_writer_seals_its_segment_early_once_garbage_dominates(store_path):
+    """A churning store seals its segment long before segment_size, once its dead bytes pass
+    the floor (segment_size / 4 here) and half of the segment; nothing is lost."""
+    model = {}
+    with pysos.Dict(store_path, segment_size=1 * MiB, autocompact=False) as d:
+        churn(d, model, random.Random(1), 3000, keys=50)  # ~560 KB written, ~9 KB live
+        assert d.stats()["segments"] >= 2
+        sizes = sealed_sizes(store_path)
+        assert sizes and all(256 * 1024 <= size < 1 * MiB // 2 for size in sizes), sizes
+    assert contents(store_path) == model
+
+
+def test_no_early_seal_without_garbage(store_path):
+    """Distinct keys (no garbage): the segment fills to segment_size as before."""
+    with pysos.Dict(store_path, segment_size=1 * MiB, autocompact=False) as d:
+        d.update({f"k{i}": "x" * 150 for i in range(4000)})  # ~700 KB, all live
+        assert d.stats()["segments"] == 1
+
+
+def test_thread_reclaims_garbage_at_default_settings(store_path):
+    """pysos.Dict(path) with nothing tuned: ~12 MiB of churn on 200 keys (~35 KB live) is
+    compacted by the background thread well before a 64 MiB segment could fill, and disk
+    stays near live data plus the default floors (4 MiB)."""
+    model = {}
+    rng = random.Random(2)
+    with pysos.Dict(store_path) as d:
+        peak = 0
+        for _ in range(12):
+            churn(d, model, rng, 5500, keys=200)  # ~1 MiB
+            peak = max(peak, d.stats()["disk_bytes"])
+        wait_for(lambda: d.stats()["compactions"] > 0, what="a compaction by the thread")
+        stats = d.stats()
+        assert stats["compactions"] > 0 and d._store.compactor.compactions > 0
+        assert stats["disk_bytes"] <= 2 * stats["live_bytes"] + 10 * MiB, stats
+        assert peak <= 3 * stats["live_bytes"] + 16 * MiB, peak
+        assert dict(d.items()) == model
+    assert contents(store_path) == model
+
+
+def test_thread_is_woken_by_garbage_without_a_rotation(store_path):
+    """Overwriting every key of a sealed segment makes it all garbage while the segment
+    being written holds only live data (no early seal, no rotation): the writer's
+    checkpoints wake the thread, which reclaims the sealed segment."""
+    with pysos.Dict(store_path, segment_size=4 * MiB) as d:
+        thread = d._store.compactor
+        thread.min_dead_bytes, thread.ratio = 256 * 1024, 0.3
+        d.update({f"k{i}": "a" * 200 for i in range(3000)})
+        d.compact()  # one sealed segment (~650 KB, all live), an empty one being written
+        segments = d.stats()["segments"]
+        for i in range(4500):  # ~1 MiB: the sealed segment all dead, below the early-seal floor here
+            d[f"k{i % 3000}"] = "b" * 200
+        wait_for(lambda: thread.compactions > 0, what="a compaction woken by garbage")
+        stats = d.stats()
+        assert stats["segments"] <= segments  # nothing was sealed meanwhile
+        assert stats["reclaimed_bytes_total"] > 400 * 1024  # most of the sealed segment
+        assert all(d[f"k{i}"] == "b" * 200 for i in range(0, 3000, 7))
+
+
+# --- the thread's merge from the index -------------------------------------------------------
+
+
+def test_merge_live_refuses_a_corrupt_record_and_changes_nothing(store_path):
+    """merge_live verifies each copied record's checksum: a damaged one raises
+    CorruptionError naming the file, and the MANIFEST and files are left as they were."""
+    with pysos.Dict(store_path, segment_size=4096, autocompact=False) as d:
+        for i in range(200):
+            d[f"k{i if i < 30 else i % 20}"] = {"i": i, "pad": "y" * 40}  # k20..k29 stay in the first segment
+        store = d._store
+        current = store.manifest
+        live = list(store.index.items())
+        first = current.segments[0]
+        sealed_live = [(k, loc) for k, loc in live if index.unpack(loc)[0] == int(first[4:12])]
+        assert sealed_live
+        _, location = sealed_live[0]
+        offset = index.unpack(location)[1]
+        path = os.path.join(store_path, first)
+        data = bytearray(open(path, "rb").read())
+        data[offset + 20] ^= 0x01
+        with open(path, "r+b") as f:
+            f.write(data)
+        before = sorted(os.listdir(store_path))
+        lock = merge._take_compaction_lock(str(store_path), 0.0)
+        try:
+            with pytest.raises(CorruptionError, match=first):
+                index_merge.merge_live(str(store_path), current, 1, sealed_live, segment_size=4096)
+        finally:
+            lock.release()
+        assert manifest.read(str(store_path)) == current
+        assert sorted(os.listdir(store_path)) == before
+
+
+def test_list_store_compacted_by_the_thread_matches_a_list(store_path):
+    """A List under churn, compacted by the thread through merge_live (position keys are
+    arrays), reads back equal to a list, also after a reopen."""
+    rng = random.Random(3)
+    model = []
+    with pysos.List(store_path, segment_size=64 * 1024) as lst:
+        c = lst._store.compactor
+        c.min_dead_bytes = 0
+        for i in range(3000):
+            if model and rng.random() < 0.5:
+                j = rng.randrange(len(model))
+                lst[j] = model[j] = {"i": i, "pad": "z" * 60}
+            else:
+                lst.append({"i": i})
+                model.append({"i": i})
+        wait_for(lambda: c.compactions > 0, what="a compaction by the thread")
+        assert list(lst) == model
+    with pysos.List(store_path, autocompact=False) as lst:
+        assert list(lst) == model
+
+
+# --- a compaction with nothing to reclaim ----------------------------------------------------
+
+
+def test_compact_with_nothing_to_reclaim_writes_nothing(store_path):
+    """compact() on a store without garbage returns reclaimed_bytes 0 at once, and neither
+    the generation nor any file changes."""
+    with pysos.Dict(store_path, segment_size=4096, autocompact=False) as d:
+        for i in range(300):
+            d[f"k{i % 30}"] = i
+        first = d.compact()
+        assert first["reclaimed_bytes"] > 0
+        generation = d.stats()["generation"]
+        before = files_and_times(store_path)
+        for _ in range(3):
+            again = d.compact()
+            assert again["reclaimed_bytes"] == 0 and again["segments_in"] == 0
+        assert d.stats()["generation"] == generation
+        assert files_and_times(store_path) == before
+
+
+def test_cli_and_once_with_nothing_to_reclaim_write_nothing(store_path):
+    """`pysos compact` (with and without a writer beside it) and `python -m pysos.compactor
+    --once` on a compacted store report 0 bytes and change no file."""
+    with pysos.Dict(store_path, segment_size=4096, autocompact=False) as d:
+        for i in range(300):
+            d[f"k{i % 30}"] = i
+        d.compact()
+        d[f"k{1}"] = "new"  # a live record in the newest segment: still nothing in sealed ones to drop
+        d[f"k{2}"] = "new"
+    # the newest segment's records override sealed ones: one real reclaim, then nothing
+    subprocess.run(CLI + ["--once", str(store_path)], check=True, capture_output=True, timeout=60)
+    before = files_and_times(store_path)
+    generation = manifest.read(str(store_path)).generation
+    done = subprocess.run(CLI + ["--once", str(store_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    cli = subprocess.run([sys.executable, "-m", "pysos", "compact", "--json", str(store_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert '"reclaimed_bytes":0' in cli.stdout.replace(" ", "")
+    with pysos.Dict(store_path, autocompact=False):  # a writer holds the lock: the beside-writer path
+        beside = subprocess.run([sys.executable, "-m", "pysos", "compact", "--json", str(store_path)],
+                                capture_output=True, text=True, timeout=60)
+        assert beside.returncode == 0, beside.stderr
+        assert '"reclaimed_bytes":0' in beside.stdout.replace(" ", "")
+    assert manifest.read(str(store_path)).generation == generation
+    assert {k: v for k, v in files_and_times(store_path).items()} == before
+
+
+# --- the thread and a daemon -----------------------------------------------------------------
+
+
+def test_thread_stands_aside_while_a_daemon_watches(store_path):
+    """A daemon process beside a writer (autocompact=True): the writer's thread compacts
+    nothing and the daemon never finds the compaction lock taken; the daemon reclaims the
+    garbage (early sealing wakes it). Once the daemon stops, the thread compacts again."""
+    pysos.Dict(store_path).close()
+    env = dict(os.environ)
+    daemon = subprocess.Popen(CLI + ["-v", "--min-dead-bytes", "64k", str(store_path)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    model = {}
+    rng = random.Random(4)
+    try:
+        wait_for(lambda: locks.held_by_other(str(store_path), locks.DAEMON), what="the daemon's lock")
+        with pysos.Dict(store_path, segment_size=256 * 1024) as d:
+            thread = d._store.compactor
+            thread.min_dead_bytes = 64 * 1024
+            for _ in range(8):
+                churn(d, model, rng, 1500, keys=40)
+                time.sleep(0.05)
+            wait_for(lambda: manifest.read(str(store_path)).compactions[0] >= 2, what="the daemon's compactions")
+            assert thread.compactions == 0
+            daemon.send_signal(signal.SIGTERM)
+            _, err = daemon.communicate(timeout=60)
+            assert daemon.returncode == 0, err
+            assert "another compactor holds the lock" not in err
+            assert "compacted" in err
+            for _ in range(8):
+                churn(d, model, rng, 1500, keys=40)
+            wait_for(lambda: thread.compactions > 0, what="the thread after the daemon stopped")
+            assert dict(d.items()) == model
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.communicate()
+    assert contents(store_path) == model
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d.compact()
+    assert unexpected_files(store_path) == []
