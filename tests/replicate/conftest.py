@@ -1,0 +1,86 @@
+"""Fixtures of the replication tests: a real local S3 server (moto's, single-threaded, in
+a subprocess on 127.0.0.1), a fresh bucket per test, and the AWS environment pointing at
+it, which subprocesses (replicators, restores) inherit."""
+
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def start_server(*flags):
+    """Start s3server.py; return (process, endpoint URL)."""
+    proc = subprocess.Popen([sys.executable, os.path.join(HERE, "s3server.py"), *flags],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = proc.stdout.readline().strip()
+    if not port.isdigit():
+        proc.kill()
+        raise RuntimeError("the local S3 server did not start")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc):
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """The endpoint of a local S3 server shared by the session."""
+    proc, endpoint = start_server()
+    yield endpoint
+    stop_server(proc)
+
+
+def aws_env(monkeypatch, endpoint):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+
+
+@dataclass
+class Bucket:
+    endpoint: str
+    name: str
+
+    def url(self, prefix="store"):
+        return f"s3://{self.name}/{prefix}"
+
+    def client(self, prefix="store"):
+        from pysos.replicate.client import S3, parse_url
+
+        return S3(parse_url(self.url(prefix)))
+
+    def keys(self, prefix="store/"):
+        raw = _boto(self.endpoint)
+        pages = raw.get_paginator("list_objects_v2").paginate(Bucket=self.name, Prefix=prefix)
+        return {item["Key"][len(prefix):]: item["Size"] for page in pages for item in page.get("Contents", ())}
+
+
+def _boto(endpoint):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint)
+
+
+@pytest.fixture
+def bucket(s3_endpoint, monkeypatch):
+    """A new, empty bucket on the local server, with the AWS environment set for it."""
+    aws_env(monkeypatch, s3_endpoint)
+    name = "pysos-" + uuid.uuid4().hex[:12]
+    _boto(s3_endpoint).create_bucket(Bucket=name)
+    return Bucket(s3_endpoint, name)
