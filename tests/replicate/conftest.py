@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -56,14 +56,18 @@ def aws_env(monkeypatch, endpoint):
 class Bucket:
     endpoint: str
     name: str
+    clients: dict = field(default_factory=dict)
 
     def url(self, prefix="store"):
         return f"s3://{self.name}/{prefix}"
 
     def client(self, prefix="store"):
+        """A client of the prefix, made once (building a boto3 client takes a while)."""
         from pysos.replicate.client import S3, parse_url
 
-        return S3(parse_url(self.url(prefix)))
+        if prefix not in self.clients:
+            self.clients[prefix] = S3(parse_url(self.url(prefix)))
+        return self.clients[prefix]
 
     def keys(self, prefix="store/"):
         raw = _boto(self.endpoint)
