@@ -4,7 +4,7 @@ The target directory must not exist or be empty; a marker file (``pysos-restore.
 says a restore is under way, so that the directory never opens as a store until the end,
 and a restore interrupted at any point resumes when run again with the same URL: files
 already in place are checked and kept, the rest are fetched. Every segment is assembled
-from its parts with parallel ranged GETs into a temporary file, then checked: each part's
+from its parts by ranged GETs (files fetched in parallel) into a temporary file, then checked: each part's
 CRC-32 and length, the size the commit records, and every record's own checksum and batch
 framing. Only then is it renamed into place. The store's MANIFEST is written last.
 """
@@ -26,7 +26,7 @@ from .client import NotFound, S3, parse_url
 from .remote import Remote
 
 MARKER = "pysos-restore.json"
-RANGE = 8 << 20  # bytes per ranged GET
+RANGE = 64 << 20  # bytes per ranged GET at most (a default-sized segment: one GET)
 _TEMP = ".part"
 
 
@@ -57,7 +57,7 @@ def parse_time(at) -> float | None:
     return moment.timestamp()
 
 
-def restore(url: str, directory, at=None, *, client=None, workers: int = 8) -> dict:
+def restore(url: str, directory, at=None, *, client=None, workers: int = 4) -> dict:
     """Restore the replica at ``url`` into ``directory`` (see the module docstring).
 
     ``at``: restore the last commit at or before that time (ISO 8601 string, Unix
@@ -129,65 +129,65 @@ def _prepare(directory: str, url: str) -> bool:
 
 
 def _download(client, body: dict, directory: str, workers: int) -> int:
-    """Fetch and check every file of commit ``body`` into ``directory``; return bytes."""
-    wanted = []  # (file name, size, parts, kind of check)
+    """Fetch and check every file of commit ``body`` into ``directory``; return bytes.
+
+    One task per file, ``workers`` at a time: a file's ranged GETs run in order (its CRCs
+    are computed as the bytes arrive) and its records are checked as soon as it is whole,
+    so checking one file overlaps fetching the others.
+    """
+    wanted = []  # (file name, size, parts, what to check)
     for entry in body["segments"]:
-        wanted.append((entry["name"], entry["size"], entry["parts"], "sealed"))
-        if entry.get("hint"):
-            wanted.append((segment.hint_name(entry["name"]), entry["hint"][1], [entry["hint"]], entry["name"]))
-    tail = body["tail"]
-    wanted.append((tail["name"], tail["size"], tail["parts"], "tail"))
-    total = 0
+        wanted.append((entry["name"], entry["size"], entry["parts"], "segment"))
+    wanted.append((body["tail"]["name"], body["tail"]["size"], body["tail"]["parts"], "segment"))
+    hinted = [(segment.hint_name(e["name"]), e["hint"][1], [e["hint"]], e["name"])
+              for e in body["segments"] if e.get("hint")]
+    for name, size, parts, _ in wanted + hinted:
+        if sum(part[1] for part in parts) != size:
+            raise RestoreError(f"{client.location}: the commit's parts of {name} do not add up to its size")
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        pending = []
-        for name, size, parts, check in wanted:
-            if sum(part[1] for part in parts) != size:
-                raise RestoreError(f"{client.location}: the commit's parts of {name} do not add up to its size")
-            total += size
-            path = os.path.join(directory, name)
-            if os.path.exists(path) and _parts_match(path, size, parts):
-                continue  # a resumed restore: already fetched and checked
-            temp = path + _TEMP
-            fd = files.create_truncated(temp)
-            jobs = [pool.submit(_fetch, client, fd, part, offset, first, last)
-                    for part, offset, first, last in _ranges(parts)]
-            pending.append((name, size, parts, check, fd, temp, path, jobs))
-        for name, size, parts, check, fd, temp, path, jobs in pending:
-            try:
-                for job in jobs:
-                    job.result()
-                files.fsync(fd)
-            finally:
-                files.close(fd)
-            if not _parts_match(temp, size, parts):
-                raise RestoreError(f"{client.location}: {name} fails its checksum (the replica is damaged)")
-            _check_content(temp, name, size, check, body["kind"], client)
-            files.replace(temp, path)
+        for batch in (wanted, hinted):  # a hint is checked against its segment, so after it
+            jobs = [pool.submit(_restore_file, client, directory, body["kind"], *item) for item in batch]
+            for job in jobs:
+                job.result()
     files.fsync_dir(directory)
-    return total
+    return sum(item[1] for item in wanted)
 
 
-def _ranges(parts):
-    """(part, offset in the file, first, last) of each GET: the last bytes of its object."""
-    offset = 0
-    for part in parts:
-        length = part[1]
-        if length <= RANGE or part[0].startswith("log/"):
-            yield part, offset, -length, None
-        else:  # a data object holds exactly the part: absolute ranges, fetched in parallel
-            for first in range(0, length, RANGE):
-                yield part, offset + first, first, min(first + RANGE, length) - 1
-        offset += length
+def _restore_file(client, directory: str, kind: str, name: str, size: int, parts, check: str) -> None:
+    path = os.path.join(directory, name)
+    if os.path.exists(path) and _parts_match(path, size, parts):
+        return  # a resumed restore: already fetched and checked
+    temp = path + _TEMP
+    fd = files.create_truncated(temp)
+    try:
+        offset = 0
+        for part in parts:
+            value = 0
+            for first, last in _ranges(part):
+                data = client.get(part[0], byte_range=(first, last))[0] if part[1] else b""
+                expected = part[1] if last is None else last - first + 1
+                if len(data) != expected:
+                    raise RestoreError(f"{client.location}: {part[0]} is shorter than the commit says")
+                files.write_all_at(fd, data, offset)
+                offset += len(data)
+                value = zlib.crc32(data, value)
+            if "%08x" % value != part[2]:
+                raise RestoreError(f"{client.location}: {name} fails its checksum (the replica is damaged)")
+        files.fsync(fd)
+    finally:
+        files.close(fd)
+    _check_content(temp, name, size, check, kind, client)
+    files.replace(temp, path)
 
 
-def _fetch(client, fd: int, part, offset: int, first: int, last: int | None) -> None:
-    if part[1] == 0:
-        return
-    data, _ = client.get(part[0], byte_range=(first, last))
-    expected = part[1] if last is None else last - first + 1
-    if len(data) != expected:
-        raise RestoreError(f"{client.location}: {part[0]} is shorter than the commit says")
-    files.write_all_at(fd, data, offset)
+def _ranges(part):
+    """(first, last) of each GET of a part: the last bytes of its object."""
+    length = part[1]
+    if length <= RANGE or part[0].startswith("log/"):
+        yield -length, None
+    else:  # a data object holds exactly the part: absolute ranges
+        for first in range(0, length, RANGE):
+            yield first, min(first + RANGE, length) - 1
 
 
 def _parts_match(path: str, size: int, parts) -> bool:
@@ -217,7 +217,7 @@ def _check_content(path: str, name: str, size: int, check: str, kind: str, clien
     """Every record's checksum and batch framing (segments), or the hint's own checks."""
     fd = files.open_read(path)
     try:
-        if check in ("sealed", "tail"):
+        if check == "segment":
             scanner = segment.Scanner(fd, 0, size)
             for _ in scanner:
                 pass
