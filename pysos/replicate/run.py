@@ -78,7 +78,7 @@ def _loop(rep: Replicator, interval: float, once: bool, retention: float, stop) 
                 return _fail(f"could not finish: {exc}", 1)
         if once and failures == 0:
             return EXIT_OK
-        if stop.wait(min(interval * (2 ** min(failures, 5)), 60.0) if failures else interval):
+        if stop.wait(min(interval * (2 ** min(failures, 5)), 60.0) if failures else max(interval, 0.01)):
             log.info("pysos replicate: stopping (%s)", rep.stats())
             return EXIT_OK
 

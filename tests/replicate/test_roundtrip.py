@@ -115,3 +115,26 @@ def test_replicate_once_from_the_command_line(bucket, tmp_path, kind):
     assert restored(bucket, tmp_path) == (dict(store.items()) if kind == "dict" else list(store))
     store.close()
     assert contents(path) is not None
+
+
+def test_pysos_replicate_and_restore_at_from_the_pysos_command(bucket, tmp_path):
+    """'pysos replicate --once' then 'pysos restore --at ISO-TIME' give the store as it was."""
+    import subprocess
+    import time
+
+    path = tmp_path / "src"
+    with pysos.Dict(path) as d:
+        d["v"] = 1
+    cli = [sys.executable, "-m", "pysos"]
+    assert subprocess.run(cli + ["replicate", str(path), bucket.url(), "--once"], timeout=60).returncode == 0
+    between = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() + 1))
+    time.sleep(2.1)
+    with pysos.Dict(path) as d:
+        d["v"] = 2
+    assert subprocess.run(cli + ["replicate", str(path), bucket.url(), "--once"], timeout=60).returncode == 0
+    out = subprocess.run(cli + ["restore", "--at", between, bucket.url(), str(tmp_path / "then")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert contents(tmp_path / "then") == {"v": 1}
+    assert subprocess.run(cli + ["restore", bucket.url(), str(tmp_path / "now")], timeout=60).returncode == 0
+    assert contents(tmp_path / "now") == {"v": 2}
