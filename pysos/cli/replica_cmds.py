@@ -24,7 +24,7 @@ def cmd_restore(args):
     if done.get("resumed"):
         print(f"{args.dir}: the restore was already complete")
     else:
-        print(f"restored commit {done['seq']} ({done['segments']} segments, {done['bytes']:,} bytes) into {args.dir}")
+        print(f"restored commit {done['seq']} ({done['segments']} segment(s), {done['bytes']:,} bytes) into {args.dir}")
     return EXIT_OK
 
 

@@ -12,7 +12,7 @@ cutoff (the oldest commit a ``restore --at`` within the retention can pick):
   below both *keep* and the oldest chunk *keep* still references; a log object is
   deleted one pass after its ``dropped`` list was processed, so a crash loses no list.
 
-Nothing is ever found by LIST. The results (counts, the last error, names whose delete
+Retention never LISTs; :func:`sweep`, run rarely, LISTs to find orphans. The results (counts, the last error, names whose delete
 failed, retried next time) go into the next commit's ``gc`` member, so ``pysos info URL``
 shows them, and failures are logged as warnings: storage never piles up silently.
 """
@@ -23,7 +23,7 @@ import logging
 import time
 
 from .client import RemoteError
-from .remote import epoch_of, log_name
+from .remote import epoch_of, log_name, referenced
 
 log = logging.getLogger("pysos.replicate")
 
@@ -77,3 +77,51 @@ def collect(rep, now: float | None = None) -> int:
     if deleted or pending:
         log.info("pysos replicate: GC deleted %d object(s), %d failed", deleted, len(pending))
     return deleted
+
+
+def sweep(rep, now: float | None = None) -> int:
+    """Delete orphans: uploads no commit ever named (a crash between an upload and its
+    commit, a fenced replicator's later work, a killed self-test), older than ``min_age``.
+
+    The one place that LISTs, run rarely by the owner. An object's name says which epoch
+    uploaded it for which commit (``data/E-S/...``, ``log/S-E``): it is an orphan if
+    commit ``S`` is in the kept history and was made by another epoch, or is newer than
+    the latest commit. Objects of commits older than the history are left alone.
+    """
+    now = time.time() if now is None else now
+    body = rep.body
+    live = referenced(body)
+    deleted = 0
+    for name, _, modified in rep.client.list():
+        if name in live or name == "MANIFEST" or modified > now - rep.min_age:
+            continue
+        if not _orphan(body, name):
+            continue
+        try:
+            rep.client.delete(name)
+            deleted += 1
+        except RemoteError as exc:
+            log.warning("pysos replicate: could not delete the orphan %s: %s", name, exc)
+    if deleted:
+        rep.gc_logs_deleted += deleted  # counted in the next commit's gc.deleted
+        log.info("pysos replicate: deleted %d orphan object(s)", deleted)
+    return deleted
+
+
+def _orphan(body: dict, name: str) -> bool:
+    if name.startswith("selftest-"):
+        return True
+    try:
+        if name.startswith("log/"):
+            seq, epoch = map(int, name[4:].split("-"))
+        elif name.startswith("data/"):
+            epoch, seq = map(int, name[5:].split("/", 1)[0].split("-"))
+        else:
+            return False  # not a name pysos writes: not ours to delete
+    except ValueError:
+        return False
+    if seq > body["seq"]:
+        return True
+    if seq < body["history_from"]:
+        return name.startswith("log/")  # below the kept history: retention's to delete
+    return epoch_of(body, seq) != epoch

@@ -23,6 +23,7 @@ log = logging.getLogger("pysos.replicate")
 
 EXIT_OK, EXIT_START, EXIT_FENCED = 0, 2, 3
 GC_EVERY = 60.0  # seconds between retention passes (shorter when the retention is short)
+SWEEP_EVERY = 3600.0  # seconds between orphan sweeps (the one LIST), after one at start
 
 
 def run(store: str, url: str, *, interval: float = 1.0, once: bool = False,
@@ -59,13 +60,17 @@ def run(store: str, url: str, *, interval: float = 1.0, once: bool = False,
 
 def _loop(rep: Replicator, interval: float, once: bool, retention: float, stop) -> int:
     gc_every = max(interval, min(GC_EVERY, retention / 4))
-    next_gc = 0.0
+    sweep_every = max(gc_every, min(SWEEP_EVERY, retention / 2))
+    next_gc = next_sweep = 0.0
     failures = 0
     while True:
         try:
             if time.monotonic() >= next_gc:
                 rep.collect()
                 next_gc = time.monotonic() + gc_every
+            if time.monotonic() >= next_sweep and not once:
+                rep.sweep()
+                next_sweep = time.monotonic() + sweep_every
             if rep.step() or once:
                 log.debug("pysos replicate: %s", rep.stats())
             failures = 0

@@ -256,6 +256,12 @@ class Replicator:
 
         return collect(self, now)
 
+    def sweep(self, now: float | None = None) -> int:
+        """Delete orphaned uploads (one LIST; see :func:`.gc.sweep`)."""
+        from .gc import sweep
+
+        return sweep(self, now)
+
     # --- reporting ----------------------------------------------------------------------
 
     def stats(self) -> dict:

@@ -93,3 +93,26 @@ def test_a_fenced_replicator_process_exits_non_zero_saying_so(bucket, tmp_path):
     assert proc.returncode == 3, err
     assert "fenced" in err and "Traceback" not in err
     assert restored(bucket, tmp_path) == {"from": "b"}
+
+
+def test_a_fenced_replicators_uploads_are_swept_as_orphans(bucket, tmp_path):
+    """What a fenced replicator uploaded after the takeover is named by no commit and is
+    deleted by the owner's orphan sweep once older than the minimum age; nothing the
+    owner's commits name is touched."""
+    make(tmp_path / "a", {"from": "a"})
+    make(tmp_path / "b", {"from": "b"})
+    old = replicator(tmp_path / "a", bucket)
+    new = replicator(tmp_path / "b", bucket, takeover=True)
+    with pysos.Dict(tmp_path / "a", segment_size=500) as d:
+        for i in range(40):
+            d[f"late{i}"] = "x" * 50  # rotations: sealed segments to upload
+    attempt = old.body["seq"] + 1  # the commit the fenced replicator tried to make
+    with pytest.raises(FencedError):
+        old.step()
+    orphans = [k for k in bucket.keys()
+               if k.startswith(f"data/{old.epoch}-{attempt}/") or k == f"log/{attempt:012d}-{old.epoch}"]
+    assert len(orphans) >= 2  # a sealed segment and the log object, at least
+    assert new.sweep(now=time.time() + 1) >= len(orphans)
+    left = bucket.keys()
+    assert not [k for k in orphans if k in left]
+    assert restored(bucket, tmp_path) == {"from": "b"}
