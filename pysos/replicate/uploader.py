@@ -8,9 +8,9 @@ memory), and builds the next remote commit from the last one:
   (a record, or a complete batch: :class:`pysos.segments.segment.Scanner` decides), go up
   as a *chunk* inside the commit's own log object, so a step with writes costs two PUTs
   (the log object and the MANIFEST swap);
-- every :data:`MERGE` parts of one level in the newest segment's list are replaced by one
-  *piece* holding their bytes (read again from the local file), so the commit stays small
-  however long a segment stays the newest;
+- every :data:`MERGE` small parts of one level in the newest segment's list are replaced
+  by one *piece* holding their bytes (read again from the local file), so the commit
+  stays small however long a segment stays the newest;
 - nothing changed: nothing is sent.
 
 The first commit of a run takes the replica: it carries the epoch after the remote's,
@@ -35,7 +35,8 @@ from .remote import FencedError, Remote, crc, data_prefix, log_name
 
 log = logging.getLogger("pysos.replicate")
 
-MERGE = 32  # parts of one level in the newest segment's list merged into one piece
+MERGE = 32  # parts of one level in the newest segment's list merged into one piece...
+MERGE_BYTES = 16 << 20  # ...when they hold at most this much: big chunks need no merging
 _RETRIES = 8
 
 
@@ -236,8 +237,15 @@ class Replicator:
         return {"name": name, "size": end, "parts": parts}, chunk
 
     def _merge(self, parts: list, fd: int, name: str, prefix: str, dropped: set[str]) -> list:
-        """Replace each run of MERGE same-level parts at the end by one piece."""
-        while len(parts) >= MERGE and len({p[3] for p in parts[-MERGE:]}) == 1:
+        """Replace each run of MERGE same-level parts at the end by one piece.
+
+        Only runs of at most MERGE_BYTES: merging re-uploads bytes, worth it for the many
+        small chunks of a slow writer; a fast writer's chunks are few per segment anyway
+        (any MERGE of them in a row hold more than MERGE_BYTES, so a 64 MiB segment has
+        at most a few hundred parts).
+        """
+        while (len(parts) >= MERGE and len({p[3] for p in parts[-MERGE:]}) == 1
+               and sum(p[1] for p in parts[-MERGE:]) <= MERGE_BYTES):
             run = parts[-MERGE:]
             first = sum(p[1] for p in parts[:-MERGE])
             length = sum(p[1] for p in run)

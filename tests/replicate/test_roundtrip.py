@@ -138,3 +138,19 @@ def test_pysos_replicate_and_restore_at_from_the_pysos_command(bucket, tmp_path)
     assert contents(tmp_path / "then") == {"v": 1}
     assert subprocess.run(cli + ["restore", bucket.url(), str(tmp_path / "now")], timeout=60).returncode == 0
     assert contents(tmp_path / "now") == {"v": 2}
+
+
+def test_a_slow_writers_many_chunks_are_merged_and_restore(bucket, tmp_path):
+    """Hundreds of one-record steps into one segment: the commit names few parts (merged
+    into pieces), and the restore is exact."""
+    from pysos.replicate.uploader import MERGE
+
+    store = pysos.Dict(tmp_path / "src", autocompact=False)
+    rep = replicator(tmp_path / "src", bucket)
+    for i in range(MERGE * 3 + 5):
+        store[f"k{i}"] = i
+        rep.step()
+    parts = rep.body["tail"]["parts"]
+    assert len(parts) < MERGE + 5 and max(p[3] for p in parts) >= 1
+    assert restored(bucket, tmp_path) == dict(store.items())
+    store.close()
