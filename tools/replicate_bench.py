@@ -146,8 +146,16 @@ def bench_lag(tmp, rate, seconds):
             "lag p99 s": round(lags[int(len(lags) * 0.99)], 3)}
 
 
-def bench_writer(tmp, seconds):
-    """Writer throughput and p99 with a replicator process beside it vs none."""
+def _cpu(pid):
+    """CPU seconds (user + system) a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_writer(tmp, seconds, server):
+    """Writer throughput and p99 with a replicator process beside it vs none, and the CPU
+    the replicator and the local S3 server used meanwhile (both share the writer's cores)."""
     results = {}
     for label in ("no replicator", "replicator beside it"):
         path = os.path.join(tmp, f"w-{label[:2]}")
@@ -158,12 +166,15 @@ def bench_writer(tmp, seconds):
                                    stderr=subprocess.DEVNULL)
             time.sleep(2)
         out = os.path.join(tmp, f"w{label[:2]}.out")
+        cpu = (_cpu(rep.pid) if rep else 0.0, _cpu(server.pid))
         subprocess.run([sys.executable, "-c", WRITER, path, "0", str(seconds), out], check=True)
+        used = (_cpu(rep.pid) - cpu[0] if rep else 0.0, _cpu(server.pid) - cpu[1])
         if rep is not None:
             rep.terminate()
             rep.wait()
         ops, p50, p99 = map(float, open(out).read().split())
-        results[label] = {"writes/s": round(ops), "p50 us": round(p50 * 1e6, 1), "p99 us": round(p99 * 1e6, 1)}
+        results[label] = {"writes/s": round(ops), "p50 us": round(p50 * 1e6, 1), "p99 us": round(p99 * 1e6, 1),
+                          "replicator CPU s": round(used[0], 1), "S3 server CPU s": round(used[1], 1)}
     return results
 
 
@@ -200,7 +211,7 @@ def main():
             for name, run in (
                 ("upload", lambda: bench_upload(tmp, args.rate, int(args.seconds * 3))),
                 ("lag", lambda: bench_lag(tmp, args.rate, args.seconds)),
-                ("writer", lambda: bench_writer(tmp, args.seconds)),
+                ("writer", lambda: bench_writer(tmp, args.seconds, server)),
                 ("restore", lambda: bench_restore(tmp, args.restore_mib)),
             ):
                 if name not in args.skip:
