@@ -52,6 +52,14 @@ class FencedError(RemoteError):
     """Another replicator committed to the remote since we last did: we no longer own it."""
 
 
+class Stale(Exception):
+    """An earlier attempt of ours did commit (its reply was lost): start from ``current``."""
+
+    def __init__(self, current: dict, etag: str):
+        super().__init__("our earlier commit landed")
+        self.current, self.etag = current, etag
+
+
 def log_name(seq: int, epoch: int) -> str:
     return f"log/{seq:012d}-{epoch}"
 
@@ -178,10 +186,17 @@ class Remote:
         """
         data = encode(body)
         self.remember(body)
+        name = log_name(body["seq"], body["epoch"])
         try:
-            self.client.put(log_name(body["seq"], body["epoch"]), data + chunk, if_absent=True)
+            self.client.put(name, data + chunk, if_absent=True)
         except PreconditionFailed:
-            pass  # our own earlier attempt at this commit (a retried request): same bytes
+            # An earlier attempt of ours at this commit left its log object (only our
+            # epoch writes this name). Same bytes: fine. Other bytes: replace it, unless
+            # that attempt was committed after all (its reply lost), or we were fenced.
+            existing, log_etag = self.client.get(name)
+            if existing != data + chunk:
+                self._check_still_ours(body, etag)
+                self.client.put(name, data + chunk, if_match=log_etag)
         try:
             if etag is None:
                 return self.client.put(MANIFEST, data, if_absent=True)
@@ -190,8 +205,19 @@ class Remote:
             current = self.read()
             if current is not None and encode(current[0]) == data:
                 return current[1]  # our swap landed, its reply was lost
-            theirs = current[0] if current else None
-            raise FencedError(_fenced_message(self.where, body, theirs)) from None
+            self._check_still_ours(body, etag, current)
+            raise FencedError(_fenced_message(self.where, body, current[0] if current else None)) from None
+
+    def _check_still_ours(self, body: dict, etag: str | None, current=False) -> None:
+        """Raise Stale if the MANIFEST holds a later commit of our epoch, FencedError if
+        another epoch's; return if it is still the one we last wrote."""
+        if current is False:
+            current = self.read()
+        if current is not None and current[1] == etag:
+            return
+        if current is not None and current[0]["epoch"] == body["epoch"] and current[0]["seq"] >= body["seq"]:
+            raise Stale(*current)
+        raise FencedError(_fenced_message(self.where, body, current[0] if current else None))
 
     def at(self, body: dict, when: float) -> dict:
         """The last commit at or before ``when`` still in the history (binary search, no LIST).

@@ -120,6 +120,10 @@ class Replicator:
                 return self._step(force)
             except FileNotFoundError:
                 continue  # a compaction retired a segment between our reads: read again
+            except remote.Stale as landed:  # a commit whose reply we lost did land
+                self.body, self.etag = landed.current, landed.etag
+                self.remote.remember(self.body)
+                force = False
         raise CorruptionError(f"{self.store}: segments keep disappearing while replicating")
 
     def _step(self, force: bool) -> bool:
@@ -195,15 +199,19 @@ class Replicator:
             files.close(fd)
         if isinstance(hints.decode(hint_data, name, size, kind), hints.Hint):
             hint_key = prefix + segment.hint_name(name)
-            self._put_once(hint_key, hint_data)
-            entry["hint"] = [hint_key, len(hint_data), crc(hint_data)]
+            if self._put_once(hint_key, hint_data):  # (a hint can be rewritten: then skip it)
+                entry["hint"] = [hint_key, len(hint_data), crc(hint_data)]
         return entry
 
-    def _put_once(self, key: str, data: bytes) -> None:
+    def _put_once(self, key: str, data: bytes) -> bool:
+        """Upload ``data`` to a new key; False if the key was taken (by an earlier attempt
+        of ours at this commit: the name holds our epoch and seq, and a sealed segment or a
+        piece of one never changes, so for them it holds these bytes)."""
         try:
             self.client.put(key, data, if_absent=True)
+            return True
         except remote.PreconditionFailed:
-            pass  # our own earlier attempt (the key holds our epoch and seq): same bytes
+            return False
 
     def _ship_tail(self, name: str, old_tail: dict | None, prefix: str, seq: int,
                    dropped: set[str]) -> tuple[dict, bytes]:

@@ -8,6 +8,7 @@ import time
 import pysos
 import pytest
 
+from pysos.replicate.client import RemoteError
 from pysos.replicate.remote import FencedError
 from pysos.replicate.uploader import OwnershipError, Replicator
 from replicate_util import replicator, restored
@@ -116,3 +117,66 @@ def test_a_fenced_replicators_uploads_are_swept_as_orphans(bucket, tmp_path):
     left = bucket.keys()
     assert not [k for k in orphans if k in left]
     assert restored(bucket, tmp_path) == {"from": "b"}
+
+
+class LoseReplies:
+    """A client whose next MANIFEST swap lands on the server but raises (a lost reply)."""
+
+    def __init__(self, inner):
+        self.inner, self.armed = inner, True
+
+    def put(self, name, data, **kwargs):
+        etag = self.inner.put(name, data, **kwargs)
+        if name == "MANIFEST" and self.armed:
+            self.armed = False
+            raise RemoteError("cannot reach the object store: connection reset")
+        return etag
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_a_commit_whose_reply_was_lost_is_not_taken_for_a_takeover(bucket, tmp_path):
+    """A swap that landed but whose reply was lost: the next steps neither think they are
+    fenced nor rewrite the landed commit's history copy; restores stay exact."""
+
+    make(tmp_path / "a", {"x": 0})
+    rep = replicator(tmp_path / "a", bucket)
+    rep.client = rep.remote.client = LoseReplies(rep.client)
+    with pysos.Dict(tmp_path / "a") as d:
+        d["x"] = 1
+    with pytest.raises(RemoteError):
+        rep.step()
+    landed = rep.remote.read()[0]
+    assert landed["seq"] == rep.body["seq"] + 1
+    with pysos.Dict(tmp_path / "a") as d:
+        d["x"] = 2
+    assert rep.step()
+    assert rep.body["seq"] == landed["seq"] + 1
+    assert restored(bucket, tmp_path) == {"x": 2}
+    assert restored(bucket, tmp_path, at=landed["time"]) == {"x": 1}
+
+
+def test_a_failed_attempt_whose_swap_never_happened_is_replaced(bucket, tmp_path):
+    """A step that wrote its log object but never swapped the MANIFEST: the next step at
+    the same seq replaces that log object, and its chunk restores exactly."""
+    make(tmp_path / "a", {"x": 0})
+    rep = replicator(tmp_path / "a", bucket)
+    inner = rep.client
+
+    class NoSwap(LoseReplies):
+        def put(self, name, data, **kwargs):
+            if name == "MANIFEST":
+                raise RemoteError("cannot reach the object store: connection reset")
+            return self.inner.put(name, data, **kwargs)
+
+    rep.client = rep.remote.client = NoSwap(inner)
+    with pysos.Dict(tmp_path / "a") as d:
+        d["x"] = 1
+    with pytest.raises(RemoteError):
+        rep.step()
+    rep.client = rep.remote.client = inner
+    with pysos.Dict(tmp_path / "a") as d:
+        d["y"] = 2
+    assert rep.step()
+    assert restored(bucket, tmp_path) == {"x": 1, "y": 2}
