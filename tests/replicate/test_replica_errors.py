@@ -10,7 +10,7 @@ import time
 import pysos
 import pytest
 
-from conftest import start_server, stop_server
+from s3_local import start_server, stop_server
 from replicate_util import replicator
 
 
@@ -51,7 +51,7 @@ def test_missing_bucket(bucket, store):
 
 def test_bad_credentials(store, monkeypatch):
     """Credentials the server refuses: exit 2, one line saying to check them."""
-    from conftest import aws_env
+    from s3_local import aws_env
 
     proc, endpoint = start_server("--auth")
     try:
@@ -65,7 +65,7 @@ def test_bad_credentials(store, monkeypatch):
 
 def test_a_server_that_ignores_conditional_writes_is_refused(store, monkeypatch):
     """A server that ignores If-None-Match/If-Match: exit 2 before anything is committed."""
-    from conftest import Bucket, _boto, aws_env
+    from s3_local import Bucket, _boto, aws_env
 
     proc, endpoint = start_server("--ignore-conditions")
     try:
@@ -115,7 +115,7 @@ def test_restore_of_an_unknown_prefix_or_bucket(bucket, tmp_path):
 
 def test_restore_of_a_damaged_object_fails_and_leaves_no_store(bucket, store, tmp_path):
     """An object whose bytes changed: exit 1 naming the checksum, DIR does not open."""
-    from conftest import _boto
+    from s3_local import _boto
 
     rep = replicator(store, bucket)
     key = rep.body["tail"]["parts"][0][0]
