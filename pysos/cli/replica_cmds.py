@@ -14,12 +14,12 @@ def cmd_replicate(args):
 
 
 def cmd_restore(args):
-    from ..replicate.client import RemoteError
-    from ..replicate.restore import RestoreError, restore
+    from ..errors import Error
+    from ..replicate.restore import restore
 
     try:
         done = restore(args.url, args.dir, at=args.at)
-    except (RestoreError, RemoteError, ValueError) as exc:
+    except (Error, ValueError) as exc:  # RestoreError, RemoteError, CorruptionError...
         raise CliError(str(exc)) from None
     if done.get("resumed"):
         print(f"{args.dir}: the restore was already complete")
@@ -29,12 +29,13 @@ def cmd_restore(args):
 
 
 def cmd_info_remote(args):
-    from ..replicate.client import RemoteError, S3, parse_url
-    from ..replicate.restore import RestoreError, describe
+    from ..errors import Error
+    from ..replicate.client import S3, parse_url
+    from ..replicate.restore import describe
 
     try:
         info = describe(S3(parse_url(args.store)))
-    except (RestoreError, RemoteError, ValueError) as exc:
+    except (Error, ValueError) as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print(dumps(info))
