@@ -153,7 +153,7 @@ class S3:
         found = []
         token = None
         while True:
-            extra = {"ContinuationToken": token} if token else {}
+            extra: dict = {"ContinuationToken": token} if token else {}
             self.counters.add("lists")
             reply = self._call("list_objects_v2", None, Prefix=self.location.key(prefix), **extra)
             for item in reply.get("Contents", ()):

@@ -56,7 +56,8 @@ def collect(rep, now: float | None = None) -> int:
     if not doomed and not logs and last < drops_before:
         return 0
     gc = dict(body["gc"])
-    pending, deleted = [], 0
+    pending: list[str] = []
+    deleted = 0
     for name in doomed + logs:
         try:
             rep.client.delete(name)

@@ -113,7 +113,7 @@ def decode(data: bytes, where: str) -> dict:
 
 def referenced(body: dict) -> set[str]:
     """Every object the commit needs (its segments, hints and tail parts)."""
-    names = set()
+    names: set[str] = set()
     for entry in body["segments"]:
         names.update(part[0] for part in entry["parts"])
         if entry.get("hint"):
