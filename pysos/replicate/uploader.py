@@ -232,10 +232,10 @@ class Replicator:
             scanner = segment.Scanner(fd, start, size)
             for _ in scanner:
                 pass
-            if scanner.problem is not None and segment.valid_line_after(fd, scanner.problem[0], size) is not None:
+            end = scanner.good_end
+            if scanner.problem is not None and not segment.torn(fd, end, size):
                 log.error("pysos replicate: %s: %s at byte %d: not replicated past it",
                           path, scanner.problem[1], scanner.problem[0])
-            end = scanner.good_end
             chunk = files.pread(fd, end - start, start) if end > start else b""
             parts = self._merge(parts, fd, name, prefix, dropped)
         finally:
