@@ -59,7 +59,9 @@ def test_an_interrupted_restore_leaves_no_store_and_resumes(bucket, tmp_path):
     assert contents(target) == dict(store.items())
     assert set(os.listdir(target)) <= {"MANIFEST"} | {n for n in os.listdir(target) if n.startswith("seg-")}
     # What the first attempt fetched and checked was not fetched again.
-    assert client.counters.gets - gets <= len(rep.body["segments"]) + len(rep.body["tail"]["parts"]) + 1 - len(kept)
+    hinted = sum(1 for e in rep.body["segments"] if e["hint"])  # sealed segments have hints since fastopen
+    objects = len(rep.body["segments"]) + hinted + len(rep.body["tail"]["parts"]) + 1  # + MANIFEST
+    assert client.counters.gets - gets <= objects - len(kept)
     store.close()
 
 
