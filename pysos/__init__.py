@@ -78,6 +78,18 @@ def open(path: str | os.PathLike[str], flag: str = "w", *, readonly: bool | None
 
 load = open  # pysos 1.3's name
 
+
+def restore(url: str, directory: str | os.PathLike, at=None) -> dict:
+    """Restore the replica at ``url`` (``s3://BUCKET/PREFIX``) into ``directory``.
+
+    ``directory`` must not exist or be empty; ``at`` (ISO 8601 string, Unix timestamp or
+    ``datetime``) restores the last commit at or before that time. Needs ``pysos[s3]``.
+    See :mod:`pysos.replicate.restore`.
+    """
+    from .replicate.restore import restore as _restore
+
+    return _restore(url, directory, at)
+
 __all__ = [
     "CorruptionError",
     "Dict",
@@ -92,4 +104,5 @@ __all__ = [
     "load",
     "open",
     "repair",
+    "restore",
 ]

@@ -8,10 +8,10 @@ import sys
 
 import pysos
 
-from . import demo, read_cmds, transfer, write_cmds
+from . import demo, read_cmds, replica_cmds, transfer, write_cmds
 from .errors import EXIT_FAILED, EXIT_USAGE, CliError
 
-_COMMANDS = (read_cmds, write_cmds, transfer, demo)
+_COMMANDS = (read_cmds, write_cmds, transfer, replica_cmds, demo)
 
 _EPILOG = """\
 KEY on the command line: for a Dict, KEY is JSON if it parses as a JSON scalar

@@ -36,6 +36,10 @@ def _human(name, value):
 
 
 def cmd_info(args):
+    if str(args.store).startswith("s3://"):  # a replica in object storage
+        from .replica_cmds import cmd_info_remote
+
+        return cmd_info_remote(args)
     with access.open_reader(args.store) as store:
         stats = {k: v for k, v in store.stats().items() if k not in _HANDLE_ONLY}
         stats.setdefault("kind", access.kind_of(store))

@@ -272,3 +272,8 @@ def _remove_quietly(path: str) -> None:
         unlink(path)
     except OSError:
         pass
+
+
+def make_dirs(path: str) -> None:
+    """Create a directory and its parents (nothing if it exists)."""
+    os.makedirs(path, exist_ok=True)
