@@ -102,7 +102,7 @@ def _prepare(directory: str, url: str) -> bool:
     """Make ``directory`` ready; True if it already holds this restore, finished."""
     marker = os.path.join(directory, MARKER)
     if not os.path.exists(directory):
-        files.make_dirs(directory)
+        files.makedirs(directory)
     elif not os.path.isdir(directory):
         raise RestoreError(f"{directory} is not a directory")
     names = os.listdir(directory)

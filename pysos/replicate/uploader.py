@@ -62,7 +62,7 @@ def load_lineage(store: str) -> str:
     except (ValueError, AttributeError):
         log.warning("pysos replicate: %s is unreadable; the store gets a new lineage", path)
     lineage = remote.new_lineage()
-    files.make_dirs(directory)
+    files.makedirs(directory)
     files.atomic_write(path, orjson.dumps({"lineage": lineage}) + b"\n")
     return lineage
 

@@ -159,6 +159,7 @@ def identity(directory: str) -> tuple[int, int]:
 
 
 def makedirs(directory: str) -> None:
+    """Create a directory and its parents (nothing if it exists)."""
     os.makedirs(directory, exist_ok=True)
 
 
@@ -273,7 +274,3 @@ def _remove_quietly(path: str) -> None:
     except OSError:
         pass
 
-
-def make_dirs(path: str) -> None:
-    """Create a directory and its parents (nothing if it exists)."""
-    os.makedirs(path, exist_ok=True)
