@@ -158,7 +158,7 @@ def _restore_file(client, directory: str, kind: str, name: str, size: int, parts
     if os.path.exists(path) and _parts_match(path, size, parts):
         return  # a resumed restore: already fetched and checked
     temp = path + _TEMP
-    fd = files.create_truncated(temp)
+    fd = files.create_fresh(temp)
     try:
         offset = 0
         for part in parts:

@@ -51,9 +51,11 @@ def is_leftover_name(name: str, current: Manifest) -> bool:
 
 def check_not_foreign(directory: str) -> None:
     """Without a MANIFEST: refuse a directory holding other things or data of a lost store."""
-    for name in files.listdir(directory):
+    names = sorted(files.listdir(directory))
+    for name in names:  # a foreign file first, whatever order the listing gives
         if not _is_ours(name):
             raise FormatError(f"{directory!r} is not a pysos store: it holds {name!r} and no MANIFEST")
+    for name in names:
         if segment.segment_number(name) is not None and files.lstat(os.path.join(directory, name)).st_size:
             if os.path.exists(os.path.join(directory, manifest.NAME)):
                 return  # not lost: a writer created the store (MANIFEST first, then data) since we looked
