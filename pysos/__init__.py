@@ -13,7 +13,9 @@ See README.md for the guarantees and FORMAT.md for the files.
 from __future__ import annotations
 
 import os
+from datetime import datetime as _datetime
 from typing import Any
+from typing import Dict as _PlainDict  # 'dict' here is the pysos.dict module
 
 from ._check import check, repair
 from .dict import Dict
@@ -79,7 +81,9 @@ def open(path: str | os.PathLike[str], flag: str = "w", *, readonly: bool | None
 load = open  # pysos 1.3's name
 
 
-def restore(url: str, directory: str | os.PathLike, at=None) -> dict:
+def restore(
+    url: str, directory: str | os.PathLike[str], at: str | float | _datetime | None = None
+) -> _PlainDict[str, Any]:
     """Restore the replica at ``url`` (``s3://BUCKET/PREFIX``) into ``directory``.
 
     ``directory`` must not exist or be empty; ``at`` (ISO 8601 string, Unix timestamp or

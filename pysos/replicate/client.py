@@ -92,8 +92,8 @@ class S3:
 
     def __init__(self, location: Location):
         try:
-            import boto3
-            from botocore.config import Config
+            import boto3  # type: ignore[import-untyped]
+            from botocore.config import Config  # type: ignore[import-untyped]
         except ImportError:
             raise RemoteError("replication needs boto3: pip install 'pysos[s3]'") from None
         self.location = location
@@ -109,7 +109,7 @@ class S3:
             response_checksum_validation="when_required",
         )
         self._s3 = boto3.session.Session().client("s3", config=config)
-        from botocore import exceptions
+        from botocore import exceptions  # type: ignore[import-untyped]
 
         self._errors = exceptions
 
