@@ -1,4 +1,10 @@
-"""``pysos.Dict``: a MutableMapping whose items live in a pysos store."""
+"""``pysos.Dict``: a MutableMapping whose items live in a pysos store.
+
+Items may expire (``d.set(k, v, expire=seconds)``, or a store default ``expire=``): an
+expired key is absent for every read, ``len()`` and iteration, in every process, from its
+deadline on (wall clock); the engine drops it from the index (see
+:meth:`pysos.engine.Store.expire`) and the compactor drops its record.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,24 @@ from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, Values
 from time import monotonic
 from typing import Any
 
+import math
+
 from ._handle import Handle
-from .segments import record
+from .segments import clock, record
 
 _MISSING = object()
+_DEFAULT = object()  # set()'s expire: the store's default
+
+
+def _check_expire(expire: Any) -> float | None:
+    """``expire`` as seconds (a positive finite number) or ``None``; else a clear error."""
+    if expire is None:
+        return None
+    if type(expire) is bool or not isinstance(expire, (int, float)):
+        raise TypeError(f"expire must be a number of seconds or None, not {type(expire).__name__}")
+    if not math.isfinite(expire) or expire <= 0:
+        raise ValueError(f"expire must be a positive, finite number of seconds, not {expire!r}")
+    return float(expire)
 
 
 class Dict(Handle, MutableMapping[Any, Any]):
@@ -38,6 +58,18 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
     _kind = "dict"
 
+    def __init__(self, path: Any, *positional: Any, expire: float | None = None, **options: Any) -> None:
+        """``expire``: seconds after which items written by ``d[k] = v`` (and ``update``,
+        ``setdefault``) expire; ``None`` (the default): never. See :meth:`set`. The other
+        options are :class:`~pysos._handle.Handle`'s."""
+        self._expire = _check_expire(expire)
+        super().__init__(path, *positional, **options)
+
+    @property
+    def expire(self) -> float | None:
+        """The store default for how long items live, in seconds (``None``: for ever)."""
+        return self._expire
+
     # The hot paths take the lock with acquire()/release() rather than ``with``: half the
     # cost (~0.1 us of a ~2.5 us read), and the same safety with try/finally.
 
@@ -54,6 +86,9 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``: on disk when this returns (one write)."""
+        if self._expire is not None:
+            self.set(key, value)
+            return
         line = record.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
@@ -67,10 +102,42 @@ class Dict(Handle, MutableMapping[Any, Any]):
         finally:
             lock.release()
 
-    def _write_observed(self, key: Any, line: bytes) -> None:
+    def set(self, key: Any, value: Any, expire: Any = _DEFAULT) -> None:
+        """``d[key] = value`` that expires ``expire`` seconds from now (``None``: never;
+        omitted: the store's default ``expire``).
+
+        From its deadline (wall clock, ``time.time()``) on, the key is absent for every
+        read, ``len()`` and iteration, in this and every other process; its record is
+        garbage that compaction reclaims. Observers are not called when a key expires.
+        """
+        expire = self._expire if expire is _DEFAULT else _check_expire(expire)
+        line = record.encode_item(key, value)  # bad input raises here, before anything changes
+        store, lock = self._store, self._lock
+        lock.acquire()
+        try:
+            if store.readonly or monotonic() >= store.due:
+                store.enter(write=True)
+            if expire is None:
+                deadline = None
+            else:
+                deadline = clock.wall() + expire
+                line = record.encode_expiring(line, deadline)
+            if self._observers:
+                self._write_observed(key, line, deadline)
+            elif deadline is None:
+                store.write(key, line, False)
+            else:
+                store.write_expiring(key, line, deadline)
+        finally:
+            lock.release()
+
+    def _write_observed(self, key: Any, line: bytes, deadline: float | None = None) -> None:
         store = self._store
         old = self.get(key)
-        store.write(key, line, False)
+        if deadline is None:
+            store.write(key, line, False)
+        else:
+            store.write_expiring(key, line, deadline)
         new = store.get(key)
         store.after_commit(lambda: self._notify(key, new, old))
 
@@ -173,7 +240,15 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store = self._store
         with store.batch():
             store.enter(write=True)
-            if self._observers:
+            if self._expire is not None:
+                deadline = clock.wall() + self._expire
+                for (key, _), line in zip(pairs, lines):
+                    line = record.encode_expiring(line, deadline)
+                    if self._observers:
+                        self._write_observed(key, line, deadline)
+                    else:
+                        store.write_expiring(key, line, deadline)
+            elif self._observers:
                 for (key, _), line in zip(pairs, lines):
                     self._write_observed(key, line)
             else:

@@ -22,6 +22,7 @@ from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from . import belonging
+from .expiry import Expiry
 from .fileset import SegmentFiles
 
 log = logging.getLogger("pysos")
@@ -33,7 +34,7 @@ _GONE = object()
 _crc32, _loads = zlib.crc32, orjson.loads
 
 
-class Store(belonging.Belonging):
+class Store(belonging.Belonging, Expiry):
     """Keys -> JSON values in a directory (see ``FORMAT.md`` for the files); use a subclass.
 
     ``index`` maps each key to the location of its newest record (see
@@ -78,6 +79,10 @@ class Store(belonging.Belonging):
         self.refresh_interval = refresh_interval
         self.lock = threading.RLock()
         self.index: dict[Any, int] = {}
+        # When keys expire (see expire()); ``_expiring`` is its dict, never rebound: the
+        # write path's one test of whether this store has expiring keys at all.
+        self.deadlines = index.Deadlines()
+        self._expiring = self.deadlines.by_key
         self.due = 0.0
         self.last_compaction: dict | None = None
         self._closed = True
@@ -154,6 +159,7 @@ class Store(belonging.Belonging):
     def _load_files(self, man: Manifest) -> None:
         self.segment_files.drop_all()
         self.index = {}
+        self.deadlines.clear()
         # ``man`` was read earlier: a stamp taken now may belong to a newer MANIFEST and
         # hide it for good. Leave it unset: the next follow() reads the MANIFEST again.
         self._manifest_stamp = None
@@ -172,6 +178,8 @@ class Store(belonging.Belonging):
                 self._disk_bytes += self._index_sealed(name, fd, man.size_of(name))
         self._manifest = man
         self._loaded()
+        if self._expiring:
+            self.due = min(self.due, 0.0)  # the next operation looks at the clock
 
     def _open_newest(self, path: str) -> int:
         return files.open_read(path)
@@ -210,7 +218,7 @@ class Store(belonging.Belonging):
             try:
                 for part in parts:
                     part = index.decode_hint(part, self._decode_key)
-                    self._live_bytes = index.apply_hint(self.index, number, part, self._live_bytes)
+                    self._live_bytes = index.apply_hint(self.index, number, part, self._live_bytes, self.deadlines)
             except hints.BadHint as exc:
                 raise _HintFailed(name, path, str(exc)) from None
         if not sealed:
@@ -245,7 +253,7 @@ class Store(belonging.Belonging):
         """The newest segment has a torn tail from ``end`` to ``size`` (a reader leaves it)."""
 
     def _apply_scan(self, number: int, scanner: segment.Scanner, changed=None) -> None:
-        index.apply_scan(self.index, number, scanner, self._decode_key, changed)
+        index.apply_scan(self.index, number, scanner, self._decode_key, changed, self.deadlines)
         if scanner.good_end > scanner.start:  # records replaced others: lengths unknown
             self._live_bytes = None
 
@@ -280,6 +288,8 @@ class Store(belonging.Belonging):
         for name in outputs:
             self._remap(name, retired)
         self._index_new_records(appended)
+        if self._expiring and retired:
+            self._drop_expired_copies(retired)
         for number in retired:
             self.segment_files.retire(number)
         self._manifest = new
@@ -391,6 +401,8 @@ class Store(belonging.Belonging):
         else:
             self.check_open()
         self.follow()
+        if self._expiring:
+            self.expire()
 
     def follow(self, force: bool = False) -> None:
         """Bring the index up to date with the files."""
