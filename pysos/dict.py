@@ -12,7 +12,7 @@ import reprlib
 
 from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
 from time import monotonic
-from typing import Any
+from typing import Any, Callable
 
 import math
 
@@ -130,6 +130,51 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 store.write_expiring(key, line, deadline)
         finally:
             lock.release()
+
+    def incr(self, key: Any, delta: int | float = 1, default: int | float = 0) -> int | float:
+        """Add ``delta`` to the number at ``key`` (``default`` if absent) and return the new
+        value, holding the writer's lock from the read to the write: concurrent threads
+        never lose an increment, and observers and batches see one change. A key that
+        expires keeps its deadline; a new key takes the store's default ``expire``."""
+        for name, number in (("delta", delta), ("default", default)):
+            if type(number) not in (int, float):
+                raise TypeError(f"incr() {name} must be an int or float, not {type(number).__name__}")
+        with self._lock:
+            self._store.check_writable()
+            old = self.get(key, _MISSING)
+            if old is _MISSING:
+                old = default
+            elif type(old) not in (int, float):
+                raise TypeError(f"incr() needs a number at {key!r}, not {type(old).__name__}")
+            new = old + delta
+            self._rewrite(key, new)
+            return new
+
+    def transform(self, key: Any, fn: Callable[[Any], Any], default: Any = None) -> Any:
+        """Store and return ``fn(old)``, ``old`` being the value at ``key`` (``default`` if
+        absent), holding the writer's lock from the read to the write (one change for
+        observers and batches). If ``fn`` raises, nothing is written. A key that expires
+        keeps its deadline; a new key takes the store's default ``expire``. ``fn`` runs
+        under the lock: other threads using this store wait for it."""
+        with self._lock:
+            self._store.check_writable()
+            old = self.get(key, _MISSING)
+            new = fn(default if old is _MISSING else old)
+            self._rewrite(key, new)
+            return new
+
+    def _rewrite(self, key: Any, value: Any) -> None:
+        """Set ``key`` keeping its deadline if it has one (caller holds the lock)."""
+        deadline = self._store.deadlines.by_key.get(key)
+        if deadline is None:
+            self.set(key, value)
+            return
+        line = record.encode_expiring(record.encode_item(key, value), deadline)
+        self._store.enter(write=True)
+        if self._observers:
+            self._write_observed(key, line, deadline)
+        else:
+            self._store.write_expiring(key, line, deadline)
 
     def _write_observed(self, key: Any, line: bytes, deadline: float | None = None) -> None:
         store = self._store
