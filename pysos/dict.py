@@ -14,6 +14,7 @@ from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, Values
 from time import monotonic
 from typing import Any, Callable
 
+import functools
 import math
 
 from ._handle import Handle
@@ -162,6 +163,40 @@ class Dict(Handle, MutableMapping[Any, Any]):
             new = fn(default if old is _MISSING else old)
             self._rewrite(key, new)
             return new
+
+    def memoize(self, expire: float | None = None) -> Callable[[Callable], Callable]:
+        """Decorator: cache a function's results in this Dict, by its arguments.
+
+        The key is the JSON text of ``[function's module.qualname, args, kwargs]`` (kwargs
+        sorted), so the arguments must be JSON values that come back equal (tuples count as
+        lists); anything else raises ``TypeError``/``ValueError`` before the function runs.
+        Results are stored with ``expire`` seconds to live (``None``: for ever) and must be
+        storable values. On a readonly handle cached results are used and missing ones are
+        computed but not stored: readers in other processes share what the writer filled.
+        The function runs outside the store's lock (two threads may both compute a result).
+        """
+        expire = _check_expire(expire)
+
+        def decorate(fn: Callable) -> Callable:
+            name = f"{fn.__module__}.{fn.__qualname__}"
+
+            @functools.wraps(fn)
+            def cached(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    key = record.encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
+                except (TypeError, ValueError) as exc:
+                    raise type(exc)(f"memoize: the arguments of {name} must be JSON values: {exc}") from None
+                value = self.get(key, _MISSING)
+                if value is not _MISSING:
+                    return value
+                value = fn(*args, **kwargs)
+                if not self._store.readonly:
+                    self.set(key, value, expire=expire)
+                return value
+
+            return cached
+
+        return decorate
 
     def _rewrite(self, key: Any, value: Any) -> None:
         """Set ``key`` keeping its deadline if it has one (caller holds the lock)."""
