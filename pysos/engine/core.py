@@ -22,6 +22,7 @@ from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from . import belonging
+from .closed import CLOSED_INDEX
 from .expiry import Expiry
 from .fileset import SegmentFiles
 
@@ -444,7 +445,7 @@ class Store(belonging.Belonging, Expiry):
             self._closed = True
             self._refusal = belonging.CLOSED
             self.due = float("-inf")  # every gated operation now calls enter(), which refuses
-            self.index = _CLOSED_INDEX  # and one that forgets the gate fails on the index
+            self.index = CLOSED_INDEX  # and one that forgets the gate fails on the index
             self._finalizer.detach()
             self.segment_files.close_all()
             if self._writer_lock is not None:
@@ -484,19 +485,6 @@ class Store(belonging.Belonging, Expiry):
 class _HintFailed(Exception):
     """A hint failed a check after parts of it were indexed (Store._index_hinted); args:
     the segment's name, the hint's path, why."""
-
-
-class _ClosedIndex(dict):
-    """The index of a closed store: any use raises the closed store's ``ValueError``."""
-
-    def _closed(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError("I/O operation on closed pysos store")
-
-    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = __reversed__ = _closed
-    get = pop = keys = values = items = update = setdefault = popitem = clear = copy = _closed
-
-
-_CLOSED_INDEX = _ClosedIndex()
 
 
 def _nothing(index: dict) -> None:
