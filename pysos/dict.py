@@ -12,12 +12,14 @@ import reprlib
 
 from collections.abc import ItemsView, Iterator, Mapping, MutableMapping, ValuesView
 from time import monotonic
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 import functools
 import math
+import os
 
 from ._handle import Handle
+from .engine import DEFAULT_SEGMENT_SIZE
 from .segments import clock, record
 
 _MISSING = object()
@@ -59,12 +61,24 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
     _kind = "dict"
 
-    def __init__(self, path: Any, *positional: Any, expire: float | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *positional: NoReturn,
+        expire: float | None = None,
+        readonly: bool = False,
+        durability: str = "flush",
+        segment_size: int = DEFAULT_SEGMENT_SIZE,
+        autocompact: bool = True,
+        lock_timeout: float = 0.0,
+        refresh_interval: float = 0.0,
+    ) -> None:
         """``expire``: seconds after which items written by ``d[k] = v`` (and ``update``,
         ``setdefault``) expire; ``None`` (the default): never. See :meth:`set`. The other
         options are :class:`~pysos._handle.Handle`'s."""
         self._expire = _check_expire(expire)
-        super().__init__(path, *positional, **options)
+        super().__init__(path, *positional, readonly=readonly, durability=durability, segment_size=segment_size,
+                         autocompact=autocompact, lock_timeout=lock_timeout, refresh_interval=refresh_interval)
 
     @property
     def expire(self) -> float | None:
@@ -147,7 +161,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 old = default
             elif type(old) not in (int, float):
                 raise TypeError(f"incr() needs a number at {key!r}, not {type(old).__name__}")
-            new = old + delta
+            new: int | float = old + delta
             self._rewrite(key, new)
             return new
 
@@ -164,7 +178,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             self._rewrite(key, new)
             return new
 
-    def memoize(self, expire: float | None = None) -> Callable[[Callable], Callable]:
+    def memoize(self, expire: float | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: cache a function's results in this Dict, by its arguments.
 
         The key is the JSON text of ``[function's module.qualname, args, kwargs]`` (kwargs
@@ -177,7 +191,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """
         expire = _check_expire(expire)
 
-        def decorate(fn: Callable) -> Callable:
+        def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
             name = f"{fn.__module__}.{fn.__qualname__}"
 
             @functools.wraps(fn)
