@@ -381,6 +381,7 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
         return 0
     decode_key = record.key_decoder(current.kind)
     summaries, sizes = [], []
+    expired, now = 0, clock.wall()  # (segments with expiring records have no hints: scanned)
     last = len(current.segments) - 1
     for i, name in enumerate(current.segments):
         path = os.path.join(directory, name)
@@ -396,11 +397,15 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
                 summary = plan.KeySummary(size)
                 for kind, key, _, line in segment.Scanner(fd, 0, size):
                     summary.add(kind, decode_key(key), len(line))
+                    if i != last and kind == record.SET:  # expired records are garbage too
+                        deadline = record.expiry_of(line)
+                        if deadline is not None and deadline <= now:
+                            expired += len(line)
         finally:
             files.close(fd)
         summaries.append(summary)
         sizes.append(size)
-    return sum(plan.estimate_dead(summaries, sizes)[:-1])
+    return sum(plan.estimate_dead(summaries, sizes)[:-1]) + expired
 
 
 def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:
