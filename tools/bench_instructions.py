@@ -18,6 +18,8 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
   read         d[k] on the writer, keys written beforehand
   reader-read  d[k] on a readonly handle in the same process (default refresh: follows the
                files on every read)
+  write-expire d[k] = v on a writer opened with expire=3600 (every item expires)
+  read-expire  d[k] on the writer, keys written beforehand with expire=3600
   raw-write    orjson.dumps + os.write + an index dict (the raw limit row of bench.py)
   raw-read     os.pread + orjson.loads (the raw limit row's read)
 """
@@ -35,7 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "raw-write", "raw-read")
+OPS = ("write", "read", "reader-read", "write-expire", "read-expire", "raw-write", "raw-read")
 
 
 def run(op: str, n: int, setup_only: bool) -> None:
@@ -80,15 +82,16 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
                     offset, length = index[key]
                     orjson.loads(os.pread(fd, length, offset))["v"]
         return
-    store = pysos.Dict(os.path.join(directory, "store"), autocompact=False)
-    if op != "write":
+    expire = 3600 if op.endswith("-expire") else None
+    store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire)
+    if not op.startswith("write"):
         for key, value in zip(keys, values):
             store[key] = value
     handle = pysos.Dict(os.path.join(directory, "store"), readonly=True) if op == "reader-read" else store
     if setup_only:
         return
     for _ in range(PASSES):
-        if op == "write":
+        if op.startswith("write"):
             for key, value in zip(keys, values):
                 store[key] = value
         else:

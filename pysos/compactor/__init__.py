@@ -28,6 +28,7 @@ def compact_store(store) -> dict:
     """
     with store.lock:
         store.check_writable()
+        store.enter(write=True)  # follow the files, and drop expired keys: their records are dead
         if store.stats()["dead_bytes"] == 0:  # exact for a writer: nothing to reclaim, write nothing
             result = nothing_done(store.manifest)
             store.last_compaction = result

@@ -8,8 +8,10 @@ The steps, each safe to interrupt at any instant:
    and of the segments before it (a tombstone must survive while an older record of
    its key may still exist).
 3. Copy each key's newest record in the run, byte for byte and checksum-verified, into
-   new segment files, unless a later segment overrides it; write a hint file per
-   output; fsync outputs, hints and the directory.
+   new segment files, unless a later segment overrides it or it has expired (by the wall
+   clock: an expired record becomes a tombstone if an earlier segment has the key, and
+   disappears otherwise); write a hint file per output; fsync outputs, hints and the
+   directory.
 4. Under the manifest lock, replace the run by the outputs in a new MANIFEST
    (generation + 1): the atomic switch.
 5. Only then delete the retired files. Processes that still read them keep their open
@@ -38,7 +40,7 @@ import time
 from typing import Any, Callable, Iterable
 
 from ..errors import CorruptionError, Error
-from ..segments import files, hints, locks, manifest, record, recovery, segment
+from ..segments import clock, files, hints, locks, manifest, record, recovery, segment
 from ..segments.manifest import Manifest
 from . import plan
 
@@ -88,13 +90,15 @@ class _OutputWriter:
         self._size = 0
         self._buffer = bytearray()
         self._hint = hints.Builder()
+        self._expiring = False  # a hint cannot carry deadlines: such a segment gets none
 
-    def add(self, key: Any, line: bytes, tombstone: bool) -> None:
+    def add(self, key: Any, line: bytes, tombstone: bool, expires: float | None = None) -> None:
         if self._fd is None:
             self._open()
         offset = self._size + len(self._buffer)
         self._buffer += line
         self._hint.add(key, offset, len(line), tombstone)
+        self._expiring = self._expiring or expires is not None
         if len(self._buffer) >= _COPY_BUFFER:
             self._write_buffer()
         if self._size + len(self._buffer) >= self.segment_size:
@@ -115,7 +119,8 @@ class _OutputWriter:
         files.close(self._fd)
         self._fd = None
         hint = self._hint.hint(self._size)
-        hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
+        if not self._expiring:
+            hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
         self.done.append(self.name)
         self.sizes.append(self._size)
         self.bytes_out += self._size
@@ -158,8 +163,8 @@ def merge_run(
     for name in current.segments[:start]:
         earlier |= segment_keys(directory, name, current.kind, newest=False)
 
-    # Newest record of each key in the run: (fd, offset, length, is_tombstone).
-    newest_in_run: dict[Any, tuple[int, int, int, bool]] = {}
+    # Newest record of each key in the run: (fd, offset, length, is_tombstone, deadline or None).
+    newest_in_run: dict[Any, tuple[int, int, int, bool, float | None]] = {}
     fds: list[int] = []
     bytes_in = 0
     writer = _OutputWriter(directory, _next_number(current), segment_size, throttle)
@@ -178,21 +183,32 @@ def merge_run(
             throttle(0)
             scanner = segment.Scanner(fd, 0, size)
             for kind, key, offset, line in scanner:
-                newest_in_run[decode_key(key)] = (fd, offset, len(line), kind == record.DELETE)
+                deadline = record.expiry_of(line) if kind == record.SET else None
+                newest_in_run[decode_key(key)] = (fd, offset, len(line), kind == record.DELETE, deadline)
             damage = scanner.damage()
             if damage is not None:
                 raise CorruptionError(f"{path}: {damage[1]} at byte {damage[0]}")
 
-        kept = 0
-        for key, (fd, offset, length, tombstone) in newest_in_run.items():
+        kept = expired = 0
+        now = clock.wall()
+        for key, (fd, offset, length, tombstone, deadline) in newest_in_run.items():
             if key in later or (tombstone and key not in earlier):
+                continue
+            if deadline is not None and deadline <= now:
+                # Expired: garbage. Only an older record of the key, before the run, could
+                # come back without it; then a tombstone stands in for it.
+                expired += 1
+                if key not in earlier:
+                    continue
+                writer.add(key, record.encode_tombstone(key), True)
+                kept += 1
                 continue
             if not kept % _CHECK_EVERY:
                 throttle(0)
             line = segment.read_line(fd, offset, length)
             if not record.verify(line):
                 raise CorruptionError(f"{directory}: record of {key!r} changed during the merge")
-            writer.add(key, line, tombstone)
+            writer.add(key, line, tombstone, deadline)
             kept += 1
         writer.finish_segment()
         files.fsync_dir(directory)
@@ -216,6 +232,7 @@ def merge_run(
         "segments_out": len(writer.done),
         "records_in": len(newest_in_run),
         "records_out": kept,
+        "records_expired": expired,
         "generation": published.generation,
         "seconds": round(time.monotonic() - began, 6),
         "outputs": list(writer.done),
@@ -364,6 +381,7 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
         return 0
     decode_key = record.key_decoder(current.kind)
     summaries, sizes = [], []
+    expired, now = 0, clock.wall()  # (segments with expiring records have no hints: scanned)
     last = len(current.segments) - 1
     for i, name in enumerate(current.segments):
         path = os.path.join(directory, name)
@@ -379,11 +397,15 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
                 summary = plan.KeySummary(size)
                 for kind, key, _, line in segment.Scanner(fd, 0, size):
                     summary.add(kind, decode_key(key), len(line))
+                    if i != last and kind == record.SET:  # expired records are garbage too
+                        deadline = record.expiry_of(line)
+                        if deadline is not None and deadline <= now:
+                            expired += len(line)
         finally:
             files.close(fd)
         summaries.append(summary)
         sizes.append(size)
-    return sum(plan.estimate_dead(summaries, sizes)[:-1])
+    return sum(plan.estimate_dead(summaries, sizes)[:-1]) + expired
 
 
 def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:
@@ -413,7 +435,7 @@ def _size(directory: str, name: str) -> int:
 
 def _add_up(total: dict, result: dict) -> None:
     for key in ("reclaimed_bytes", "bytes_in", "bytes_out", "segments_in", "segments_out",
-                "records_in", "records_out"):
+                "records_in", "records_out", "records_expired"):
         total[key] += result[key]
     total["seconds"] = round(total["seconds"] + result["seconds"], 6)
     total["generation"] = result["generation"]
@@ -428,5 +450,5 @@ def all_sealed(directory: str, current: Manifest) -> tuple[int, int] | None:
 def nothing_done(current: Manifest) -> dict:
     return {
         "reclaimed_bytes": 0, "bytes_in": 0, "bytes_out": 0, "segments_in": 0, "segments_out": 0,
-        "records_in": 0, "records_out": 0, "generation": current.generation, "seconds": 0.0,
+        "records_in": 0, "records_out": 0, "records_expired": 0, "generation": current.generation, "seconds": 0.0,
     }

@@ -14,6 +14,8 @@ the hooks it passes at construction). Imports point downward only::
 - :mod:`.reader`  :class:`Reader`: following the writer (new MANIFEST, new records)
 - :mod:`.fileset` the open segment files: fds, maps, pins, the finalizer
 - :mod:`.belonging` a handle belongs to its process (fork) and its directory (device, inode)
+- :mod:`.expiry`  :class:`Expiry` (a part of Store): keys leave the index at their deadline
+- :mod:`.closed`  the index of a closed store, which refuses any use
 """
 
 from __future__ import annotations

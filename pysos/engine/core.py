@@ -22,6 +22,8 @@ from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from . import belonging
+from .closed import CLOSED_INDEX
+from .expiry import Expiry
 from .fileset import SegmentFiles
 
 log = logging.getLogger("pysos")
@@ -33,7 +35,7 @@ _GONE = object()
 _crc32, _loads = zlib.crc32, orjson.loads
 
 
-class Store(belonging.Belonging):
+class Store(belonging.Belonging, Expiry):
     """Keys -> JSON values in a directory (see ``FORMAT.md`` for the files); use a subclass.
 
     ``index`` maps each key to the location of its newest record (see
@@ -78,6 +80,10 @@ class Store(belonging.Belonging):
         self.refresh_interval = refresh_interval
         self.lock = threading.RLock()
         self.index: dict[Any, int] = {}
+        # When keys expire (see expire()); ``_expiring`` is its dict, never rebound: the
+        # write path's one test of whether this store has expiring keys at all.
+        self.deadlines = index.Deadlines()
+        self._expiring = self.deadlines.by_key
         self.due = 0.0
         self.last_compaction: dict | None = None
         self._closed = True
@@ -154,6 +160,7 @@ class Store(belonging.Belonging):
     def _load_files(self, man: Manifest) -> None:
         self.segment_files.drop_all()
         self.index = {}
+        self.deadlines.clear()
         # ``man`` was read earlier: a stamp taken now may belong to a newer MANIFEST and
         # hide it for good. Leave it unset: the next follow() reads the MANIFEST again.
         self._manifest_stamp = None
@@ -172,6 +179,8 @@ class Store(belonging.Belonging):
                 self._disk_bytes += self._index_sealed(name, fd, man.size_of(name))
         self._manifest = man
         self._loaded()
+        if self._expiring:
+            self.due = min(self.due, 0.0)  # the next operation looks at the clock
 
     def _open_newest(self, path: str) -> int:
         return files.open_read(path)
@@ -210,7 +219,7 @@ class Store(belonging.Belonging):
             try:
                 for part in parts:
                     part = index.decode_hint(part, self._decode_key)
-                    self._live_bytes = index.apply_hint(self.index, number, part, self._live_bytes)
+                    self._live_bytes = index.apply_hint(self.index, number, part, self._live_bytes, self.deadlines)
             except hints.BadHint as exc:
                 raise _HintFailed(name, path, str(exc)) from None
         if not sealed:
@@ -245,7 +254,7 @@ class Store(belonging.Belonging):
         """The newest segment has a torn tail from ``end`` to ``size`` (a reader leaves it)."""
 
     def _apply_scan(self, number: int, scanner: segment.Scanner, changed=None) -> None:
-        index.apply_scan(self.index, number, scanner, self._decode_key, changed)
+        index.apply_scan(self.index, number, scanner, self._decode_key, changed, self.deadlines)
         if scanner.good_end > scanner.start:  # records replaced others: lengths unknown
             self._live_bytes = None
 
@@ -280,6 +289,8 @@ class Store(belonging.Belonging):
         for name in outputs:
             self._remap(name, retired)
         self._index_new_records(appended)
+        if self._expiring and retired:
+            self._drop_expired_copies(retired)
         for number in retired:
             self.segment_files.retire(number)
         self._manifest = new
@@ -391,6 +402,8 @@ class Store(belonging.Belonging):
         else:
             self.check_open()
         self.follow()
+        if self._expiring:
+            self.expire()
 
     def follow(self, force: bool = False) -> None:
         """Bring the index up to date with the files."""
@@ -432,7 +445,7 @@ class Store(belonging.Belonging):
             self._closed = True
             self._refusal = belonging.CLOSED
             self.due = float("-inf")  # every gated operation now calls enter(), which refuses
-            self.index = _CLOSED_INDEX  # and one that forgets the gate fails on the index
+            self.index = CLOSED_INDEX  # and one that forgets the gate fails on the index
             self._finalizer.detach()
             self.segment_files.close_all()
             if self._writer_lock is not None:
@@ -472,19 +485,6 @@ class Store(belonging.Belonging):
 class _HintFailed(Exception):
     """A hint failed a check after parts of it were indexed (Store._index_hinted); args:
     the segment's name, the hint's path, why."""
-
-
-class _ClosedIndex(dict):
-    """The index of a closed store: any use raises the closed store's ``ValueError``."""
-
-    def _closed(self, *args: Any, **kwargs: Any) -> Any:
-        raise ValueError("I/O operation on closed pysos store")
-
-    __getitem__ = __setitem__ = __delitem__ = __contains__ = __iter__ = __len__ = __reversed__ = _closed
-    get = pop = keys = values = items = update = setdefault = popitem = clear = copy = _closed
-
-
-_CLOSED_INDEX = _ClosedIndex()
 
 
 def _nothing(index: dict) -> None:

@@ -11,11 +11,11 @@ would return short.
 from __future__ import annotations
 
 import os
-import time
+
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..segments import files, manifest, recovery, segment
+from ..segments import clock, files, manifest, recovery, segment
 from ..segments.manifest import Manifest
 from .core import _RELOAD_RETRIES, Store, _number
 
@@ -32,7 +32,7 @@ class Reader(Store):
         """Bring the index up to date with the writer's latest changes (every call, or once
         per refresh_interval)."""
         if self.refresh_interval:
-            now = time.monotonic()
+            now = clock.monotonic()
             if not force and now < self.due:
                 return
             self.due = now + self.refresh_interval
@@ -46,11 +46,14 @@ class Reader(Store):
                     self._check_identity()  # what we read was this directory's
                 if files.end(self._fds[self._active]) > self._active_end:
                     self._catch_up_tail()
-                return
+                break
             except FileNotFoundError:
                 continue
-        self._check_identity()
-        self._load(recovery.existing_manifest(self.directory, self.kind))
+        else:
+            self._check_identity()
+            self._load(recovery.existing_manifest(self.directory, self.kind))
+        if self._expiring and self.refresh_interval:  # look again by the next deadline, if sooner
+            self.watch(self.deadlines.next(), clock.wall())
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory
@@ -105,6 +108,9 @@ class Reader(Store):
     # --- a reader refuses every change -------------------------------------------------------
 
     def write(self, key: Any, line: bytes, delete: bool) -> None:
+        self.check_writable()
+
+    def write_expiring(self, key: Any, line: bytes, deadline: float) -> None:
         self.check_writable()
 
     @contextmanager

@@ -13,11 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from ..segments import files, hint_writer, index, locks, manifest, record, recovery, segment
+from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
@@ -109,10 +108,12 @@ class Writer(Store):
 
     def follow(self, force: bool = False) -> None:
         """Adopt a compaction published by someone else (looked for once a second)."""
-        now = time.monotonic()
+        now = clock.monotonic()
         if force or now >= self.due:
             self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
             self._check_identity()  # once a second: no write path pays for it
+            if self._expiring:  # and by the next deadline, if sooner
+                self.watch(self.deadlines.next(), clock.wall())
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
@@ -159,8 +160,32 @@ class Writer(Store):
         else:
             idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
         self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+        if self._expiring:  # empty (false) unless this store has expiring keys
+            self._expiring.pop(key, None)
         if end + length >= self._seal_at:
             self._checkpoint()
+
+    def write_expiring(self, key: Any, line: bytes, deadline: float) -> None:
+        """:meth:`write` of a set record that carries ``deadline`` (see
+        :func:`record.encode_expiring`). The first one marks the store's MANIFEST version 2,
+        before the record is written: a pysos that does not know expiry must not open it."""
+        if self._manifest.version < manifest.VERSION_EXPIRY:
+            self._mark_expiring()
+        self.write(key, line, False)
+        batch = self._batch
+        if batch is not None:
+            batch.deadline_undo.append((key, self._expiring.get(key)))
+        self.deadlines.set(key, deadline)
+        self.watch(deadline, clock.wall())
+
+    def _mark_expiring(self) -> None:
+        with locks.FileLock(self.directory, locks.MANIFEST):
+            current = manifest.read(self.directory)
+            self._adopt(current)
+            new = current.with_expiry()
+            manifest.write(self.directory, new)
+            self._manifest = new
+            self._manifest_stamp = manifest.stamp(self.directory)
 
     def _write_in_batch(self, key: Any, line: bytes, delete: bool) -> None:
         """Add a record to the open batch; the index points into its pending bytes (see
@@ -178,6 +203,8 @@ class Writer(Store):
         batch.pending += line
         batch.count += 1
         batch.undo.append((key, old))
+        if self._expiring:
+            batch.deadline_undo.append((key, self.deadlines.pop(key)))
         self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
 
     def _append(self, data: bytes) -> None:
@@ -372,6 +399,11 @@ class Writer(Store):
             else:
                 self.index[key] = old
         self._live_bytes = batch.live_bytes_before
+        for key, deadline in reversed(batch.deadline_undo):
+            if deadline is None:
+                self.deadlines.pop(key)
+            else:
+                self.deadlines.set(key, deadline)
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:
@@ -416,7 +448,7 @@ class Writer(Store):
 
 
 class _Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start")
+    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start", "deadline_undo")
 
     def __init__(self, live_bytes: int | None, segment: int, start: int):
         self.pending = bytearray(record.BATCH_BEGIN_LINE)
@@ -425,6 +457,7 @@ class _Batch:
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes
         self.discarded = False
+        self.deadline_undo: list[tuple[Any, float | None]] = []  # (key, its deadline before)
         self.segment, self.start = segment, start  # where the pending bytes go on commit
 
     def retarget(self, location: int) -> int:

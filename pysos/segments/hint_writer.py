@@ -22,6 +22,7 @@ import heapq
 import logging
 import os
 import queue
+import re
 import threading
 import zlib
 from itertools import compress, islice, repeat
@@ -35,6 +36,7 @@ from .index import OFFSET_SHIFT
 log = logging.getLogger("pysos")
 
 _CHUNK = 1 << 20  # bytes read at a time for a segment's CRC and its tombstones
+_EXPIRING = re.compile(rb'\{"c":"[0-9a-f]{8}","x":')  # the first bytes of an expiring record
 _SLICE = 1 << 16  # index entries looked at per C call (see from_index)
 
 
@@ -82,7 +84,9 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
         starts += map(and_, map(rshift, some, repeat(OFFSET_SHIFT)), repeat(index.OFFSET_MASK))
         lengths += map(and_, some, repeat(index.LENGTH_MASK))
     del locations
-    tombstones, crc = _tombstones(fd, size)
+    tombstones, crc, expiring = _tombstones(fd, size)
+    if expiring:  # a hint cannot carry deadlines: opening must scan this segment
+        return None, crc
     if tombstones:
         keys, starts, lengths = _with_tombstones(keys, starts, lengths, tombstones, decode_key)
     return Hint(keys, lengths, _gaps(starts, lengths, size)), crc
@@ -95,9 +99,12 @@ def _ascending(values: list[int]) -> bool:
     )
 
 
-def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str]:
-    """``([(offset, length, key) of each tombstone line], CRC)`` of a file's first ``size`` bytes."""
+def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str, bool]:
+    """``([(offset, length, key) of each tombstone line], CRC, whether a record may expire)``
+    of a file's first ``size`` bytes (a value that happens to hold an expiring record's
+    first bytes counts too: the segment then merely goes without a hint)."""
     found = []
+    expiring = False
     crc, at, carry = 0, 0, b""
     while at < size:
         chunk = files.pread(fd, min(_CHUNK, size - at), at)
@@ -105,6 +112,7 @@ def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str]:
             raise OSError(errno.EIO, f"short read at offset {at}")
         crc = zlib.crc32(chunk, crc)
         data = carry + chunk if carry else chunk
+        expiring = expiring or _EXPIRING.search(data) is not None
         origin = at - len(carry)  # file offset of data[0], the start of a line
         hit = data.find(record.TOMBSTONE_END)
         while hit >= 0:
@@ -118,7 +126,7 @@ def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str]:
         cut = data.rfind(b"\n") + 1
         carry = data[cut:]
         at += len(chunk)
-    return found, "%08x" % crc
+    return found, "%08x" % crc, expiring
 
 
 def _with_tombstones(keys: list, starts: list[int], lengths: list[int],
@@ -163,7 +171,8 @@ def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, 
     """Write the hint of the first ``size`` bytes of the newest segment ``name`` (open at
     ``fd``) from the writer's index (see :func:`from_index`): on a clean close."""
     hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key)
-    write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
+    if hint is not None:
+        write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
 
 
 def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Callable[[Any], Any],
@@ -185,6 +194,8 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
     finally:
         files.close(fd)
     del keys, locations
+    if hint is None:  # it holds expiring records
+        return
     hint_path = os.path.join(directory, segment.hint_name(name))
     write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
     if name not in manifest.read(directory).segments:
@@ -194,9 +205,12 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
             pass
 
 
-def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint:
+def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint | None:
     scanner = segment.Scanner(fd, 0, size)
-    hint = from_records(((kind, decode_key(key), offset, len(line)) for kind, key, offset, line in scanner), size)
+    records = [(kind, decode_key(key), offset, line) for kind, key, offset, line in scanner]
+    if any(record.expiry_of(line) is not None for kind, _, _, line in records if kind == record.SET):
+        return None  # a hint cannot carry deadlines
+    hint = from_records(((kind, key, offset, len(line)) for kind, key, offset, line in records), size)
     if scanner.damage() is not None or scanner.good_end != size:
         raise ValueError(f"segment does not scan cleanly to byte {size}: {scanner.damage()}")
     return hint

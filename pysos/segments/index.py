@@ -17,6 +17,8 @@ the sum is then taken again over the index (one pass, no Python call per key) wh
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Any, Callable, Iterable
 
 from . import record
@@ -61,23 +63,33 @@ def live_bytes(index: dict) -> int:
 
 def apply_scan(
     index: dict, number: int, scanned: Iterable[tuple[str, Any, int, bytes]], decode_key: Callable[[Any], Any],
-    changed: Callable[[list, list], None] | None = None,
+    changed: Callable[[list, list], None] | None = None, expires: "Deadlines | None" = None,
 ) -> None:
     """Point ``index`` at the records a scan of segment ``number`` yields, in order.
 
     ``changed(added, removed)``, if given, hears the net change of keys: a key set and
-    deleted again within one scan was neither added nor removed.
+    deleted again within one scan was neither added nor removed. ``expires`` (the
+    store's :class:`Deadlines`) is kept in step.
     """
     base = segment_base(number)
     present_before: dict | None = {} if changed is not None else None
+    expiring = expires.by_key if expires is not None else None
+    mark, mark_end = record.EXPIRES_MARK, record.PREFIX_LEN + len(record.EXPIRES_MARK)
     for kind, key, offset, line in scanned:
         key = decode_key(key)
         if present_before is not None and key not in present_before:
             present_before[key] = key in index
         if kind == record.SET:
             index[key] = base | (offset << OFFSET_SHIFT) | len(line)
-        elif key in index:
-            del index[key]
+            if line[record.PREFIX_LEN : mark_end] == mark and expires is not None:
+                expires.set(key, record.expiry_of(line))
+            elif expiring:
+                expiring.pop(key, None)
+        else:
+            if key in index:
+                del index[key]
+            if expiring:
+                expiring.pop(key, None)
     if present_before:
         added = [k for k, was in present_before.items() if not was and k in index]
         removed = [k for k, was in present_before.items() if was and k not in index]
@@ -85,10 +97,16 @@ def apply_scan(
             changed(added, removed)
 
 
-def apply_hint(index: dict, number: int, hint, live: int | None) -> int | None:
+def apply_hint(index: dict, number: int, hint, live: int | None, expires: "Deadlines | None" = None) -> int | None:
     """Point ``index`` at the records a hint of segment ``number`` lists (keys already
-    decoded, see :func:`decode_hint`); return the live bytes after (``None``: unknown)."""
+    decoded, see :func:`decode_hint`); return the live bytes after (``None``: unknown).
+    ``expires`` (see :func:`apply_scan`) forgets the deadlines of keys the hint sets again
+    (a hint never describes an expiring record: segments that hold one have no hint)."""
     before = len(index)
+    if expires is not None and expires.by_key:  # keys set again lose their older record's deadline
+        forget = expires.by_key.pop
+        for key in hint.keys:
+            forget(key, None)
     index.update(hint.live(segment_base(number)))
     if live is not None:
         count, total = hint.live_count_and_bytes()
@@ -126,3 +144,51 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
         for kind, key, offset, line in scanned
         if kind == record.SET
     )
+
+
+class Deadlines:
+    """When keys expire: ``by_key`` (key -> deadline, Unix seconds, only keys whose indexed
+    record expires) and a heap of ``(deadline, n, key)`` to find the next one; a heap entry
+    whose deadline is no longer the key's is stale and skipped. Stores without expiry keep
+    ``by_key`` empty, and their hot paths test only that (an empty dict is false)."""
+
+    __slots__ = ("by_key", "heap", "_seq")
+
+    def __init__(self) -> None:
+        self.by_key: dict = {}
+        self.heap: list = []
+        self._seq = itertools.count()  # ties on a deadline never compare keys (1 vs "a")
+
+    def set(self, key: Any, deadline: float) -> None:
+        self.by_key[key] = deadline
+        heapq.heappush(self.heap, (deadline, next(self._seq), key))
+        if len(self.heap) > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten): rebuild
+            self.heap = [(t, next(self._seq), k) for k, t in self.by_key.items()]
+            heapq.heapify(self.heap)
+
+    def pop(self, key: Any) -> float | None:
+        return self.by_key.pop(key, None)
+
+    def clear(self) -> None:
+        self.by_key.clear()
+        self.heap.clear()
+
+    def take_due(self, now: float) -> list:
+        """Remove and return the keys whose deadline is ``<= now``."""
+        heap, by_key, due = self.heap, self.by_key, []
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if by_key.get(key) == deadline:
+                del by_key[key]
+                due.append(key)
+        return due
+
+    def next(self) -> float | None:
+        """The earliest deadline still pending, or ``None``."""
+        heap, by_key = self.heap, self.by_key
+        while heap:
+            deadline, _, key = heap[0]
+            if by_key.get(key) == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -24,7 +24,10 @@ from . import files, segment
 
 NAME = "MANIFEST"
 FORMAT = "pysos"
-VERSION = 1
+VERSION_ONE = 1  # no record expires
+VERSION_EXPIRY = 2  # records may carry an expiry ("x"): older pysos must not open it
+VERSIONS = (VERSION_ONE, VERSION_EXPIRY)
+VERSION = VERSION_EXPIRY  # the newest version this pysos reads and writes
 KINDS = ("dict", "list")
 
 
@@ -40,6 +43,8 @@ class Manifest:
     # (compactions so far, bytes they reclaimed in all, bytes the last one reclaimed): so
     # every process's stats() sees compactions that another process (the daemon) made.
     compactions: tuple[int, int, int] = (0, 0, 0)
+    # 1 until the store holds an expiring record; then 2 (see FORMAT.md), for good.
+    version: int = VERSION_ONE
 
     def size_of(self, name: str) -> int | None:
         """The recorded size of a sealed segment (None for the newest, which grows)."""
@@ -55,7 +60,12 @@ class Manifest:
             self.sealed_sizes + (sealed_size,),
             _after(self.next_number, [new_segment]),
             self.compactions,
+            self.version,
         )
+
+    def with_expiry(self) -> "Manifest":
+        """The same store, marked (version 2) as one whose records may expire."""
+        return replace(self, generation=self.generation + 1, version=VERSION_EXPIRY)
 
     def replace_run(
         self, at: int, count: int, outputs: list[str], output_sizes: list[int], reclaimed: int = 0
@@ -73,6 +83,7 @@ class Manifest:
             sizes,
             _after(self.next_number, outputs),
             (done + 1, total + reclaimed, reclaimed),
+            self.version,
         )
 
 
@@ -92,7 +103,7 @@ def _body(manifest: Manifest) -> dict:
         "next_segment": manifest.next_number,
         "sealed_sizes": list(manifest.sealed_sizes),
         "segments": list(manifest.segments),
-        "version": VERSION,
+        "version": manifest.version,
     }
 
 
@@ -113,9 +124,10 @@ def decode(data: bytes, path: str) -> Manifest:
         raise CorruptionError(f"{path}: MANIFEST is not valid JSON ({exc}) at byte 0") from None
     if type(body) is not dict or body.get("format") != FORMAT:
         raise FormatError(f"{path}: not a pysos MANIFEST")
-    if body.get("version") != VERSION:
+    version = body.get("version")
+    if version not in VERSIONS or type(version) is not int:
         raise FormatError(
-            f"{path}: unknown pysos format version {body.get('version')!r} (this pysos reads {VERSION})"
+            f"{path}: unknown pysos format version {version!r} (this pysos reads 1 and 2)"
         )
     crc = body.pop("crc", None)
     if crc != _checksum(body):
@@ -150,7 +162,7 @@ def decode(data: bytes, path: str) -> Manifest:
             )
     if len(set(segments)) != len(segments) or not all(type(n) is int and n >= 0 for n in sizes):
         raise CorruptionError(f"{path}: MANIFEST lists a segment twice or a bad size at byte 0")
-    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts)
+    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts, version)
 
 
 def read(directory: str) -> Manifest:

@@ -6,6 +6,11 @@ Every line of a segment is one JSON object whose first member is its checksum::
     {"c":"5e6f7a8b","k":"apple","d":1}                   delete key (a tombstone)
     {"c":"9c0d1e2f","batch":"begin"}                     the lines up to the matching end are one unit
     {"c":"3a4b5c6d","batch":"end","n":2}                 ... of n records: all of them count, or none
+    {"c":"0f1e2d3c","x":1767225600.5,"k":"tok","v":1}    set key -> value until a wall-clock time
+
+``x`` (first member after ``c``, so a scan spots it at a fixed place: :func:`expiry_of`)
+is the Unix time in seconds at which the record stops counting: from then on it is
+garbage and the key is absent, as if deleted (see :mod:`pysos.segments.clock`).
 
 ``c`` is the CRC-32 (zlib/PNG polynomial) of the bytes after the 16-byte prefix
 ``{"c":"xxxxxxxx",`` up to, not including, the line feed, written as 8 lowercase hex digits.
@@ -242,6 +247,26 @@ class _Unstorable(Exception):
 # can: a set line ends with its value and ``}``, and no JSON value ends with ``,"d":1``
 # without a ``}`` after it. Lets a hint builder find a segment's tombstones by byte search.
 TOMBSTONE_END = b',"d":1}\n'
+
+
+EXPIRES_MARK = b'"x":'  # what bytes 16-19 of an expiring set record are
+_MARK_END = PREFIX_LEN + len(EXPIRES_MARK)
+
+
+def encode_expiring(line: bytes, deadline: float) -> bytes:
+    """The set record ``line`` (from :func:`encode_item` or :func:`encode_set`: already
+    checked) with an expiry ``deadline`` (Unix time, seconds) as its first member."""
+    return frame(b'"x":%b,%b' % (orjson.dumps(deadline), line[PREFIX_LEN:-1]))
+
+
+def expiry_of(line: bytes) -> float | None:
+    """The deadline of a checked set record line, ``None`` if it never expires."""
+    if line[PREFIX_LEN:_MARK_END] != EXPIRES_MARK:
+        return None
+    deadline = _loads(line).get("x")
+    if type(deadline) not in (int, float):
+        raise BadRecord("expiry is not a number")
+    return deadline
 
 
 def encode_delete(key_json: bytes) -> bytes:

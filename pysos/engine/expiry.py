@@ -1,0 +1,66 @@
+"""Expiry: keys whose record carries a deadline leave the index when it passes.
+
+A record may carry a deadline (``"x"``, Unix seconds, see FORMAT.md). The store keeps
+the deadlines of the keys it indexes in :class:`~pysos.segments.index.Deadlines`; at
+every look (:meth:`Expiry.expire`, from ``Store.enter``) it drops the keys whose deadline
+has passed by the wall clock, exactly as if they had been deleted (no observer hears it,
+nothing is written: their records are garbage the compactor drops). The hot paths look
+only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the next
+deadline, so a store without expiring keys pays nothing and one with them pays a look
+per deadline (plus one whenever a handle follows the files anyway).
+"""
+
+from __future__ import annotations
+
+from ..segments import clock
+from ..segments.index import LENGTH_MASK, SEGMENT_SHIFT
+
+
+class Expiry:
+    """The expiry part of :class:`pysos.engine.Store` (which provides ``index``,
+    ``deadlines``, ``_expiring``, ``_live_bytes``, ``due``, ``kind`` and ``_on_reload``)."""
+
+    def expire(self) -> None:
+        """Drop the keys whose deadline has passed, by the wall clock, and set the gate
+        (``due``) to the next deadline, so that the hot paths, which look only at the
+        monotonic clock, come back here in time. The conversion is recomputed at every
+        look and aims a little early (so a wall clock running slightly fast is met); a
+        step of the wall clock is seen at the next look (a writer looks at least once a
+        second, a reader at every refresh)."""
+        now = clock.wall()
+        due = self.deadlines.take_due(now)
+        if due:
+            self._forget(due)
+        self.watch(self.deadlines.next(), now)
+
+    def watch(self, deadline: float | None, now: float) -> None:
+        """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""
+        if deadline is not None:
+            at = clock.monotonic() + max(deadline - now, 0.0) * 0.999
+            if at < self.due:
+                self.due = at
+
+    def _drop_expired_copies(self, retired: set[int]) -> None:
+        """Expiring keys still located in a segment a compaction retired: the compaction
+        found them expired (by its clock, maybe a little ahead of ours) and did not copy them."""
+        idx = self.index
+        gone = [k for k in self._expiring if idx.get(k, 0) >> SEGMENT_SHIFT in retired]
+        self._forget(gone)
+
+    def _forget(self, keys: list) -> None:
+        """Drop expired ``keys`` from the index (they are garbage now, like overwritten records)."""
+        idx, deadlines = self.index, self.deadlines
+        for key in keys:
+            deadlines.pop(key)
+            location = idx.pop(key, None)
+            if location is not None and self._live_bytes is not None:
+                self._live_bytes -= location & LENGTH_MASK
+        if keys:
+            self._expired(keys)
+
+    def _expired(self, keys: list) -> None:
+        """Keys expired (removed from the index): tell a List (only a foreign writer would
+        give a List's records a deadline; pysos gives them to Dict items only)."""
+        if self.kind == "list":
+            self._on_reload(self.index)
+

@@ -1,0 +1,275 @@
+"""Expiry: d.set(k, v, expire=s), the store default Dict(path, expire=s); expired keys are
+absent everywhere at once, across reopen, compaction, hints and readers (clock faked)."""
+
+import os
+
+import orjson
+import pytest
+
+import pysos
+from fake_clock import FakeClock
+from pysos.segments import hints, manifest, segment
+
+
+@pytest.fixture
+def clock():
+    fake = FakeClock()
+    restore = fake.install()
+    yield fake
+    restore()
+
+
+def _lines(path):
+    out = []
+    for name in sorted(os.listdir(path)):
+        if name.endswith(".jsonl"):
+            out += [orjson.loads(line) for line in (path / name).read_bytes().splitlines()]
+    return out
+
+
+def _absent_everywhere(d, key):
+    assert key not in d
+    assert d.get(key, "dflt") == "dflt"
+    with pytest.raises(KeyError):
+        d[key]
+    assert key not in list(d)
+    assert key not in dict(d.items())
+    assert key not in d.keys()
+
+
+def test_set_with_expire_disappears_at_its_deadline(store_path, clock):
+    """A key set with expire=10 is there until 10 s have passed, then absent for get, [], in, len, iteration, items."""
+    with pysos.Dict(store_path) as d:
+        d.set("tok", {"user": 1}, expire=10)
+        d["keep"] = 1
+        clock.advance(9.9)
+        assert d["tok"] == {"user": 1} and len(d) == 2
+        clock.advance(0.1)
+        _absent_everywhere(d, "tok")
+        assert len(d) == 1 and dict(d) == {"keep": 1} and list(d.values()) == [1]
+
+
+def test_reader_in_same_process_agrees_with_writer(store_path, clock):
+    """A readonly handle hides an expired key at the same instant as the writer (default and slow refresh)."""
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True) as r, \
+            pysos.Dict(store_path, readonly=True, refresh_interval=5) as slow:
+        d.set("a", 1, expire=3)
+        r.refresh()
+        slow.refresh()
+        assert r["a"] == 1 and slow["a"] == 1 and len(r) == len(slow) == 1
+        clock.advance(3)
+        for handle in (d, r, slow):
+            _absent_everywhere(handle, "a")
+            assert len(handle) == 0
+
+
+def test_store_default_expire_applies_to_setitem_update_setdefault(store_path, clock):
+    """Dict(path, expire=5): d[k] = v, update() and setdefault() expire after 5 s; set(..., expire=None) never does."""
+    with pysos.Dict(store_path, expire=5) as d:
+        assert d.expire == 5.0
+        d["a"] = 1
+        d.update({"b": 2}, c=3)
+        d.setdefault("e", 5)
+        d.set("forever", 0, expire=None)
+        d.set("long", 0, expire=100)
+        clock.advance(5)
+        assert dict(d) == {"forever": 0, "long": 0}
+        clock.advance(1000)
+        assert dict(d) == {"forever": 0}
+
+
+@pytest.mark.parametrize("bad,error", [(0, ValueError), (-1, ValueError), (float("nan"), ValueError),
+                                       (float("inf"), ValueError), ("10", TypeError), (True, TypeError)])
+def test_bad_expire_is_refused_and_writes_nothing(store_path, bad, error):
+    """An expire that is not a positive finite number of seconds raises and writes nothing; Dict(expire=bad) refuses to open."""
+    with pysos.Dict(store_path) as d:
+        d["a"] = 1
+        before = {n: (store_path / n).read_bytes() for n in os.listdir(store_path)}
+        with pytest.raises(error):
+            d.set("b", 2, expire=bad)
+        assert {n: (store_path / n).read_bytes() for n in os.listdir(store_path)} == before
+        assert dict(d) == {"a": 1}
+    with pytest.raises(error):
+        pysos.Dict(store_path, expire=bad)
+
+
+def test_overwrite_or_delete_cancels_the_deadline(store_path, clock):
+    """Setting a key again without expiry makes it permanent; deleting and re-setting it too."""
+    with pysos.Dict(store_path) as d:
+        d.set("a", 1, expire=1)
+        d["a"] = 2
+        d.set("b", 1, expire=1)
+        del d["b"]
+        d["b"] = 3
+        d.set("c", 1, expire=1)
+        d.set("c", 2, expire=50)
+        clock.advance(2)
+        assert dict(d) == {"a": 2, "b": 3, "c": 2}
+    with pysos.Dict(store_path) as d:  # the same after a reopen (scan of the records)
+        assert dict(d) == {"a": 2, "b": 3, "c": 2}
+        clock.advance(50)
+        assert dict(d) == {"a": 2, "b": 3}
+
+
+def test_discarded_batch_restores_deadlines(store_path, clock):
+    """A batch that raises puts back each key's deadline as it was (and forgets new ones)."""
+    with pysos.Dict(store_path) as d:
+        d.set("a", 1, expire=10)
+        with pytest.raises(RuntimeError):
+            with d.batch():
+                d["a"] = 2  # would make "a" permanent
+                d.set("b", 1, expire=100)
+                raise RuntimeError
+        assert dict(d) == {"a": 1}
+        clock.advance(10)
+        assert dict(d) == {}
+
+
+def test_batch_with_expiry_is_one_unit(store_path, clock):
+    """Expiring writes inside a batch commit together and expire at their own deadlines."""
+    with pysos.Dict(store_path) as d:
+        with d.batch():
+            d.set("a", 1, expire=1)
+            d.set("b", 2, expire=3)
+            d["c"] = 3
+        clock.advance(1)
+        assert dict(d) == {"b": 2, "c": 3}
+        clock.advance(2)
+        assert dict(d) == {"c": 3}
+
+
+def test_expiry_survives_reopen(store_path, clock):
+    """Deadlines are on disk: after a reopen a live key still expires on time, an expired one stays gone."""
+    with pysos.Dict(store_path, segment_size=200) as d:
+        for i in range(20):
+            d.set(f"k{i}", i, expire=1 + i)
+    clock.advance(10.5)
+    with pysos.Dict(store_path) as d:
+        assert sorted(d) == sorted(f"k{i}" for i in range(10, 20))
+        clock.advance(5)
+        assert sorted(d) == sorted(f"k{i}" for i in range(15, 20))
+
+
+def test_manifest_version_goes_to_2_with_the_first_expiring_record(store_path, clock):
+    """A store without expiry keeps MANIFEST version 1 (older pysos opens it); the first expiring write makes it 2."""
+    with pysos.Dict(store_path) as d:
+        d["a"] = 1
+        assert manifest.read(str(store_path)).version == 1
+        assert b'"version":1' in (store_path / "MANIFEST").read_bytes()
+        d.set("b", 1, expire=5)
+        assert manifest.read(str(store_path)).version == 2
+    assert [line for line in _lines(store_path) if line.get("k") == "b"][0]["x"] == clock.wall_now + 5
+    with pysos.Dict(store_path) as d:  # and stays 2 through rotations and compactions
+        d.compact()
+        assert manifest.read(str(store_path)).version == 2
+
+
+def test_compaction_drops_expired_records_without_tombstones(store_path, clock):
+    """An expired record whose key has nothing older is dropped by compaction, with no tombstone left."""
+    with pysos.Dict(store_path, segment_size=300, autocompact=False) as d:
+        for i in range(30):
+            d.set(f"k{i}", "x" * 20, expire=5)
+        d["keep"] = 1
+        clock.advance(5)
+        result = d.compact()
+        assert result["records_expired"] == 30
+        assert dict(d) == {"keep": 1}
+        assert d.stats()["live_bytes"] == d.stats()["disk_bytes"]
+    lines = _lines(store_path)
+    assert [line["k"] for line in lines] == ["keep"]
+    with pysos.Dict(store_path) as d:
+        assert dict(d) == {"keep": 1}
+
+
+def test_compaction_tombstones_an_expired_key_with_an_older_record(store_path, clock):
+    """If an older segment outside the merge holds the key, the expired record becomes a tombstone: the old value never comes back."""
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["a"] = "old"
+        d._store.seal()
+        d.compact()  # "a" = "old" sits alone in a sealed segment
+        first = manifest.read(str(store_path)).segments[0]
+        d.set("a", "new", expire=5)
+        d._store.seal()
+        clock.advance(5)
+        current = manifest.read(str(store_path))
+        # merge only the second sealed segment, leaving the older one (with "a") out of the run
+        from pysos.compactor.merge import merge_run
+        run = current.segments.index(first) + 1
+        result = merge_run(str(store_path), current, run, run + 1, segment_size=10**6)
+        assert result["records_expired"] == 1
+        d.refresh()
+        assert "a" not in d
+    tombstones = [line for line in _lines(store_path) if line.get("d") == 1]
+    assert [t["k"] for t in tombstones] == ["a"]
+    for opener in (lambda: pysos.Dict(store_path), lambda: pysos.Dict(store_path, readonly=True)):
+        with opener() as d:
+            assert "a" not in d and len(d) == 0
+
+
+def test_segments_with_expiring_records_get_no_hint_and_open_right(store_path, clock):
+    """A hint cannot carry deadlines: compaction outputs, sealed and cleanly closed segments that hold an expiring record get none, and a reopen still expires their keys on time."""
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d.set("a", 1, expire=10)
+        d["b"] = 2
+        d.compact()
+        d.set("c", 3, expire=20)
+        d._store.seal()
+        d.set("e", 5, expire=30)
+    assert not [n for n in os.listdir(store_path) if n.endswith(".hint")]
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert dict(r) == {"a": 1, "b": 2, "c": 3, "e": 5}
+        clock.advance(10)
+        assert dict(r) == {"b": 2, "c": 3, "e": 5}
+        clock.advance(20)
+        assert dict(r) == {"b": 2}
+
+
+def test_segments_without_expiring_records_keep_their_hints(store_path, clock):
+    """Stores (and segments) without expiry keep fast-open hints: a compaction output of plain records gets one."""
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["b"] = 2
+        d.compact()
+        name = manifest.read(str(store_path)).segments[0]
+    size = (store_path / name).stat().st_size
+    assert hints.read(str(store_path / segment.hint_name(name)), name, size, "dict") is not None
+
+
+def test_wall_clock_step_is_seen_within_a_second(store_path, clock):
+    """A step of the wall clock alone (monotonic unchanged) expires keys at the writer's next look, at most a second later."""
+    with pysos.Dict(store_path) as d:
+        d.set("a", 1, expire=3600)
+        assert "a" in d
+        clock.step_wall(3600)
+        clock.mono_now += 1.0
+        assert "a" not in d and len(d) == 0
+
+
+def test_expired_keys_count_as_dead_bytes(store_path, clock):
+    """Once expired, a key's record counts as dead in stats() (so compaction policy sees it as garbage)."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d.set("a", "x" * 100, expire=1)
+        live = d.stats()["live_bytes"]
+        assert live > 100
+        clock.advance(1)
+        stats = d.stats()
+        assert stats["keys"] == 0 and stats["live_bytes"] == 0 and stats["dead_bytes"] == stats["disk_bytes"]
+
+
+def test_observers_hear_expiring_writes_but_not_expiry(store_path, clock):
+    """Observers hear set(..., expire=) like any write; a key expiring calls no observer."""
+    heard = []
+    with pysos.Dict(store_path) as d:
+        d.observe(lambda *args: heard.append(args))
+        d.set("a", 1, expire=1)
+        clock.advance(1)
+        assert "a" not in d
+    assert heard == [("a", 1, None)]
+
+
+def test_readonly_set_raises(store_path):
+    """set() on a reader raises ReadOnlyError and writes nothing."""
+    pysos.Dict(store_path).close()
+    with pysos.Dict(store_path, readonly=True) as r:
+        with pytest.raises(pysos.ReadOnlyError):
+            r.set("a", 1, expire=5)
