@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable
 from ..errors import CorruptionError
 from ..segments import files, hints, index, record, segment
 from ..segments.manifest import Manifest
-from .merge import _COPY_BUFFER, _delete, _maybe_published, _next_number, _publish, check_directory
+from .merge import _COPY_BUFFER, _delete, _maybe_published, _next_number, _publish, check_directory, open_sealed
 
 log = logging.getLogger("pysos.compactor")
 
@@ -89,14 +89,7 @@ def merge_live(
     try:
         for name, records in zip(run, by_segment):
             path = os.path.join(directory, name)
-            fd = files.open_read(path)
-            fds.append(fd)
-            size = files.size(fd)
-            if size != current.size_of(name):
-                raise CorruptionError(
-                    f"{path}: sealed segment is {size} bytes, the MANIFEST says {current.size_of(name)} "
-                    f"(at byte {min(size, current.size_of(name))})"
-                )
+            fd, size = open_sealed(directory, name, current.size_of(name), fds)
             bytes_in += size
             throttle(0)
             records.sort()

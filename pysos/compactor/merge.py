@@ -171,14 +171,7 @@ def merge_run(
     try:
         for name in run:
             path = os.path.join(directory, name)
-            fd = files.open_read(path)
-            fds.append(fd)
-            size = files.size(fd)
-            if size != current.size_of(name):
-                raise CorruptionError(
-                    f"{path}: sealed segment is {size} bytes, the MANIFEST says {current.size_of(name)} "
-                    f"(at byte {min(size, current.size_of(name))})"
-                )
+            fd, size = open_sealed(directory, name, current.size_of(name), fds)
             bytes_in += size
             throttle(0)
             scanner = segment.Scanner(fd, 0, size)
@@ -242,6 +235,21 @@ def merge_run(
         directory, result["segments_in"], result["segments_out"], result["reclaimed_bytes"], result["seconds"],
     )
     return result
+
+
+def open_sealed(directory: str, name: str, expected_size: int, fds: list[int]) -> tuple[int, int]:
+    """Open a sealed input segment (its fd appended to ``fds``, which the caller closes) and
+    check its size against the MANIFEST's; return (fd, size)."""
+    path = os.path.join(directory, name)
+    fd = files.open_read(path)
+    fds.append(fd)
+    size = files.size(fd)
+    if size != expected_size:
+        raise CorruptionError(
+            f"{path}: sealed segment is {size} bytes, the MANIFEST says {expected_size} "
+            f"(at byte {min(size, expected_size)})"
+        )
+    return fd, size
 
 
 def _next_number(current: Manifest) -> int:
