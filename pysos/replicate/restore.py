@@ -98,6 +98,12 @@ def restore(url: str, directory, at=None, *, client=None, workers: int = 4) -> d
     return {"seq": body["seq"], "time": body["time"], "segments": len(names), "bytes": total}
 
 
+def _is_marker_temp(name: str) -> bool:
+    """A temp file of the marker's atomic write (``files.atomic_write``: NAME.PID.tmp)."""
+    middle = name[len(MARKER) + 1 : -len(".tmp")]
+    return name.startswith(MARKER + ".") and name.endswith(".tmp") and middle.isdigit() and middle.isascii()
+
+
 def _prepare(directory: str, url: str) -> bool:
     """Make ``directory`` ready; True if it already holds this restore, finished."""
     marker = os.path.join(directory, MARKER)
@@ -106,6 +112,10 @@ def _prepare(directory: str, url: str) -> bool:
     elif not os.path.isdir(directory):
         raise RestoreError(f"{directory} is not a directory")
     names = os.listdir(directory)
+    for name in [n for n in names if _is_marker_temp(n)]:
+        # a restore killed while writing its marker: the temp file is ours, nothing else is yet
+        files.unlink(os.path.join(directory, name))
+        names.remove(name)
     if names:
         mine = False
         if MARKER in names:

@@ -134,3 +134,17 @@ def test_bad_at_is_a_clear_error(bucket, tmp_path):
     with pytest.raises(ValueError, match="ISO 8601"):
         pysos.restore(bucket.url(), tmp_path / "x", at="yesterday-ish")
     assert not os.path.exists(tmp_path / "x")
+
+
+def test_a_restore_killed_while_writing_its_marker_resumes(bucket, tmp_path):
+    """A marker temp file left by a restore killed mid-write does not make the target 'not empty'."""
+    from pysos.replicate.restore import MARKER
+    store, _ = build(tmp_path, bucket, 50)
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / f"{MARKER}.12345.tmp").write_bytes(b'{"ur')
+    out = subprocess.run([sys.executable, "-m", "pysos", "restore", bucket.url(), str(target)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert contents(target) == dict(store.items())
+    store.close()
