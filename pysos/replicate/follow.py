@@ -56,6 +56,7 @@ import sys
 import threading
 import time
 import zlib
+from typing import Any
 
 import orjson
 
@@ -83,7 +84,7 @@ def state_dir(directory: str) -> str:
 class Follower:
     """Keeps one directory a copy of one replica (see the module docstring)."""
 
-    def __init__(self, directory, client):
+    def __init__(self, directory: str | os.PathLike, client: Any) -> None:  # an S3, or one with its methods
         self.directory = os.path.abspath(os.fspath(directory))
         self.client = client
         self.url = str(client.location)
@@ -390,7 +391,7 @@ def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, cl
             return _fail(str(exc), EXIT_FAILED)
         except (Error, ValueError, OSError) as exc:
             return _fail(str(exc), EXIT_START)
-        log.info("pysos follow: %s -> %s: at commit %s", follower.url, follower.directory, follower.body["seq"])
+        log.info("pysos follow: %s -> %s: at commit %s", follower.url, follower.directory, follower.stats()["seq"])
         return _loop(follower, interval, stop)
     finally:
         if follower is not None:

@@ -111,7 +111,7 @@ def test_readers_in_another_process_see_whole_batches_within_a_bounded_lag(bucke
             b, t = line.split()
             if int(b):
                 assert float(t) >= acked[int(b)] - 0.05, "seen before the write returned"
-        assert stop(follow) == 0
+        assert stop(follow, signal.SIGINT) == 0
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -320,6 +320,23 @@ def test_bad_bucket_no_replica_and_foreign_directory_exit_2_in_one_line(bucket, 
         assert len(lines) == 1 and message in lines[0] and "Traceback" not in proc.stderr, proc.stderr
     assert os.listdir(tmp_path / "other") == ["notes.txt"]
     assert not (tmp_path / "d1").exists() and not (tmp_path / "d2").exists()
+
+
+def test_bad_credentials_exit_2_in_one_line(tmp_path, monkeypatch):
+    """Credentials the server refuses: exit 2, one line saying to check them, no DIR."""
+    from s3_local import aws_env, start_server, stop_server
+
+    proc, endpoint = start_server("--auth")
+    try:
+        aws_env(monkeypatch, endpoint)
+        out = subprocess.run([sys.executable, "-m", "pysos", "follow", "s3://some-bucket/x", str(tmp_path / "d")],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        stop_server(proc)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "denied" in lines[0] and "credentials" in lines[0], out.stderr
+    assert not (tmp_path / "d").exists()
 
 
 def test_a_second_follower_of_the_same_directory_is_refused(bucket, tmp_path):
