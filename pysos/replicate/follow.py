@@ -36,7 +36,9 @@ While it runs the follower holds DIR's ``writer.lock`` (with the note ``follow U
 writable open says that DIR is being followed) and ``compact.lock`` (no local compaction
 rewrites files it manages). DIR's first copy is made under restore's marker
 (``pysos-restore.json``), so a half-made copy never opens as a store; ``DIR.follow/
-state.json`` records the URL, and the follower refuses a DIR with a store it did not make.
+state.json`` records the URL, and the follower refuses a DIR with a store it did not make,
+or one that has what the replica lacks (a newer generation, a longer newest segment: a
+writer changed it since, e.g. after a promotion), which following would overwrite.
 Network and server errors are logged (one line each) and retried with backoff while DIR
 keeps serving its last good state. A replica that lost bytes our newest segment has
 (taken over by an older copy of the store) cannot be followed in place: exit 1.
@@ -129,7 +131,29 @@ class Follower:
             files.atomic_write(os.path.join(state_dir(self.directory), "state.json"),
                                orjson.dumps({"url": self.url}) + b"\n")
             files.atomic_write(os.path.join(self.directory, MARKER), orjson.dumps({"url": self.url}) + b"\n")
+        else:
+            self._check_not_ahead(remote.decode(found[0], self.url + remote.MANIFEST))
         self._step(found)
+
+    def _check_not_ahead(self, body: dict) -> None:
+        """Refuse a DIR that has what the replica does not: a writer changed it since (a
+        promoted copy), or the replica went back to an older copy. Following would replace
+        those changes."""
+        try:
+            local = manifest.read(self.directory)
+        except FileNotFoundError:
+            return  # a first copy under way
+        sizes = {e["name"]: e["size"] for e in body["segments"]}
+        if body["tail"] is not None:
+            sizes[body["tail"]["name"]] = body["tail"]["size"]
+        newest = local.segments[-1]
+        if local.generation > body["store"]["generation"] or self._size(newest) > sizes.get(newest, -1) >= 0:
+            self.close()
+            raise FollowError(
+                f"{self.directory} has changes the replica at {self.url} does not (was it opened for "
+                "writing, or did the replica go back to an older copy?): not following it; follow "
+                "into a new directory"
+            )
 
     def close(self) -> None:
         for lock in reversed(self._locks):

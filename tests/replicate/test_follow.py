@@ -173,7 +173,8 @@ def test_remote_compaction_and_retention_under_a_running_follower(bucket, tmp_pa
 
 def test_writable_open_is_refused_while_followed_and_sigterm_exits_0(bucket, tmp_path):
     """While `pysos follow` runs, a writable open of DIR raises pysos.Error saying it is
-    followed (readers work); SIGTERM stops it with exit 0 and DIR opens writable again."""
+    followed (readers work); SIGTERM stops it with exit 0 and DIR opens writable again;
+    once written to, following it again is refused (exit 2) and changes nothing."""
     with pysos.Dict(tmp_path / "src") as primary:
         primary["a"] = 1
     replicator(tmp_path / "src", bucket)
@@ -193,6 +194,12 @@ def test_writable_open_is_refused_while_followed_and_sigterm_exits_0(bucket, tmp
             follow.wait()
     with pysos.Dict(tmp_path / "dst") as promoted:
         assert promoted["a"] == 1
+        promoted["b"] = 2  # DIR is a store of its own now
+    follow = start_follow(bucket, tmp_path / "dst")
+    assert follow.wait(60) == 2
+    err = follow.stderr.read().strip().splitlines()
+    assert len(err) == 1 and "has changes the replica" in err[0], err
+    assert contents(tmp_path / "dst") == {"a": 1, "b": 2}, "following again would have lost 'b'"
 
 
 class Recording:
