@@ -13,7 +13,7 @@ import time
 import pytest
 
 import pysos
-from pysos.replicate.client import S3, parse_url
+from pysos.replicate.client import RemoteError, S3, parse_url
 from pysos.replicate.follow import Follower, FollowError, run
 from replicate_util import contents, replicator
 
@@ -240,6 +240,43 @@ def test_killed_follower_resumes_without_fetching_what_it_has(bucket, tmp_path):
         e["hint"][0] for e in rep.body["segments"] if e["hint"]}
     assert contents(tmp_path / "dst") == dict(primary.items())
     f.close()
+
+
+class Failing(Recording):
+    """A client whose GETs fail (as a dropped connection) after ``budget`` of them."""
+
+    def __init__(self, client, budget):
+        super().__init__(client)
+        self.budget = budget
+
+    def get(self, name, **options):
+        if len(self.got) >= self.budget:
+            raise RemoteError("cannot reach the object store: connection reset")
+        return super().get(name, **options)
+
+
+def test_interrupted_first_copy_never_opens_and_resumes_without_refetching(bucket, tmp_path):
+    """The first copy cut off half-way: DIR does not open as a store (not even a damaged
+    one); the next run fetches only the files it did not finish."""
+    primary = pysos.Dict(tmp_path / "src", segment_size=4096, autocompact=False)
+    for i in range(400):
+        primary[f"k{i}"] = "w" * 40
+    replicator(tmp_path / "src", bucket)
+    cut = Failing(S3(parse_url(bucket.url())), budget=4)
+    first = Follower(tmp_path / "dst", cut)
+    with pytest.raises(RemoteError):
+        first.start()
+    first.close()
+    fetched = set(cut.got) - {"MANIFEST"}
+    assert fetched
+    with pytest.raises(pysos.FormatError, match="not a pysos store"):
+        pysos.Dict(tmp_path / "dst", readonly=True)
+    again = Recording(S3(parse_url(bucket.url())))
+    second = Follower(tmp_path / "dst", again)
+    second.start()
+    assert not fetched & set(again.got), "a file the first run finished was fetched again"
+    second.close()
+    assert contents(tmp_path / "dst") == dict(primary.items())
 
 
 def test_network_errors_keep_the_last_state_then_recover(bucket, tmp_path, caplog):
