@@ -1,4 +1,4 @@
-"""The commands of replication to object storage: replicate, restore, and ``info URL``
+"""The commands of replication to object storage: replicate, restore, follow, and ``info URL``
 (which ``info`` hands over here when its argument is an ``s3://`` URL). The work is in
 :mod:`pysos.replicate`; boto3 is imported only when one of these runs."""
 
@@ -26,6 +26,12 @@ def cmd_restore(args):
     else:
         print(f"restored commit {done['seq']} ({done['segments']} segment(s), {done['bytes']:,} bytes) into {args.dir}")
     return EXIT_OK
+
+
+def cmd_follow(args):
+    from ..replicate.follow import run_args
+
+    return run_args(args)
 
 
 def cmd_info_remote(args):
@@ -68,6 +74,15 @@ def register(sub):
     p.add_argument("dir", metavar="DIR", help="a new or empty directory")
     p.add_argument("--at", metavar="TIME", default=None, help="restore the store as of TIME")
     p.set_defaults(func=cmd_restore)
+
+    from ..replicate.follow import DESCRIPTION as FOLLOW, add_arguments as follow_arguments
+
+    p = command(sub, "follow", summary="keep a read-only local copy of a replica up to date",
+                description=FOLLOW,
+                examples=["pysos follow s3://backups/users /srv/users-replica",
+                          "pysos follow --interval 0.5 s3://backups/users /srv/users-replica"])
+    follow_arguments(p)
+    p.set_defaults(func=cmd_follow)
 
 
 def is_url(text) -> bool:

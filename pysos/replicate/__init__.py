@@ -5,6 +5,7 @@
 - :mod:`.uploader`  the replicator: reads a store as a reader, ships each step as a commit
 - :mod:`.gc`        retention: the owner deletes what no kept commit needs
 - :mod:`.restore`   restore (latest or ``at``) into a new directory; ``describe`` for info
+- :mod:`.follow`    ``pysos follow URL DIR``: a local copy kept up to date for readers
 - :mod:`.run`       the continuous loop, signals and exit codes
 - :mod:`.__main__`  ``python -m pysos.replicate STORE URL ...``
 

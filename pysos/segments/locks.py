@@ -6,7 +6,9 @@ compaction thread then stands aside, see :func:`held_by_other`).
 They are ``flock`` locks taken through portalocker: the kernel drops them when the holder
 dies, so a writer killed with SIGKILL never leaves a lock that blocks the next one. The
 writer and compaction lock files hold the holder's pid (as text) while held, so an error
-or ``pysos info`` can say who holds them.
+or ``pysos info`` can say who holds them; a holder may add a note on a second line (``pysos
+follow`` holds a follower's directory's writer lock with the note ``follow URL``, so a
+writable open there says the directory is being followed).
 
 A lock belongs to the process that took it. ``flock`` locks belong to the open file, which
 a forked child shares: an unlock (or a truncation of the pid note) from the child would
@@ -52,8 +54,9 @@ class FileLock:
     def held(self) -> bool:
         return self._fd is not None
 
-    def acquire(self, timeout: float = 0.0, record_pid: bool = True) -> None:
-        """Take the lock, waiting up to ``timeout`` seconds (``None``: forever), else LockedError."""
+    def acquire(self, timeout: float = 0.0, record_pid: bool = True, note: str = "") -> None:
+        """Take the lock, waiting up to ``timeout`` seconds (``None``: forever), else LockedError.
+        ``note``: one line recorded after the pid (see :func:`note`)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self._try_acquire():
@@ -64,7 +67,7 @@ class FileLock:
         if record_pid:
             try:
                 files.truncate(self._fd, 0)
-                os.pwrite(self._fd, b"%d\n" % os.getpid(), 0)
+                os.pwrite(self._fd, b"%d\n" % os.getpid() + (note.encode() + b"\n" if note else b""), 0)
             except OSError:
                 pass  # the pid note only informs; failing to write it must not strand the lock
 
@@ -87,6 +90,11 @@ class FileLock:
         pid = holder(self.directory, self.name)
         who = f" (held by pid {pid})" if pid is not None else ""
         if self.name == WRITER:
+            followed = note(self.directory, self.name) if pid is not None else ""
+            if followed.startswith("follow "):
+                return (f"pysos store {self.directory!r} is being followed from {followed[7:]} by "
+                        f"'pysos follow'{who}: it is a read-only copy while followed "
+                        f"(open it with readonly=True)")
             return f"pysos store {self.directory!r} is already open for writing{who}"
         return f"pysos store {self.directory!r}: the {self.name} lock is taken{who}"
 
@@ -149,10 +157,7 @@ def holder(directory: str, name: str) -> int | None:
     A pid is recorded only while the lock is held and the file is emptied on release;
     a holder killed with SIGKILL leaves its pid behind, which the liveness check skips.
     """
-    try:
-        text = files.read_file(lock_path(directory, name), 32).strip()
-    except (OSError, CorruptionError):  # none, or not a regular file (which no one holds)
-        return None
+    text = _lines(directory, name)[0].strip()
     if not text.isdigit():
         return None
     pid = int(text)
@@ -165,6 +170,20 @@ def holder(directory: str, name: str) -> int | None:
     except PermissionError:
         pass
     return pid
+
+
+def note(directory: str, name: str) -> str:
+    """The note the holder recorded after its pid ("" if none; read it only while held)."""
+    return _lines(directory, name)[1].strip()
+
+
+def _lines(directory: str, name: str) -> list[str]:
+    """The lock file's first line (the pid) and the rest (the note); blanks if unreadable."""
+    try:
+        text = files.read_file(lock_path(directory, name), 4096).decode("utf-8", "replace")
+    except (OSError, CorruptionError):  # none, or not a regular file (which no one holds)
+        return ["", ""]
+    return (text.split("\n", 1) + [""])[:2]
 
 
 def _after_fork_in_child() -> None:

@@ -1,0 +1,460 @@
+"""``pysos follow URL DIR``: keep DIR an up-to-date local copy of a replica, for readers.
+
+Any process opens DIR with ``readonly=True`` and follows it exactly as it follows a local
+writer, because the follower changes DIR only in the ways a writer and a compactor do:
+
+1. **Poll.** Every interval, one conditional GET of the remote ``MANIFEST``
+   (``If-None-Match`` its last ETag): a 304 means nothing to do. Never a LIST: the body
+   names every object.
+2. **Fetch what is missing, verified, out of readers' sight.** A file the local MANIFEST
+   does not name yet (a segment sealed or written by a compaction since, its hint, a new
+   newest segment) is fetched whole into ``NAME.part``, checked (every part's CRC-32, its
+   size, every record's checksum and batch framing; a hint against its segment) and
+   renamed into place: readers open only files a MANIFEST names. Only the bytes we lack are
+   fetched: a file we have a prefix of gets a ranged GET of its remaining bytes per part,
+   and each part's CRC-32 is computed over our local prefix plus those bytes.
+3. **Grow the newest segment in place, whole units only.** The local newest segment
+   (the one readers scan to its end) gets the remote's new bytes appended, in one write,
+   after their CRCs and their records and batch framing were checked: every remote size
+   is the end of a whole unit, so a reader sees whole records and whole batches or (while
+   the write is under way) a torn tail it ignores, exactly as beside a local writer. A
+   segment the remote sealed that was our newest is completed the same way before step 4,
+   so the size the next MANIFEST records is already on disk.
+4. **Publish with the compactor's MANIFEST swap** (temp file, fsync, rename, fsync of the
+   directory; under ``manifest.lock``), with the remote's generation, segments and sizes:
+   readers adopt a rotation or a compaction as they adopt a local one.
+5. **Only then delete** the files the new MANIFEST no longer names, as the compactor does:
+   readers keep their open descriptors; one that reaches for a deleted file re-reads the
+   MANIFEST and retries.
+
+Each step is safe to interrupt at any instant: before the swap nothing readers look at
+changed but the newest segment's whole units. After a SIGKILL the next run finds DIR
+as it was left and checks every local file against the remote's sizes and CRC-32s before
+trusting it (reading it locally, fetching nothing it has); ``.part`` files are discarded.
+
+While it runs the follower holds DIR's ``writer.lock`` (with the note ``follow URL``, so a
+writable open says that DIR is being followed) and ``compact.lock`` (no local compaction
+rewrites files it manages). DIR's first copy is made under restore's marker
+(``pysos-restore.json``), so a half-made copy never opens as a store; ``DIR.follow/
+state.json`` records the URL, and the follower refuses a DIR with a store it did not make,
+or one that has what the replica lacks (a newer generation, a longer newest segment: a
+writer changed it since, e.g. after a promotion), which following would overwrite.
+Network and server errors are logged (one line each) and retried with backoff while DIR
+keeps serving its last good state. A replica that lost bytes our newest segment has
+(taken over by an older copy of the store) cannot be followed in place: exit 1.
+
+Exit status: 0 stopped by SIGINT/SIGTERM; 1 cannot follow any more (see above); 2 could
+not start (bad URL, missing bucket, bad credentials, no replica there, DIR not ours or
+already followed). Each is one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+import zlib
+from typing import Any
+
+import orjson
+
+from ..errors import CorruptionError, Error, LockedError
+from ..segments import files, locks, manifest, recovery, segment
+from ..segments.manifest import Manifest
+from . import remote
+from .client import NotFound, RemoteError, S3, parse_url
+from .restore import MARKER, _TEMP, _restore_file
+
+log = logging.getLogger("pysos.replicate")
+
+EXIT_OK, EXIT_FAILED, EXIT_START = 0, 1, 2
+MAX_BACKOFF = 30.0  # seconds between retries at most after repeated failures
+
+
+class FollowError(Error):
+    """The follower cannot start or cannot go on (message: one line, the cause)."""
+
+
+def state_dir(directory: str) -> str:
+    return os.path.abspath(directory).rstrip(os.sep) + ".follow"
+
+
+class Follower:
+    """Keeps one directory a copy of one replica (see the module docstring)."""
+
+    def __init__(self, directory: str | os.PathLike, client: Any) -> None:  # an S3, or one with its methods
+        self.directory = os.path.abspath(os.fspath(directory))
+        self.client = client
+        self.url = str(client.location)
+        self.etag: str | None = None
+        self.body: dict | None = None  # the remote commit DIR holds now
+        self.lineage: str | None = None
+        # file name -> how many of its first bytes are known to be the remote's (checked
+        # this run); a file is checked once, its new bytes as they come
+        self.trusted: dict[str, int] = {}
+        self.polls = self.not_modified = self.steps = 0
+        self._locks: list[locks.FileLock] = []
+
+    # --- start and stop ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Read the remote (a bad URL, bucket or credentials: RemoteError before DIR is
+        touched), claim DIR (refusing one this follower did not make), lock it, bring it up
+        to date."""
+        found = self._read()
+        if found is None:
+            raise FollowError(f"{self.url} holds no pysos replica (no MANIFEST there)")
+        files.makedirs(self.directory)
+        fresh = self._check_ours()
+        writer = locks.FileLock(self.directory, locks.WRITER)
+        try:
+            writer.acquire(timeout=0.0, note="follow " + self.url)
+        except LockedError as exc:
+            raise FollowError(str(exc)) from None
+        self._locks.append(writer)
+        compact = locks.FileLock(self.directory, locks.COMPACT)
+        try:
+            compact.acquire(timeout=0.0)
+        except LockedError as exc:
+            self.close()
+            raise FollowError(str(exc)) from None
+        self._locks.append(compact)
+        for name in files.listdir(self.directory):
+            if name.endswith(_TEMP):  # a fetch or a check that a kill interrupted
+                files.unlink(os.path.join(self.directory, name))
+        if fresh:
+            files.makedirs(state_dir(self.directory))
+            files.atomic_write(os.path.join(state_dir(self.directory), "state.json"),
+                               orjson.dumps({"url": self.url}) + b"\n")
+            files.atomic_write(os.path.join(self.directory, MARKER), orjson.dumps({"url": self.url}) + b"\n")
+        else:
+            self._check_not_ahead(remote.decode(found[0], self.url + remote.MANIFEST))
+        self._step(found)
+
+    def _check_not_ahead(self, body: dict) -> None:
+        """Refuse a DIR that has what the replica does not: a writer changed it since (a
+        promoted copy), or the replica went back to an older copy. Following would replace
+        those changes."""
+        try:
+            local = manifest.read(self.directory)
+        except FileNotFoundError:
+            return  # a first copy under way
+        sizes = {e["name"]: e["size"] for e in body["segments"]}
+        if body["tail"] is not None:
+            sizes[body["tail"]["name"]] = body["tail"]["size"]
+        newest = local.segments[-1]
+        if local.generation > body["store"]["generation"] or self._size(newest) > sizes.get(newest, -1) >= 0:
+            self.close()
+            raise FollowError(
+                f"{self.directory} has changes the replica at {self.url} does not (was it opened for "
+                "writing, or did the replica go back to an older copy?): not following it; follow "
+                "into a new directory"
+            )
+
+    def close(self) -> None:
+        for lock in reversed(self._locks):
+            lock.release()
+        self._locks.clear()
+
+    def _check_ours(self) -> bool:
+        """True if DIR is new (empty); FollowError unless it is a copy we are making or made."""
+        names = [n for n in files.listdir(self.directory) if n not in recovery._LOCK_FILES]
+        if not names:
+            return True
+        try:
+            state = orjson.loads(files.read_file(os.path.join(state_dir(self.directory), "state.json")))
+        except (OSError, ValueError):
+            state = {}
+        ours = isinstance(state, dict) and state.get("url") == self.url
+        if ours and os.path.exists(self.directory.rstrip(os.sep) + ".replica"):
+            raise FollowError(f"{self.directory} is replicated itself ({self.directory}.replica exists): "
+                              "it is a primary now, not a follower's copy")
+        if not ours or (manifest.NAME not in names and MARKER not in names):
+            raise FollowError(f"{self.directory} is not empty and not a follower's copy of {self.url}: "
+                              "follow into a new or empty directory")
+        return False
+
+    # --- one poll -----------------------------------------------------------------------
+
+    def poll(self) -> bool:
+        """One conditional GET of the remote MANIFEST, and a step if it changed (True).
+        Raises RemoteError/OSError/CorruptionError: DIR is then unchanged but for verified
+        whole units, and the next poll goes on from there."""
+        found = self._read(self.etag)
+        if found is None:
+            self.not_modified += 1
+            return False
+        self._step(found)
+        return True
+
+    def _read(self, etag: str | None = None) -> tuple[bytes, str] | None:
+        """The remote MANIFEST; None if it is still ``etag`` (304) or there is none."""
+        self.polls += 1
+        try:
+            return self.client.get(remote.MANIFEST, if_none_match=etag)
+        except NotFound:
+            if etag is not None:
+                raise RemoteError(f"{self.url}: the replica's MANIFEST disappeared") from None
+            return None
+
+    def _step(self, found: tuple[bytes, str]) -> None:
+        for _ in range(8):
+            data, etag = found
+            body = remote.decode(data, self.url + remote.MANIFEST)
+            try:
+                self._apply(body)
+                break
+            except NotFound:  # retention deleted an object of this commit: a newer one is there
+                again = self._read()
+                if again is None:
+                    raise RemoteError(f"{self.url}: the replica's MANIFEST disappeared") from None
+                found = again
+        else:
+            raise RemoteError(f"{self.url}: objects keep disappearing (retention deletes them as we fetch)")
+        self.etag, self.body = etag, body
+        self.steps += 1
+
+    def _apply(self, body: dict) -> None:
+        if body["lineage"] != self.lineage:
+            if self.lineage is not None:
+                log.warning("pysos follow: %s now holds lineage %s (was %s): checking every file again",
+                            self.url, body["lineage"], self.lineage)
+            self.trusted.clear()
+            self.lineage = body["lineage"]
+        if body["tail"] is None:
+            return  # a replica with no commit of a store yet
+        try:
+            local: Manifest | None = manifest.read(self.directory)
+        except FileNotFoundError:
+            local = None
+        if local is not None and local.kind != body["kind"]:
+            raise FatalError(f"{self.url} now holds a {body['kind']}, {self.directory} a {local.kind}")
+        newest = local.segments[-1] if local is not None else None
+        named = set(local.segments) if local is not None else set()
+        kind = body["kind"]
+        wanted = [(e["name"], e["size"], e["parts"]) for e in body["segments"]]
+        wanted.append((body["tail"]["name"], body["tail"]["size"], body["tail"]["parts"]))
+        for name, size, parts in wanted:
+            if sum(part[1] for part in parts) != size:
+                raise CorruptionError(f"{self.url}: the commit's parts of {name} do not add up to its size")
+            if name == newest or (name not in named and self._size(name)):
+                self._grow(name, size, parts, kind, visible=name == newest)
+            elif self.trusted.get(name) != size:  # a file we have not checked, or a new one
+                _restore_file(self.client, self.directory, kind, name, size, parts, "segment")
+                self.trusted[name] = size
+        for entry in body["segments"]:
+            hint = entry.get("hint")
+            name = segment.hint_name(entry["name"])
+            if hint and self.trusted.get(name) != hint[1]:
+                _restore_file(self.client, self.directory, kind, name, hint[1], [hint], entry["name"])
+                self.trusted[name] = hint[1]
+        store = body["store"]
+        new = Manifest(kind, store["generation"], tuple(name for name, _, _ in wanted),
+                       tuple(e["size"] for e in body["segments"]), store["next_segment"],
+                       tuple(store["compactions"]), local.version if local is not None else manifest.VERSION_ONE)
+        if new == local:
+            return
+        files.fsync_dir(self.directory)  # the files it names, before the MANIFEST that names them
+        with locks.FileLock(self.directory, locks.MANIFEST):
+            manifest.write(self.directory, new)
+        if local is None:
+            files.unlink(os.path.join(self.directory, MARKER))  # DIR opens as a store from now on
+        # As the compactor: only after the swap, delete what the MANIFEST no longer names.
+        for name in recovery._remove_unnamed(self.directory, new):
+            self.trusted.pop(name, None)
+
+    def _size(self, name: str) -> int:
+        try:
+            return files.lstat(os.path.join(self.directory, name)).st_size
+        except FileNotFoundError:
+            return 0
+
+    def _grow(self, name: str, size: int, parts: list, kind: str, *, visible: bool) -> None:
+        """Bring a file we have a prefix of (maybe all) to the remote's ``size`` bytes in
+        place: fetch only the bytes we lack, check every part's CRC over our bytes and those,
+        check that they are whole units, append them in one write."""
+        path = os.path.join(self.directory, name)
+        trusted = self.trusted.get(name, 0)
+        fd = files.open_rw(path)
+        try:
+            have = files.size(fd)
+            if have == size and trusted == size:
+                return
+            if have > size:
+                return self._diverged(name, size, parts, kind, visible,
+                                      f"{have} bytes here, {size} in the remote")
+            new, offset = [], 0
+            for part in parts:
+                start, end = offset, offset + part[1]
+                offset = end
+                if end <= trusted:
+                    continue
+                ours = files.pread(fd, min(end, have) - start, start) if start < have else b""
+                need = end - max(start, have)
+                theirs = b""
+                if need > 0:
+                    theirs = self.client.get(part[0], byte_range=(-need, None))[0]
+                    if len(theirs) != need:
+                        raise RemoteError(f"{self.url}: {part[0]} is shorter than the commit says")
+                if "%08x" % zlib.crc32(theirs, zlib.crc32(ours)) != part[2]:
+                    return self._diverged(name, size, parts, kind, visible,
+                                          f"the bytes {start}-{end} do not match the remote's")
+                new.append(theirs)
+            data = b"".join(new)
+            self._check_units(fd, name, trusted, have, data)
+            if data:
+                files.write_all_at(fd, data, have)  # one write: readers see whole units or a torn tail
+                files.fsync(fd)
+            self.trusted[name] = size
+        finally:
+            files.close(fd)
+
+    def _check_units(self, fd: int, name: str, trusted: int, have: int, data: bytes) -> None:
+        """Our bytes from ``trusted`` (the end of a unit), then ``data``, are whole units
+        (records and complete batches, each record's checksum right): our bytes are
+        scanned in place, the last unit we have a part of plus ``data`` in a temp file."""
+        def fail(scanner: segment.Scanner, base: int) -> CorruptionError:
+            at, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
+            return CorruptionError(f"{self.url}: {name}: {reason} at byte {base + at}")
+
+        ours = segment.Scanner(fd, trusted, have)
+        for _ in ours:
+            pass
+        if ours.problem is not None:
+            raise fail(ours, 0)
+        start = ours.good_end
+        if start == have and not data:
+            return
+        temp = os.path.join(self.directory, name + _TEMP)
+        written = files.create_fresh(temp)
+        try:
+            try:
+                files.write_all(written, files.pread(fd, have - start, start) + data)
+            finally:
+                files.close(written)
+            check = files.open_read(temp)
+            try:
+                scanner = segment.Scanner(check)
+                for _ in scanner:
+                    pass
+            finally:
+                files.close(check)
+            if scanner.problem is not None or scanner.good_end != scanner.end:
+                raise fail(scanner, start)
+        finally:
+            files.unlink(temp)
+
+    def _diverged(self, name: str, size: int, parts: list, kind: str, visible: bool, why: str) -> None:
+        """Our copy of ``name`` is not a prefix of the remote's: fetch it whole, unless
+        readers follow it as the newest segment (then it cannot be replaced under them)."""
+        if visible:
+            raise FatalError(
+                f"{self.directory}/{name} has bytes the replica does not ({why}): the replica was "
+                f"taken over by an older copy of the store; follow it into a new directory"
+            )
+        log.warning("pysos follow: %s: %s; fetching it again", name, why)
+        self.trusted.pop(name, None)
+        _restore_file(self.client, self.directory, kind, name, size, parts, "segment")
+        self.trusted[name] = size
+
+    def stats(self) -> dict:
+        return {"seq": self.body and self.body["seq"], "polls": self.polls,
+                "not_modified": self.not_modified, "steps": self.steps, **self.client.counters.snapshot()}
+
+
+class FatalError(FollowError):
+    """DIR cannot follow the remote any more (exit 1)."""
+
+
+# --- the command ----------------------------------------------------------------------
+
+DESCRIPTION = """\
+Keep DIR (created if missing) an up-to-date local copy of the replica at URL
+(s3://BUCKET/PREFIX), polling its MANIFEST every --interval seconds with a
+conditional GET, until SIGINT/SIGTERM. Any process opens DIR with readonly=True and
+follows it as it follows a local writer; DIR refuses a writable open while followed.
+Credentials, endpoint and region come from the standard AWS environment/config.
+Exit status: 0 stopped; 1 cannot follow any more; 2 could not start."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from .__main__ import _seconds
+
+    parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX")
+    parser.add_argument("dir", metavar="DIR", help="the local copy (a new or empty directory the first time)")
+    parser.add_argument("--interval", type=_seconds, default=1.0, help="seconds between polls (default 1)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+
+
+def run_args(args) -> int:
+    return run(args.url, args.dir, interval=args.interval, verbose=args.verbose)
+
+
+def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, client=None,
+        stop: threading.Event | None = None) -> int:
+    """Follow ``url`` into ``directory`` until ``stop`` is set or SIGINT/SIGTERM; return the
+    exit status (see the module docstring)."""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(message)s", stream=sys.stderr)
+    logging.getLogger("botocore").setLevel(logging.WARNING)
+    stop = stop or threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            previous[number] = signal.signal(number, lambda *_: stop.set())
+    follower = None
+    try:
+        try:
+            follower = Follower(directory, client or S3(parse_url(url)))
+            follower.start()
+        except FatalError as exc:
+            return _fail(str(exc), EXIT_FAILED)
+        except (Error, ValueError, OSError) as exc:
+            return _fail(str(exc), EXIT_START)
+        log.info("pysos follow: %s -> %s: at commit %s", follower.url, follower.directory, follower.stats()["seq"])
+        return _loop(follower, interval, stop)
+    finally:
+        if follower is not None:
+            follower.close()
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def _loop(follower: Follower, interval: float, stop: threading.Event) -> int:
+    failures = 0
+    while not stop.wait(min(interval * 2 ** min(failures, 10), MAX_BACKOFF) if failures else max(interval, 0.01)):
+        seq = follower.body["seq"] if follower.body else None
+        try:
+            follower.poll()
+            failures = 0
+        except FatalError as exc:
+            return _fail(str(exc), EXIT_FAILED)
+        except (Error, OSError) as exc:  # the network, the server, a full disk: try again later
+            failures += 1
+            log.warning("pysos follow: poll failed (%s); DIR keeps commit %s, retrying in %.1f s", exc, seq,
+                        min(interval * 2 ** min(failures, 10), MAX_BACKOFF))
+            continue
+        if follower.body and follower.body["seq"] != seq:
+            log.debug("pysos follow: at commit %d (%s)", follower.body["seq"], follower.stats())
+    log.info("pysos follow: stopping (%s)", follower.stats())
+    return EXIT_OK
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"pysos follow: error: {message}", file=sys.stderr)
+    return code
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pysos.replicate.follow", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_args(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
