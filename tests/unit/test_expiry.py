@@ -318,3 +318,26 @@ def test_background_merge_drops_expired_records(store_path, clock):
         assert dict(d) == {"g": "x" * 50}
         assert d.stats()["live_bytes"] == d.stats()["disk_bytes"]
     assert [line["k"] for line in _lines(store_path)] == ["g"]
+
+
+def test_daemon_sees_expired_records_as_garbage(store_path, clock):
+    """The daemon's estimate counts expired records as dead, even in segments it summarized before they expired, and a store whose only garbage is expired keys gets compacted."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=4096, autocompact=False) as d:
+        for i in range(200):
+            d.set(f"session:{i}", "x" * 50, expire=5)  # fresh keys: nothing is ever overwritten
+        d["keep"] = 1
+        d._store.seal()
+        watch = StoreWatch(str(store_path), "dict")
+        policy = plan.Policy(ratio=0.5, min_dead_bytes=1000)
+        assert watch.compact_if_due(policy, 4096, lambda n: None) is None  # all live
+        clock.advance(5)
+        result = watch.compact_if_due(policy, 4096, lambda n: None)
+        assert result is not None and result["records_expired"] > 0
+        while watch.compact_if_due(policy, 4096, lambda n: None) is not None:
+            pass
+        d.refresh()
+        assert dict(d) == {"keep": 1}
+    assert [line["k"] for line in _lines(store_path)] == ["keep"]
