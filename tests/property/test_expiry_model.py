@@ -138,6 +138,30 @@ class ExpiryRules:
         del self.model[key]
         self.store._store.seal()
 
+    @rule(key=FEW_KEYS, old=json_values, new=json_values, ttl=st.sampled_from([0.5, 1, 5]),
+          delete=st.booleans(), data=st.data())
+    def kill_an_old_record_then_merge_without_it(self, key, old, new, ttl, delete, data):
+        """The dangerous sequence, whole: a plain record sealed in one segment; in a later one,
+        an expiring record over it (or its tombstone), sealed; its deadline passes; then a
+        merge of a run that holds the later record but not the older segment. The old value
+        must stay dead, through a tombstone the merge writes (or keeps)."""
+        self.write_and_seal(key, old, None)
+        holder = len(manifest.read(str(self.path)).segments) - 2  # the segment holding `old`
+        if delete:
+            del self.store[key]
+            del self.model[key]
+            self.store._store.seal()
+        else:
+            self.write_and_seal(key, new, ttl)
+            self.advance_clock(ttl + data.draw(st.sampled_from([0, 0.25])))  # at or past the deadline
+        current = manifest.read(str(self.path))
+        sealed = len(current.segments) - 1
+        start = data.draw(st.integers(holder + 1, sealed - 1))
+        stop = data.draw(st.integers(start + 1, sealed))
+        merge.compact_directory(str(self.path), segment_size=self.segment_size,
+                                choose=lambda d, m: (start, stop) if m == current else None)
+        self._expect_files_agree()
+
     @rule(key=FEW_KEYS)
     def delete_few(self, key):
         if key in self.model:
