@@ -240,6 +240,25 @@ class ExpiryRules:
         self.store._store.seal()
         self.background_merge_before_the_writer_looks(ttl, max_merge)
 
+    @rule(key=dict_keys, value=json_values, ttl=st.sampled_from([0.5, 1, 5]),
+          how=st.sampled_from(["daemon", "compact_all", "background"]), max_merge=MERGE_BYTES)
+    def expiry_as_the_only_garbage(self, key, value, ttl, how, max_merge):
+        """A store without garbage, then an expiring record sealed and its deadline passed:
+        each compactor's estimate must see that record as garbage and merge it away (the
+        daemon's and compact_all's look at the files, the thread's at the writer's index)."""
+        self.compact()
+        self.set_expiring(key, value, ttl)
+        self.store._store.seal()
+        self.advance_clock(ttl)
+        if how == "daemon":
+            self.daemon_merge(max_merge)
+        elif how == "compact_all":
+            self.compact_all_if_reclaimable()
+        else:
+            assert key not in self.store  # the writer looks (an idle one has not: its thread sees no garbage yet)
+            self.background_merge(max_merge)
+            assert garbage(str(self.path), self.clock.wall()) == []
+
     @rule(max_merge=MERGE_BYTES)
     def daemon_merge(self, max_merge):
         """The daemon's looks with a policy that merges any garbage, until it finds the store
