@@ -341,3 +341,23 @@ def test_daemon_sees_expired_records_as_garbage(store_path, clock):
         d.refresh()
         assert dict(d) == {"keep": 1}
     assert [line["k"] for line in _lines(store_path)] == ["keep"]
+
+
+def test_daemon_clean_mark_ends_when_a_record_there_expires(store_path, clock):
+    """A segment the daemon counts as clean (output of a fruitless merge) gets its dead bytes back once a record in it expires: its expired records do not stay on disk until an older segment changes."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["old"] = 1
+        d._store.seal()
+        d.set("s", "x" * 100, expire=5)
+        d._store.seal()
+        watch = StoreWatch(str(store_path), "dict")
+        names = list(manifest.read(str(store_path)).segments)
+        plan.mark_clean(watch.clean, names, [names[1]])  # as if a fruitless merge wrote it
+        _, estimates = watch.estimates()
+        assert estimates[1].dead == 0 and names[1] in watch.clean
+        clock.advance(5)
+        _, estimates = watch.estimates()
+        assert names[1] not in watch.clean and estimates[1].dead >= 100
