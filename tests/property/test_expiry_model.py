@@ -32,6 +32,7 @@ from test_dict_model import DictModel
 EXPIRY_RUN = settings(max_examples=40, stateful_step_count=40, deadline=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
 FEW_KEYS = st.sampled_from(["a", 1, 2.5])
+MISSING = object()
 MERGE_BYTES = st.sampled_from([300, 4096, 2**20])  # bounded merges of one segment, a few, all
 
 
@@ -258,6 +259,25 @@ class ExpiryRules:
             assert key not in self.store  # the writer looks (an idle one has not: its thread sees no garbage yet)
             self.background_merge(max_merge)
             assert garbage(str(self.path), self.clock.wall()) == []
+
+    @rule(seconds=st.sampled_from([1, 10]), max_merge=MERGE_BYTES)
+    def wall_clock_steps_then_background_merge(self, seconds, max_merge):
+        """The wall clock steps forward (monotonic time does not), and the writer's thread
+        merges before the writer notices the step (its next look, within a second): the merge
+        drops what expired by its clock, and the writer must forget those keys when it adopts
+        the merge (their records are gone), while keys it still indexes read as before."""
+        self.clock.step_wall(seconds)
+        before = dict(self.model)
+        compactor = BackgroundCompactor(self.store._store, ratio=0.0, min_dead_bytes=0, max_merge_bytes=max_merge)
+        try:
+            compactor._compact_while_due(self.store._store)
+        finally:
+            compactor.stop()
+        for key in list(before):
+            got = self.store.get(key, MISSING)
+            assert got is MISSING or got == before[key], (key, got, before[key])
+        self.clock.mono_now += 1.0  # the writer's next look sees the step
+        self.advance_clock(0)
 
     @rule(max_merge=MERGE_BYTES)
     def daemon_merge(self, max_merge):
