@@ -38,7 +38,7 @@ from watchdog.events import FileCreatedEvent, FileMovedEvent, FileSystemEventHan
 from watchdog.observers import Observer
 
 from ..errors import CorruptionError, Error, LockedError
-from ..segments import files, hints, locks, manifest, record, recovery, segment
+from ..segments import clock, files, hints, locks, manifest, record, recovery, segment
 from . import plan
 from .merge import compact_all, compact_directory
 from .throttle import Interrupted, Throttle
@@ -77,9 +77,13 @@ class StoreWatch:
             raise FileNotFoundError(f"{self.directory}: segments keep disappearing")
         for name in set(self._summaries) - set(current.segments):
             del self._summaries[name]
-        self.clean = plan.still_clean(self.clean, current.segments)
+        now = clock.wall()
+        self.clean = {  # a record that expired since a fruitless merge is new garbage there
+            name: before for name, before in plan.still_clean(self.clean, current.segments).items()
+            if not self._summaries[name].expired_by(now)
+        }
         sizes = [size for size, _ in looked]
-        dead = plan.estimate_dead([summary for _, summary in looked], sizes)
+        dead = plan.estimate_dead([summary for _, summary in looked], sizes, now)
         estimates = [plan.SegmentEstimate(*seg) for seg in zip(current.segments, sizes, dead)]
         return current, plan.discount(estimates, self.clean)
 
@@ -101,8 +105,9 @@ class StoreWatch:
             if summary.end < size:
                 scanner = segment.Scanner(fd, summary.end, size)
                 decode = self.decode_key
+                expiry_of = record.expiry_of
                 for kind, key, _, line in scanner:
-                    summary.add(kind, decode(key), len(line))
+                    summary.add(kind, decode(key), len(line), expiry_of(line))
                 summary.end = scanner.good_end
                 damage = scanner.damage()
                 if not newest and damage is not None:

@@ -15,7 +15,7 @@ import zlib
 from typing import Any, Callable, Iterable
 
 from ..errors import CorruptionError
-from ..segments import files, hints, index, record, segment
+from ..segments import clock, files, hints, index, record, segment
 from ..segments.manifest import Manifest
 from .merge import _COPY_BUFFER, _delete, _maybe_published, _next_number, _publish, check_directory, open_sealed
 
@@ -41,7 +41,11 @@ def merge_live(
     MANIFEST was read under the compaction lock, which the caller holds). Nothing is
     parsed: each live record is copied byte for byte, in segment order, its checksum
     verified; every other byte of the run is dead, tombstones included (no segment is
-    older than the run, so no tombstone there has anything left to hide). Records written
+    older than the run, so no tombstone there has anything left to hide). So is a record
+    whose deadline has passed by the wall clock (the writer's index may still point to it:
+    the writer forgets such keys at its next look, or when it adopts the merge); a live
+    expiring record is copied with its deadline, and its output gets no hint (a hint
+    cannot carry deadlines: opening scans that segment). Records written
     meanwhile go to later segments, which win over the run's. Same steps, outputs,
     publication and figures as :func:`merge_run`, at a fraction of its Python work per byte.
     """
@@ -56,7 +60,10 @@ def merge_live(
         by_segment[position[location >> index.SEGMENT_SHIFT]].append((location, key))
     fds: list[int] = []
     bytes_in = 0
-    kept = 0
+    kept = expired = 0
+    expiring = False  # the output being written holds a live expiring record: no hint
+    now = clock.wall()
+    expiry_of = record.expiry_of
     outputs: list[str] = []
     sizes: list[int] = []
     next_number = _next_number(current)
@@ -77,14 +84,15 @@ def merge_live(
             pending, pending_bytes = [], 0
 
     def finish_output() -> None:
-        nonlocal out_fd, keys, lengths, out_size
+        nonlocal out_fd, keys, lengths, out_size, expiring
         flush_pending()
         files.fsync(out_fd)
         files.close(out_fd)
         out_fd = None
-        hints.write(directory, out_name, out_size, hints.Hint(keys, lengths, []), segment.hint_name(out_name))
+        if not expiring:
+            hints.write(directory, out_name, out_size, hints.Hint(keys, lengths, []), segment.hint_name(out_name))
         sizes.append(out_size)
-        keys, lengths, out_size = [], [], 0
+        keys, lengths, out_size, expiring = [], [], 0, False
 
     try:
         for name, records in zip(run, by_segment):
@@ -110,6 +118,12 @@ def merge_live(
                 if (line[:6] != b'{"c":"' or line[6:14] != b"%08x" % crc32(line[record.PREFIX_LEN : -1])
                         or line[-1:] != b"\n"):
                     raise CorruptionError(f"{path}: checksum mismatch or malformed record at byte {offset}")
+                deadline = expiry_of(line)
+                if deadline is not None:
+                    if deadline <= now:
+                        expired += 1
+                        continue
+                    expiring = True
                 if out_fd is None:
                     out_name, out_fd = segment.create_new(directory, next_number)
                     next_number = segment.segment_number(out_name) + 1
@@ -146,8 +160,9 @@ def merge_live(
         "bytes_out": bytes_out,
         "segments_in": len(run),
         "segments_out": len(outputs),
-        "records_in": kept,
+        "records_in": kept + expired,
         "records_out": kept,
+        "records_expired": expired,
         "generation": published.generation,
         "seconds": round(time.monotonic() - began, 6),
         "outputs": outputs,

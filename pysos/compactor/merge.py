@@ -389,7 +389,6 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
         return 0
     decode_key = record.key_decoder(current.kind)
     summaries, sizes = [], []
-    expired, now = 0, clock.wall()  # (segments with expiring records have no hints: scanned)
     last = len(current.segments) - 1
     for i, name in enumerate(current.segments):
         path = os.path.join(directory, name)
@@ -403,17 +402,13 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
                     summary = plan.KeySummary.from_hint(size, map(decode_key, hint.keys), hint.lengths)
             if summary is None:
                 summary = plan.KeySummary(size)
-                for kind, key, _, line in segment.Scanner(fd, 0, size):
-                    summary.add(kind, decode_key(key), len(line))
-                    if i != last and kind == record.SET:  # expired records are garbage too
-                        deadline = record.expiry_of(line)
-                        if deadline is not None and deadline <= now:
-                            expired += len(line)
+                for kind, key, _, line in segment.Scanner(fd, 0, size):  # (expiring records: never hinted)
+                    summary.add(kind, decode_key(key), len(line), record.expiry_of(line))
         finally:
             files.close(fd)
         summaries.append(summary)
         sizes.append(size)
-    return sum(plan.estimate_dead(summaries, sizes)[:-1]) + expired
+    return sum(plan.estimate_dead(summaries, sizes, clock.wall())[:-1])
 
 
 def _take_compaction_lock(directory: str, wait: float | None) -> locks.FileLock:

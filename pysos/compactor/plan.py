@@ -13,6 +13,10 @@ files. The two compactors feed it differently:
   is scanned incrementally from where the last look stopped. Batch markers, records
   shadowed within their own segment and tombstones count as dead, except a tombstone
   an older segment still needs (its length comes from the hint, or from the scan).
+  A summary also keeps the deadlines of its expiring records (segments that hold one
+  have no hint: they are scanned), so a record counts as dead once its deadline has
+  passed, however long ago the segment was summarized (less the tombstone a merge
+  writes for it while an older segment holds its key).
 
 Both estimates can call bytes dead that a merge must keep (the writer's index does not
 see tombstones at all). A merge that reclaims less than half of what it was chosen for
@@ -148,14 +152,24 @@ class KeySummary:
     end: int = 0
     lengths: dict[Any, int] = field(default_factory=dict)      # key -> length of its newest set
     tombstones: dict[Any, int] = field(default_factory=dict)   # key -> length of its delete
+    deadlines: dict[Any, float] = field(default_factory=dict)  # key -> deadline of its newest set, if it expires
 
-    def add(self, kind: str, key: Any, length: int) -> None:
+    def add(self, kind: str, key: Any, length: int, deadline: float | None = None) -> None:
         if kind == record.SET:
             self.lengths[key] = length
             self.tombstones.pop(key, None)
+            if deadline is not None:
+                self.deadlines[key] = deadline
+                return
         else:
             self.lengths.pop(key, None)
             self.tombstones[key] = length
+        if self.deadlines:
+            self.deadlines.pop(key, None)
+
+    def expired_by(self, now: float) -> bool:
+        """True if a record of this summary has expired by ``now``."""
+        return bool(self.deadlines) and min(self.deadlines.values()) <= now
 
     @classmethod
     def from_hint(cls, size: int, keys: Iterable, lengths: Iterable[int]) -> "KeySummary":
@@ -169,13 +183,15 @@ class KeySummary:
         return summary
 
 
-def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int]) -> list[int]:
+def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int], now: float | None = None) -> list[int]:
     """Dead bytes of each segment (same order as the MANIFEST), from their key summaries.
 
     Live in a segment: its keys' newest records that no later segment overrides, and its
     tombstones that are their key's newest record while an older segment still holds a
     record of that key (a merge must keep those). Everything else in its ``size`` bytes
-    is dead.
+    is dead. With ``now`` (wall clock), a newest record whose deadline is at or before
+    ``now`` is dead too, but for the tombstone a merge writes in its place while an older
+    segment holds its key.
     """
     n = len(summaries)
     live = [0] * n
@@ -183,8 +199,19 @@ def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int]) -> list
     seen: set = set()
     for i in range(n - 1, -1, -1):
         summary = summaries[i]
-        live[i] = sum(length for key, length in summary.lengths.items() if key not in seen)
         last_word[i] = [(key, length) for key, length in summary.tombstones.items() if key not in seen]
+        if now is None or not summary.expired_by(now):
+            live[i] = sum(length for key, length in summary.lengths.items() if key not in seen)
+        else:
+            deadlines = summary.deadlines
+            for key, length in summary.lengths.items():
+                if key in seen:
+                    continue
+                deadline = deadlines.get(key)
+                if deadline is not None and deadline <= now:
+                    last_word[i].append((key, len(record.encode_tombstone(key))))
+                else:
+                    live[i] += length
         seen.update(summary.lengths)
         seen.update(summary.tombstones)
     earlier: set = set()

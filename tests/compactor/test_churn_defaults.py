@@ -95,6 +95,32 @@ def test_thread_reclaims_garbage_at_default_settings(store_path):
     assert contents(store_path) == model
 
 
+def test_short_ttl_churn_stays_within_the_bound_at_default_settings(store_path):
+    """pysos.Dict(path, expire=1) with nothing else tuned, fresh keys written as sessions
+    are (nothing is ever overwritten: all the garbage is expired records), the clock moved
+    a second after each ~1 MiB: the thread keeps the disk within issue 19's bound,
+    2 x live + 8 MiB (tools/bench_expiry_churn.py measures it in real time)."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            n = 0
+            for _ in range(16):  # ~16 MiB written, ~1 MiB alive at a time
+                with d.batch():
+                    for _ in range(5000):
+                        d[f"session:{n}"] = {"user": "x" * 150}
+                        n += 1
+                clock.advance(1)
+            assert len(d) == 0
+            bound = lambda: 2 * d.stats()["live_bytes"] + 8 * MiB  # noqa: E731
+            wait_for(lambda: d.stats()["disk_bytes"] <= bound(), what="disk within 2 x live + 8 MiB")
+            assert d.stats()["compactions"] > 0
+    finally:
+        restore()
+
+
 def test_thread_is_woken_by_garbage_without_a_rotation(store_path):
     """Overwriting every key of a sealed segment makes it all garbage while the segment
     being written holds only live data (no early seal, no rotation): the writer's

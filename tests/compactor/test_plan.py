@@ -156,6 +156,27 @@ def test_estimate_counts_shadowed_records_within_a_segment():
     assert plan.estimate_dead([s0], [40]) == [30]
 
 
+def test_estimate_counts_expired_records_as_dead_by_now():
+    """With the wall clock, a key's newest record whose deadline has passed is dead (the
+    daemon sees expired records as garbage); one an older segment holds the key of keeps
+    the tombstone a merge would write; a later record of the key cancels the deadline."""
+    s0 = summary((record.SET, "a", 10))
+    s1 = plan.KeySummary()
+    s1.add(record.SET, "a", 40, 100.0)    # over s0's "a": a merge writes a tombstone for it
+    s1.add(record.SET, "b", 30, 100.0)    # nothing older: all dead once expired
+    s1.add(record.SET, "c", 20, 200.0)
+    s1.add(record.SET, "d", 25, 100.0)
+    s1.add(record.SET, "d", 25)           # set again without expiry: never expires
+    s2 = summary((record.SET, "z", 5))
+    sizes = [10, 140, 5]
+    tombstone_a = len(record.encode_tombstone("a"))
+    assert plan.estimate_dead([s0, s1, s2], sizes) == [10, 25, 0]
+    assert plan.estimate_dead([s0, s1, s2], sizes, now=99.0) == [10, 25, 0]
+    assert plan.estimate_dead([s0, s1, s2], sizes, now=100.0) == [10, 140 - 20 - 25 - tombstone_a, 0]
+    assert plan.estimate_dead([s0, s1, s2], sizes, now=200.0) == [10, 140 - 25 - tombstone_a, 0]
+    assert s1.expired_by(100.0) and not s1.expired_by(99.0) and not s0.expired_by(1e12)
+
+
 def test_summary_from_hint_matches_scan():
     """A summary built from a hint's keys and lengths equals one built from the records,
     tombstone lengths included."""

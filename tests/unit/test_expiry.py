@@ -273,3 +273,91 @@ def test_readonly_set_raises(store_path):
     with pysos.Dict(store_path, readonly=True) as r:
         with pytest.raises(pysos.ReadOnlyError):
             r.set("a", 1, expire=5)
+
+
+def test_background_merge_keeps_deadlines_of_live_expiring_records(store_path, clock):
+    """The writer's thread (merge from its index) gives an output holding a live expiring record no hint, so the key still expires on time after a reopen and in a reader."""
+    from pysos.compactor.background import BackgroundCompactor
+
+    with pysos.Dict(store_path, segment_size=256, autocompact=False) as d:
+        d.set("a", "v", expire=100)
+        for _ in range(20):
+            d["g"] = "x" * 50  # garbage: makes the merge due, rotates segments
+        d._store.seal()
+        compactor = BackgroundCompactor(d._store, ratio=0.0, min_dead_bytes=0)
+        try:
+            compactor._compact_while_due(d._store)  # what one wake-up of the thread does
+        finally:
+            compactor.stop()
+        assert compactor.compactions >= 1
+        assert dict(d) == {"a": "v", "g": "x" * 50}
+    assert not [n for n in os.listdir(store_path) if n.endswith(".hint")]
+    assert pysos.check(store_path) == []
+    clock.advance(100)
+    for opener in (lambda: pysos.Dict(store_path, autocompact=False), lambda: pysos.Dict(store_path, readonly=True)):
+        with opener() as d:
+            assert dict(d) == {"g": "x" * 50}
+
+
+def test_background_merge_drops_expired_records(store_path, clock):
+    """The writer's thread drops a record that expired before its merge (nothing is older than its run: no tombstone), and the writer forgets the key."""
+    from pysos.compactor.background import BackgroundCompactor
+
+    with pysos.Dict(store_path, segment_size=256, autocompact=False) as d:
+        d.set("a", "v" * 30, expire=5)
+        for _ in range(20):
+            d["g"] = "x" * 50
+        d._store.seal()
+        clock.advance(5)
+        compactor = BackgroundCompactor(d._store, ratio=0.0, min_dead_bytes=0)
+        try:
+            compactor._compact_while_due(d._store)
+        finally:
+            compactor.stop()
+        assert compactor.compactions >= 1
+        assert dict(d) == {"g": "x" * 50}
+        assert d.stats()["live_bytes"] == d.stats()["disk_bytes"]
+    assert [line["k"] for line in _lines(store_path)] == ["g"]
+
+
+def test_daemon_sees_expired_records_as_garbage(store_path, clock):
+    """The daemon's estimate counts expired records as dead, even in segments it summarized before they expired, and a store whose only garbage is expired keys gets compacted."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=4096, autocompact=False) as d:
+        for i in range(200):
+            d.set(f"session:{i}", "x" * 50, expire=5)  # fresh keys: nothing is ever overwritten
+        d["keep"] = 1
+        d._store.seal()
+        watch = StoreWatch(str(store_path), "dict")
+        policy = plan.Policy(ratio=0.5, min_dead_bytes=1000)
+        assert watch.compact_if_due(policy, 4096, lambda n: None) is None  # all live
+        clock.advance(5)
+        result = watch.compact_if_due(policy, 4096, lambda n: None)
+        assert result is not None and result["records_expired"] > 0
+        while watch.compact_if_due(policy, 4096, lambda n: None) is not None:
+            pass
+        d.refresh()
+        assert dict(d) == {"keep": 1}
+    assert [line["k"] for line in _lines(store_path)] == ["keep"]
+
+
+def test_daemon_clean_mark_ends_when_a_record_there_expires(store_path, clock):
+    """A segment the daemon counts as clean (output of a fruitless merge) gets its dead bytes back once a record in it expires: its expired records do not stay on disk until an older segment changes."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["old"] = 1
+        d._store.seal()
+        d.set("s", "x" * 100, expire=5)
+        d._store.seal()
+        watch = StoreWatch(str(store_path), "dict")
+        names = list(manifest.read(str(store_path)).segments)
+        plan.mark_clean(watch.clean, names, [names[1]])  # as if a fruitless merge wrote it
+        _, estimates = watch.estimates()
+        assert estimates[1].dead == 0 and names[1] in watch.clean
+        clock.advance(5)
+        _, estimates = watch.estimates()
+        assert names[1] not in watch.clean and estimates[1].dead >= 100

@@ -1,0 +1,128 @@
+"""What every merge of an expiring store must write, checked at each merge the compactors make.
+
+:class:`MergeChecker` wraps the compactor's two merges (``merge.merge_run`` and
+``index_merge.merge_live``) wherever they are called from (``compact()``, the writer's
+thread, the daemon, a chosen run) and compares each merge's outputs with what its inputs
+say, by the compactor's wall clock at the merge:
+
+- a key whose newest record in the run is a live set (no deadline, or one still ahead)
+  and that no later segment overrides: exactly that record, byte for byte;
+- a key whose newest record in the run is a tombstone or an expired set, that no later
+  segment overrides: a tombstone if a segment *before* the run holds the key (else the
+  older value would come back), nothing otherwise (nothing older can resurface);
+- a key a later segment holds: nothing;
+- a key at most once, and no hint beside an output that holds an expiring record (a hint
+  cannot carry deadlines).
+
+:func:`garbage` lists the records of the sealed segments that a merge of all of them
+would drop: after a full compaction there must be none.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pysos.compactor import index_merge, merge
+from pysos.segments import files, manifest, record, segment
+
+
+def records(directory: str, name: str) -> list[tuple[str, object, bytes]]:
+    """``(kind, key, line)`` of each record of a segment, in order."""
+    fd = files.open_read(os.path.join(directory, name))
+    try:
+        return [(kind, key, line) for kind, key, _, line in segment.Scanner(fd)]
+    finally:
+        files.close(fd)
+
+
+def keys_of(directory: str, names) -> set:
+    found: set = set()
+    for name in names:
+        found.update(key for _, key, _ in records(directory, name))
+    return found
+
+
+def _live_set(kind: str, line: bytes, now: float) -> bool:
+    if kind != record.SET:
+        return False
+    deadline = record.expiry_of(line)
+    return deadline is None or deadline > now
+
+
+class MergeChecker:
+    """Checks every merge made while installed (see the module docstring); ``merges``
+    counts them. :meth:`restore` puts the real merges back."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.merges = 0
+        self._saved = real_run, real_live = merge.merge_run, index_merge.merge_live
+
+        def merge_run(directory, current, start, stop, **options):
+            expected = self._expect(directory, current, start, stop)
+            result = real_run(directory, current, start, stop, **options)
+            self._check(directory, result, *expected)
+            return result
+
+        def merge_live(directory, current, stop, live, **options):
+            expected = self._expect(directory, current, 0, stop)
+            result = real_live(directory, current, stop, live, **options)
+            self._check(directory, result, *expected)
+            return result
+
+        merge.merge_run, index_merge.merge_live = merge_run, merge_live
+
+    def restore(self) -> None:
+        merge.merge_run, index_merge.merge_live = self._saved
+
+    def _expect(self, directory, current, start, stop):
+        names = current.segments
+        newest_in_run: dict = {}
+        for name in names[start:stop]:
+            for kind, key, line in records(directory, name):
+                newest_in_run[key] = (kind, line)
+        return (keys_of(directory, names[:start]), keys_of(directory, names[stop:]), newest_in_run,
+                self.clock.wall())
+
+    def _check(self, directory, result, earlier, later, newest_in_run, now) -> None:
+        self.merges += 1
+        written: dict = {}
+        for name in result["outputs"]:
+            hinted = os.path.exists(os.path.join(directory, segment.hint_name(name)))
+            for kind, key, line in records(directory, name):
+                assert key not in written, f"{key!r} written twice by one merge"
+                written[key] = (kind, line)
+                if kind == record.SET:
+                    assert not (hinted and record.expiry_of(line) is not None), \
+                        f"{name} holds an expiring record of {key!r} and has a hint (which drops deadlines)"
+        for key, (kind, line) in newest_in_run.items():
+            if key in later:
+                expected = None  # a later record wins: nothing to keep
+            elif _live_set(kind, line, now):
+                expected = (record.SET, line)
+            elif key in earlier:
+                expected = (record.DELETE,)  # an older record of the key must stay hidden
+            else:
+                expected = None  # dead, and nothing older can resurface: no tombstone
+            got = written.pop(key, None)
+            if expected is not None and expected[0] == record.DELETE and got is not None:
+                got = got[:1]
+            assert got == expected, (
+                f"merge wrote {got!r} for {key!r}, expected {expected!r} (newest in run: {line!r}, "
+                f"in an earlier segment: {key in earlier}, in a later one: {key in later}, now {now})"
+            )
+        assert not written, f"merge wrote records of keys not in its run: {sorted(written, key=repr)}"
+
+
+def garbage(directory: str, now: float) -> list:
+    """The records of the sealed segments a merge of all of them (from the oldest) would
+    drop: tombstones, expired sets, records a later record of their key overrides."""
+    names = manifest.read(directory).segments
+    newer = keys_of(directory, names[-1:])
+    found = []
+    for name in reversed(names[:-1]):
+        for kind, key, line in reversed(records(directory, name)):
+            if key in newer or not _live_set(kind, line, now):
+                found.append((name, kind, key, line))
+            newer.add(key)
+    return found
