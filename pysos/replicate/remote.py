@@ -64,6 +64,10 @@ def log_name(seq: int, epoch: int) -> str:
     return f"log/{seq:012d}-{epoch}"
 
 
+def epoch_name(epoch: int) -> str:
+    return f"epoch/{epoch}"
+
+
 def data_prefix(epoch: int, seq: int) -> str:
     return f"data/{epoch}-{seq}/"
 
@@ -206,7 +210,7 @@ class Remote:
             if current is not None and encode(current[0]) == data:
                 return current[1]  # our swap landed, its reply was lost
             self._check_still_ours(body, etag, current)
-            raise FencedError(_fenced_message(self.where, body, current[0] if current else None)) from None
+            raise FencedError(fenced_message(self.where, body, current[0] if current else None)) from None
 
     def _check_still_ours(self, body: dict, etag: str | None, current=False) -> None:
         """Raise Stale if the MANIFEST holds a later commit of our epoch, FencedError if
@@ -217,7 +221,7 @@ class Remote:
             return
         if current is not None and current[0]["epoch"] == body["epoch"] and current[0]["seq"] >= body["seq"]:
             raise Stale(*current)
-        raise FencedError(_fenced_message(self.where, body, current[0] if current else None))
+        raise FencedError(fenced_message(self.where, body, current[0] if current else None))
 
     def at(self, body: dict, when: float) -> dict:
         """The last commit at or before ``when`` still in the history (binary search, no LIST).
@@ -245,7 +249,7 @@ class Remote:
         return found
 
 
-def _fenced_message(where: str, ours: dict, theirs: dict | None) -> str:
+def fenced_message(where: str, ours: dict, theirs: dict | None) -> str:
     if theirs is None:
         return f"{where}: the replica's MANIFEST disappeared; this replicator stops"
     return (
