@@ -1,5 +1,6 @@
 """Takeover races: a takeover while the old replicator keeps committing, a restart of the
-old store's replicator racing a takeover, and a fenced replicator restarted later."""
+old store's replicator racing a takeover, and an old replicator's orphan sweep before it
+noticed the takeover. (Seeded trials of all of it: test_replica_takeover_trials.py.)"""
 
 import time
 

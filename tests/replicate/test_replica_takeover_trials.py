@@ -13,10 +13,13 @@ trials run the same story with real processes.
 """
 
 import os
+import pathlib
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pysos
@@ -25,9 +28,11 @@ import pytest
 from pysos.replicate.remote import FencedError, Remote, log_name, referenced
 from pysos.replicate.restore import restore
 from pysos.replicate.uploader import OwnershipError, Replicator
+from test_replica_kill import wait_for
 from memory_s3 import MemoryBucket
-from replicate_util import contents
+from replicate_util import contents, restored
 
+HERE = os.path.dirname(os.path.abspath(__file__))
 TRIALS = 100
 SERVER_TRIALS = 6
 
@@ -251,16 +256,102 @@ def run_trials(bucket, root, seeds):
     return total
 
 
-def test_100_seeded_takeovers_while_writing(tmp_path):
+@pytest.fixture
+def fast_tmp(tmp_path):
+    """A directory in memory (tmpfs) when there is one: the trials fsync thousands of
+    files (stores, restores), which is what they spend their time on on a disk."""
+    if not os.path.isdir("/dev/shm"):
+        yield tmp_path
+        return
+    path = tempfile.mkdtemp(prefix="pysos-trials-", dir="/dev/shm")
+    try:
+        yield pathlib.Path(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def test_100_seeded_takeovers_while_writing(fast_tmp):
     """100 seeded trials: after the takeover's commit the old replicator commits nothing, its
     later uploads are never named and are swept, it is fenced, restarting it without
     --takeover is refused, and a restore sees none of its later records (on an in-memory
     store with S3's conditional-write semantics: ~100 requests a trial)."""
-    total = run_trials(MemoryBucket(), tmp_path, range(TRIALS))
+    total = run_trials(MemoryBucket(), fast_tmp, range(TRIALS))
     assert 0 < total["inside"] < TRIALS and total["restarts"] > 0
 
 
-def test_seeded_takeovers_while_writing_on_the_local_s3_server(bucket, tmp_path):
+def test_seeded_takeovers_while_writing_on_the_local_s3_server(bucket, fast_tmp):
     """The same trials (fewer: each request is a real HTTP request) against the local S3
     server, so the in-memory store's semantics are not what makes them pass."""
-    run_trials(bucket, tmp_path, range(1000, 1000 + SERVER_TRIALS))
+    run_trials(bucket, fast_tmp, range(1000, 1000 + SERVER_TRIALS))
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_takeover_while_writing_with_real_processes(bucket, tmp_path, seed):
+    """Real processes: a writer and its replicator run; at a seeded moment a restore of the
+    remote, written to, is replicated with --takeover. The old replicator exits 3 saying it
+    was fenced, no commit after the takeover's is by its epoch or names its uploads, a
+    restore is exactly the new primary, and the old one restarted without --takeover is
+    refused (exit 2) and changes nothing."""
+    rng = random.Random(seed)
+    src, new = tmp_path / "src", tmp_path / "new"
+    writer = subprocess.Popen([sys.executable, os.path.join(HERE, "kill_writer.py"), str(src),
+                               str(tmp_path / "acks"), str(seed)])
+    procs = [writer]
+    try:
+        wait_for(lambda: os.path.exists(src / "MANIFEST"))
+        old = subprocess.Popen([sys.executable, "-m", "pysos.replicate", str(src), bucket.url(),
+                                "--interval", "0.05"], stderr=subprocess.PIPE, text=True)
+        procs.append(old)
+        wait_for(lambda: "MANIFEST" in bucket.keys())
+        time.sleep(rng.uniform(0.2, 1.5))
+        restore(bucket.url(), new, client=bucket.client())
+        with pysos.Dict(new) as d:
+            d.update({f"new{i}": i for i in range(rng.randint(1, 20))})
+        taker = subprocess.Popen([sys.executable, "-m", "pysos.replicate", str(new), bucket.url(),
+                                  "--takeover", "--interval", "0.05"], stderr=subprocess.PIPE, text=True)
+        procs.append(taker)
+        _, err = old.communicate(timeout=120)
+        assert old.returncode == 3 and "fenced" in err and "Traceback" not in err, err
+        with pysos.Dict(new) as d:
+            d["after"] = True
+        wait_for(lambda: restored(bucket, tmp_path).get("after") is True)
+        taker.send_signal(signal.SIGTERM)
+        assert taker.wait(60) == 0
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    rem = Remote(bucket.client())
+    body, etag = rem.read()
+    history = [rem.body_of(body, seq) for seq in range(body["history_from"], body["seq"] + 1)]
+    first = min(c["seq"] for c in history if c["epoch"] == body["epoch"])
+    old_epochs = {c["epoch"] for c in history if c["seq"] < first}
+    assert [c["seq"] for c in history if c["seq"] >= first and c["epoch"] != body["epoch"]] == []
+    named = set().union(*(referenced(c) for c in history))
+    late = [n for n in bucket.keys() if upload_of(n, old_epochs, first)]  # the old one's, after
+    assert not [n for n in named if upload_of(n, old_epochs, first)], "a commit names a late upload"
+    assert restored(bucket, tmp_path) == contents(new)
+    # The old primary's replicator restarted without --takeover: refused, remote unchanged.
+    keys = bucket.keys()
+    out = subprocess.run([sys.executable, "-m", "pysos.replicate", str(src), bucket.url(), "--once"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "another store" in out.stderr and "Traceback" not in out.stderr
+    assert bucket.keys() == keys and rem.read()[1] == etag
+    print(f"\nreal-process takeover trial {seed}: commits by the old replicator after the takeover: 0; "
+          f"its later uploads: {len(late)} (named by a commit: 0)")
+
+
+
+def upload_of(name, epochs, first):
+    """Whether ``name`` is an upload of one of ``epochs`` for a commit numbered ``first`` or later."""
+    for epoch in epochs:
+        if name.startswith("data/"):
+            made, seq = map(int, name[5:].split("/", 1)[0].split("-"))
+        elif name.startswith("log/"):
+            seq, made = map(int, name[4:].split("-"))
+        else:
+            return False
+        if made == epoch and seq >= first:
+            return True
+    return False
