@@ -17,7 +17,7 @@ A replica under ``s3://BUCKET/PREFIX/`` is these objects (names relative to the 
 
 The body (JSON, sorted keys, CRC-32 like the local MANIFEST's)::
 
-    format "pysos-replica", version 1, lineage (the store's id), epoch, seq, time (Unix s),
+    format "pysos-replica", version 1, lineage (the store's id), [owner], epoch, seq, time (Unix s),
     kind, store {generation, next_segment, compactions: [count, reclaimed, last]},
     segments [{name, size, parts, hint}]   sealed segments, oldest first
     tail {name, size, parts} | null         the newest segment's shipped whole units
@@ -125,6 +125,12 @@ def referenced(body: dict) -> set[str]:
     if body["tail"]:
         names.update(part[0] for part in body["tail"]["parts"])
     return names
+
+
+def owner(body: dict) -> str:
+    """The lineage of the store whose replicator owns the replica: its contents' lineage,
+    or, in a takeover's fence commit (contents not shipped yet), the taker's (``owner``)."""
+    return body.get("owner", body["lineage"])
 
 
 def epoch_of(body: dict, seq: int) -> int:
@@ -254,7 +260,7 @@ def fenced_message(where: str, ours: dict, theirs: dict | None) -> str:
         return f"{where}: the replica's MANIFEST disappeared; this replicator stops"
     return (
         f"fenced: {where} was taken over by another replicator (epoch {theirs['epoch']}, "
-        f"lineage {theirs['lineage']}); this one (epoch {ours['epoch']}) commits nothing more"
+        f"lineage {owner(theirs)}); this one (epoch {ours['epoch']}) commits nothing more"
     )
 
 

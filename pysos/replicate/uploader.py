@@ -15,7 +15,8 @@ memory), and builds the next remote commit from the last one:
 
 A run first claims an epoch of its own (``epoch/E``, the first free one above the
 remote's), then takes the replica with a *fence* commit (the remote's contents, unchanged,
-under its epoch and lineage), retried from a fresh read whenever another commit beats it;
+under its epoch, naming its lineage as ``owner`` when the contents are another store's),
+retried from a fresh read whenever another commit beats it;
 a replicator still running with an older epoch fails its next swap (fenced). A prefix
 that holds another store's replica (another lineage) is taken only with ``takeover``.
 The lineage, a random id, lives in ``<store>.replica/state.json`` beside the store.
@@ -110,15 +111,17 @@ class Replicator:
                 body, etag = remote.empty(local.kind, self.lineage), None
             else:
                 body, etag = found
-                if body["lineage"] != self.lineage and not self.takeover:
+                owner = remote.owner(body)
+                if owner != self.lineage and not self.takeover:
                     raise OwnershipError(
                         f"{self.remote.where} holds the replica of another store (lineage "
-                        f"{body['lineage']}, this store's is {self.lineage}); "
+                        f"{owner}, this store's is {self.lineage}); "
                         f"use --takeover to make this store its owner"
                     )
             self.body, self.etag = body, etag
             self.remote.remember(body)
-            self.epoch = self._claim(max(body["epoch"], self.epoch) + 1)
+            if self.epoch <= body["epoch"]:  # (one claimed and still above the remote's: kept)
+                self.epoch = self._claim(body["epoch"] + 1)
             try:
                 if found is None:
                     self.step(force=True)
@@ -156,9 +159,10 @@ class Replicator:
         seq = old["seq"] + 1
         epochs = _epochs_from(old["epochs"], old["history_from"]) + [[seq, self.epoch]]
         body = dict(old, epoch=self.epoch, seq=seq, time=max(time.time(), old["time"]),
-                    epochs=epochs, dropped=[], lineage=self.lineage)
-        if old["lineage"] != self.lineage or old.get("inherited"):
-            body["inherited"] = True  # the contents are still the previous store's
+                    epochs=epochs, dropped=[])
+        body.pop("owner", None)
+        if old["lineage"] != self.lineage:
+            body["owner"] = self.lineage  # ours now; the contents are still that lineage's
         try:
             self.etag = self.remote.commit(body, b"", self.etag)
             self.body = body
@@ -185,7 +189,7 @@ class Replicator:
     def _step(self, force: bool) -> bool:
         local = manifest.read(self.store)
         old = self.body
-        ours = old["lineage"] == self.lineage and not old.get("inherited")
+        ours = old["lineage"] == self.lineage
         seq = old["seq"] + 1
         prefix = data_prefix(self.epoch, seq)
         dropped: set[str] = set()
@@ -205,12 +209,12 @@ class Replicator:
             gc_state = dict(gc_state, deleted=gc_state["deleted"] + self.gc_logs_deleted)
         changed = (
             force or segments != old["segments"] or tail != old["tail"] or store != old["store"]
-            or self.gc_state is not None or local.kind != old["kind"] or old.get("inherited")
+            or self.gc_state is not None or local.kind != old["kind"] or "owner" in old
         )
         if not changed:
             return False
         body = dict(old)
-        body.pop("inherited", None)
+        body.pop("owner", None)
         for name, floor in self.gc_floors.items():
             body[name] = max(body[name], floor)
         epochs = _epochs_from(old["epochs"], body["history_from"])

@@ -83,3 +83,31 @@ def test_an_old_replicator_that_has_not_noticed_the_takeover_deletes_nothing_in_
         old.sweep(now=time.time() + 3600)
     assert {k: v for k, v in bucket.keys().items() if not k.startswith("selftest-")} == before
     assert restored(bucket, tmp_path) == contents(tmp_path / "b")
+
+
+def test_a_takeovers_fence_commit_keeps_the_contents_lineage_until_it_ships_its_own(bucket, tmp_path):
+    """The fence commit names the taker as owner but keeps the contents' lineage (readers
+    such as followers key what they have checked on the lineage); the next commit ships
+    the taker's store under its lineage. A takeover that crashed after its fence resumes
+    as the owner, and the old store's restart is refused in between."""
+    make(tmp_path / "a", {"from": "a"})
+    make(tmp_path / "b", {"from": "b"})
+    old = replicator(tmp_path / "a", bucket)
+    fenced = []
+
+    class CrashAfterFence(Replicator):
+        def step(self, force=False):
+            fenced.append(self.remote.read()[0])
+            raise RuntimeError("killed after its fence commit")
+
+    with pytest.raises(RuntimeError):
+        CrashAfterFence(str(tmp_path / "b"), bucket.client(), takeover=True, min_age=0).start()
+    fence = fenced[0]
+    assert fence["lineage"] == old.lineage and fence["owner"] != old.lineage and fence["epoch"] > old.epoch
+    assert restored(bucket, tmp_path) == {"from": "a"}  # the contents are still A's
+    with pytest.raises(OwnershipError):
+        replicator(tmp_path / "a", bucket)  # the old store, restarted: not its replica any more
+    new = replicator(tmp_path / "b", bucket)  # the taker, restarted without --takeover: owner
+    body = new.remote.read()[0]
+    assert body["lineage"] == fence["owner"] and "owner" not in body
+    assert restored(bucket, tmp_path) == {"from": "b"}
