@@ -85,8 +85,9 @@ def sweep(rep, now: float | None = None) -> int:
     commit, a fenced replicator's later work, a killed self-test), older than ``min_age``.
 
     The one place that LISTs, run rarely by the owner, who first checks it still is
-    (one GET of the MANIFEST; FencedError if another replicator took the replica). An object's name says which epoch
-    uploaded it for which commit (``data/E-S/...``, ``log/S-E``): it is an orphan if
+    (one GET of the MANIFEST; FencedError if another replicator took the replica). An
+    object's name says which epoch uploaded it for which commit (``data/E-S/...``,
+    ``log/S-E``): it is an orphan if
     commit ``S`` is in the kept history and was made by another epoch, or is newer than
     the latest commit. Objects of commits older than the history are left alone. An
     epoch claim ``epoch/E`` is an orphan once ``E`` is below the owner's epoch.
