@@ -2,8 +2,9 @@
 replicator A keeps committing, and at a seeded point a restore of the remote, promoted to a
 writable store, takes the replica over (``--takeover``). After the takeover's commit, A
 commits nothing, no commit names anything A uploaded afterwards (the owner's sweep deletes
-it), A stops with FencedError, restarting A without --takeover is refused, and a restore
-shows none of A's later records (exactly the new primary's contents).
+it), A stops with FencedError, restarting A without --takeover is refused, and neither a
+restore nor a follower (one following all along, one started afterwards) shows any of A's
+later records (a restore and a new follower show exactly the new primary's contents).
 
 The trials run in one process: every request of A and of the takeover B goes through a
 client that may, at a seeded point, run the other side's work first, so B's takeover lands
@@ -25,6 +26,7 @@ import time
 import pysos
 import pytest
 
+from pysos.replicate.follow import FatalError, Follower
 from pysos.replicate.remote import FencedError, Remote, log_name, referenced
 from pysos.replicate.restore import restore
 from pysos.replicate.uploader import OwnershipError, Replicator
@@ -90,6 +92,8 @@ class Trial:
         self.a_requests = 0
         self.a_commits_after = 0  # A's commits counted (A.commits) after the takeover's swap
         self.restarts = 0
+        self.follower = None  # a follower of the remote from the start, polled every tick
+        self.follower_stopped = None  # the FatalError that stopped it, if it did
 
     # --- the two sides --------------------------------------------------------------------
 
@@ -140,6 +144,21 @@ class Trial:
         if was_taken:
             self.a_commits_after += self.a.commits - commits
             assert self.fenced is not None, f"seed {self.seed}: A's first step after the takeover did not fail"
+        self.poll_follower()
+
+    def poll_follower(self):
+        """The follower's poll; its readers never see a record A wrote after the takeover."""
+        if self.follower_stopped is not None:
+            return None
+        try:
+            self.follower.poll()
+        except FatalError as exc:  # its copy has what the new primary's replica lacks: it stops
+            self.follower_stopped = exc
+            self.follower.close()
+            return None
+        view = contents(self.root / "f")
+        assert not set(view) & self.a_keys_after, f"seed {self.seed}: a follower shows A's later records"
+        return view
 
     def before_b(self, op, name):
         if self.a_busy or self.fenced is not None:
@@ -182,6 +201,8 @@ class Trial:
                             min_age=0.0)
         self.a.start()
         self.a_epochs.add(self.a.epoch)
+        self.follower = Follower(self.root / "f", self.plain)
+        self.follower.start()
         inside = self.rng.random() < 0.5  # the takeover lands inside one of A's steps
         ticks = self.rng.randint(0, 6)
         if inside:
@@ -197,6 +218,7 @@ class Trial:
             self.b_store[f"b-after{i}"] = i
             self.tick_a()
             self.b.step()
+            self.poll_follower()
         self.tick_a()  # A has writes to ship: it tries, and is fenced
         return self.check()
 
@@ -235,12 +257,23 @@ class Trial:
             assert view == b_now, f"seed {seed}: {name} differs from the new primary"
         return {"a_commits_after": len(by_a_after) + self.a_commits_after, "late_uploads": len(late),
                 "inside": bool(self.takeover_at), "restarts": self.restarts,
-                "a_late_records": len(self.a_keys_after)}
+                "a_late_records": len(self.a_keys_after), "followers_stopped": int(bool(self.follower_stopped))}
 
     def views(self):
-        """What readers of the remote see (restore; a follower's DIR belongs here too)."""
+        """What readers of the remote see: a restore, a follower started afterwards, and the
+        follower that followed all along (unless it stopped: its copy had records of A the
+        new primary lacks, so it cannot follow in place; it never shows A's later ones)."""
         restore(self.url, self.root / "restored", client=self.plain)
-        return {"restore": contents(self.root / "restored")}
+        seen = {"restore": contents(self.root / "restored")}
+        fresh = Follower(self.root / "f2", self.plain)
+        fresh.start()
+        fresh.close()
+        seen["new follower"] = contents(self.root / "f2")
+        view = self.poll_follower()
+        if view is not None:
+            self.follower.close()
+            seen["follower"] = view
+        return seen
 
 
 def run_trials(bucket, root, seeds):
@@ -250,7 +283,9 @@ def run_trials(bucket, root, seeds):
           f"step of the old replicator, {total['restarts']} with a restart of it racing the takeover); "
           f"commits by the old replicator after the takeover: {total['a_commits_after']}; its later "
           f"uploads: {total['late_uploads']} (named by a commit: 0, left after the sweep: 0); its records "
-          f"written after the takeover: {total['a_late_records']} (seen by a restore: 0)")
+          f"written after the takeover: {total['a_late_records']} (seen by a restore or a follower: 0); "
+          f"followers that followed all along and stopped (their copy had records the new primary "
+          f"lacks): {total['followers_stopped']}, the others show exactly the new primary")
     assert len(results) == len(seeds) and total["a_commits_after"] == 0
     assert total["late_uploads"] > 0 and total["a_late_records"] > 0
     return total
