@@ -5,14 +5,16 @@ each command's output checked against the README's. Then every wrong step the RE
 names gets its one-line error and changes nothing."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
 
 import pysos
+import pytest
 
-from pysos.replicate.remote import Remote
-from replicate_util import contents
+from pysos.replicate.remote import FencedError, Remote
+from replicate_util import contents, replicator
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs"))
 from test_readme import README, _environment, console_steps, matches, readme_blocks  # noqa: E402
@@ -164,3 +166,46 @@ def test_each_wrong_step_of_the_promotion_gets_one_line_and_changes_nothing(buck
         assert unchanged()
     assert run("restore", url, tmp_path / "check").returncode == 0
     assert contents(tmp_path / "check") == {"alice": 1, "bob": 2}
+
+
+def test_promoting_a_followers_directory(bucket, tmp_path):
+    """The follower route of step 2: while `pysos follow` runs, writing to its DIR is refused
+    (one line saying it is followed); stopped, DIR opens writable, `--takeover --once` takes
+    the replica and fences the old replicator, a restore is DIR's store, and following DIR
+    again is refused (it is a primary now)."""
+    with pysos.Dict(tmp_path / "old") as d:
+        d["alice"] = 1
+    old = replicator(tmp_path / "old", bucket, "users")
+    cli = [sys.executable, "-m", "pysos"]
+    url, dest = bucket.url("users"), tmp_path / "follower"
+
+    def run(*args):
+        return subprocess.run(cli + [str(a) for a in args], capture_output=True, text=True, timeout=60)
+
+    follow = subprocess.Popen(cli + ["follow", url, str(dest), "--interval", "0.1"],
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (dest / "MANIFEST").exists():
+            assert time.monotonic() < deadline and follow.poll() is None, "the follower did not start"
+            time.sleep(0.1)
+        out = run("set", dest, "bob", "2")
+        assert out.returncode != 0 and "followed" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        follow.send_signal(signal.SIGTERM)
+        assert follow.wait(60) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+            follow.wait()
+    assert run("set", dest, "bob", "2").returncode == 0
+    out = run("replicate", dest, url, "--takeover", "--once")
+    assert out.returncode == 0, out.stderr
+    with pysos.Dict(tmp_path / "old") as d:
+        d["carol"] = 3
+    with pytest.raises(FencedError, match="fenced"):
+        old.step()
+    assert run("restore", url, tmp_path / "check").returncode == 0
+    assert contents(tmp_path / "check") == contents(dest) == {"alice": 1, "bob": 2}
+    out = run("follow", url, dest)
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert contents(dest) == {"alice": 1, "bob": 2}
