@@ -145,7 +145,7 @@ def test_each_wrong_step_of_the_promotion_gets_one_line_and_changes_nothing(buck
     (tmp_path / "half").mkdir()
     (tmp_path / "half" / "pysos-restore.json").write_text('{"url": "%s"}\n' % url)
     out = run("replicate", tmp_path / "half", url, "--takeover", "--once")
-    assert out.returncode == 2 and "an unfinished restore" in out.stderr and "pysos restore" in out.stderr
+    assert out.returncode == 2 and "did not finish" in out.stderr and "'pysos restore URL DIR'" in out.stderr
     assert unchanged()
     # A restore into a directory that is not empty (another store there).
     out = run("restore", url, tmp_path / "old")
