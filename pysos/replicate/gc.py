@@ -23,7 +23,7 @@ import logging
 import time
 
 from .client import RemoteError
-from .remote import epoch_of, log_name, referenced
+from .remote import FencedError, epoch_of, fenced_message, log_name, referenced
 
 log = logging.getLogger("pysos.replicate")
 
@@ -84,16 +84,29 @@ def sweep(rep, now: float | None = None) -> int:
     """Delete orphans: uploads no commit ever named (a crash between an upload and its
     commit, a fenced replicator's later work, a killed self-test), older than ``min_age``.
 
-    The one place that LISTs, run rarely by the owner. An object's name says which epoch
-    uploaded it for which commit (``data/E-S/...``, ``log/S-E``): it is an orphan if
+    The one place that LISTs, run rarely by the owner, who first checks it still is
+    (one GET of the MANIFEST; FencedError if another replicator took the replica). An
+    object's name says which epoch uploaded it for which commit (``data/E-S/...``,
+    ``log/S-E``): it is an orphan if
     commit ``S`` is in the kept history and was made by another epoch, or is newer than
-    the latest commit. Objects of commits older than the history are left alone.
+    the latest commit. Objects of commits older than the history are left alone. An
+    epoch claim ``epoch/E`` is an orphan once ``E`` is below the owner's epoch.
     """
     now = time.time() if now is None else now
+    listed = rep.client.list()
+    # Only the owner may judge what is an orphan: a replicator taken over while its store
+    # was idle has not noticed yet (it notices at its next commit), and by its own, older
+    # MANIFEST every upload of the new owner would look like one. So check first, after
+    # the LIST: anything uploaded later is too young to be deleted anyway.
+    current = rep.remote.read()
+    if current is None or current[1] != rep.etag:
+        if current is not None and current[0]["epoch"] == rep.epoch:
+            return 0  # our commit whose reply was lost: the next step catches up; sweep later
+        raise FencedError(fenced_message(rep.remote.where, rep.body, current[0] if current else None))
     body = rep.body
     live = referenced(body)
     deleted = 0
-    for name, _, modified in rep.client.list():
+    for name, _, modified in listed:
         if name in live or name == "MANIFEST" or modified > now - rep.min_age:
             continue
         if not _orphan(body, name):
@@ -112,6 +125,8 @@ def sweep(rep, now: float | None = None) -> int:
 def _orphan(body: dict, name: str) -> bool:
     if name.startswith("selftest-"):
         return True
+    if name.startswith("epoch/"):  # a claim (see Replicator._claim): no starter picks one below ours
+        return name[6:].isdigit() and int(name[6:]) < body["epoch"]
     try:
         if name.startswith("log/"):
             seq, epoch = map(int, name[4:].split("-"))

@@ -17,7 +17,7 @@ A replica under ``s3://BUCKET/PREFIX/`` is these objects (names relative to the 
 
 The body (JSON, sorted keys, CRC-32 like the local MANIFEST's)::
 
-    format "pysos-replica", version 1, lineage (the store's id), epoch, seq, time (Unix s),
+    format "pysos-replica", version 1, lineage (the store's id), [owner], epoch, seq, time (Unix s),
     kind, store {generation, next_segment, compactions: [count, reclaimed, last]},
     segments [{name, size, parts, hint}]   sealed segments, oldest first
     tail {name, size, parts} | null         the newest segment's shipped whole units
@@ -62,6 +62,10 @@ class Stale(Exception):
 
 def log_name(seq: int, epoch: int) -> str:
     return f"log/{seq:012d}-{epoch}"
+
+
+def epoch_name(epoch: int) -> str:
+    return f"epoch/{epoch}"
 
 
 def data_prefix(epoch: int, seq: int) -> str:
@@ -121,6 +125,12 @@ def referenced(body: dict) -> set[str]:
     if body["tail"]:
         names.update(part[0] for part in body["tail"]["parts"])
     return names
+
+
+def owner(body: dict) -> str:
+    """The lineage of the store whose replicator owns the replica: its contents' lineage,
+    or, in a takeover's fence commit (contents not shipped yet), the taker's (``owner``)."""
+    return body.get("owner", body["lineage"])
 
 
 def epoch_of(body: dict, seq: int) -> int:
@@ -206,7 +216,7 @@ class Remote:
             if current is not None and encode(current[0]) == data:
                 return current[1]  # our swap landed, its reply was lost
             self._check_still_ours(body, etag, current)
-            raise FencedError(_fenced_message(self.where, body, current[0] if current else None)) from None
+            raise FencedError(fenced_message(self.where, body, current[0] if current else None)) from None
 
     def _check_still_ours(self, body: dict, etag: str | None, current=False) -> None:
         """Raise Stale if the MANIFEST holds a later commit of our epoch, FencedError if
@@ -217,7 +227,7 @@ class Remote:
             return
         if current is not None and current[0]["epoch"] == body["epoch"] and current[0]["seq"] >= body["seq"]:
             raise Stale(*current)
-        raise FencedError(_fenced_message(self.where, body, current[0] if current else None))
+        raise FencedError(fenced_message(self.where, body, current[0] if current else None))
 
     def at(self, body: dict, when: float) -> dict:
         """The last commit at or before ``when`` still in the history (binary search, no LIST).
@@ -245,12 +255,12 @@ class Remote:
         return found
 
 
-def _fenced_message(where: str, ours: dict, theirs: dict | None) -> str:
+def fenced_message(where: str, ours: dict, theirs: dict | None) -> str:
     if theirs is None:
         return f"{where}: the replica's MANIFEST disappeared; this replicator stops"
     return (
         f"fenced: {where} was taken over by another replicator (epoch {theirs['epoch']}, "
-        f"lineage {theirs['lineage']}); this one (epoch {ours['epoch']}) commits nothing more"
+        f"lineage {owner(theirs)}); this one (epoch {ours['epoch']}) commits nothing more"
     )
 
 

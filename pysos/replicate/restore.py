@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 import orjson
 
 from ..errors import CorruptionError, Error
-from ..segments import files, hints, manifest, segment
+from ..segments import files, hints, manifest, recovery, segment
 from ..segments.manifest import Manifest
 from . import remote
 from .client import NotFound, S3, parse_url
 from .remote import Remote
 
-MARKER = "pysos-restore.json"
+MARKER = recovery.RESTORE_MARKER
 RANGE = 64 << 20  # bytes per ranged GET at most (a default-sized segment: one GET)
 _TEMP = ".part"
 

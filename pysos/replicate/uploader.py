@@ -13,8 +13,11 @@ memory), and builds the next remote commit from the last one:
   stays small however long a segment stays the newest;
 - nothing changed: nothing is sent.
 
-The first commit of a run takes the replica: it carries the epoch after the remote's,
-so a replicator still running with an older epoch fails its next swap (fenced). A prefix
+A run first claims an epoch of its own (``epoch/E``, the first free one above the
+remote's), then takes the replica with a *fence* commit (the remote's contents, unchanged,
+under its epoch, naming its lineage as ``owner`` when the contents are another store's),
+retried from a fresh read whenever another commit beats it;
+a replicator still running with an older epoch fails its next swap (fenced). A prefix
 that holds another store's replica (another lineage) is taken only with ``takeover``.
 The lineage, a random id, lives in ``<store>.replica/state.json`` beside the store.
 """
@@ -38,6 +41,7 @@ log = logging.getLogger("pysos.replicate")
 MERGE = 32  # parts of one level in the newest segment's list merged into one piece...
 MERGE_BYTES = 16 << 20  # ...when they hold at most this much: big chunks need no merging
 _RETRIES = 8
+_START_ATTEMPTS = 20  # reads and swaps tried to take the replica (each beaten by a commit)
 
 
 class OwnershipError(Error):
@@ -90,26 +94,82 @@ class Replicator:
     # --- start --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Check the server, read the remote, and take it with a first commit."""
+        """Check the server, read the remote, and take it: claim a new epoch, then fence.
+
+        Taking is a compare-and-swap on the MANIFEST that someone else's commit can beat
+        (the old owner, still running, commits every interval): then read it again, check
+        the ownership again, and retry. The first swap (the *fence* commit) ships nothing
+        but the new epoch, so it is quick and a busy old owner cannot starve a takeover;
+        the store's own contents go up in the step that follows.
+        """
         local = recovery.existing_manifest(self.store, None)  # FileNotFoundError: no store
         remote.self_test(self.client)
         self.lineage = load_lineage(self.store)
-        found = self.remote.read()
-        if found is None:
-            self.body, self.etag = remote.empty(local.kind, self.lineage), None
+        for _ in range(_START_ATTEMPTS):
+            found = self.remote.read()
+            if found is None:
+                body, etag = remote.empty(local.kind, self.lineage), None
+            else:
+                body, etag = found
+                owner = remote.owner(body)
+                if owner != self.lineage and not self.takeover:
+                    raise OwnershipError(
+                        f"{self.remote.where} holds the replica of another store (lineage "
+                        f"{owner}, this store's is {self.lineage}); "
+                        f"use --takeover to make this store its owner"
+                    )
+            self.body, self.etag = body, etag
+            self.remote.remember(body)
+            if self.epoch <= body["epoch"]:  # (one claimed and still above the remote's: kept)
+                self.epoch = self._claim(body["epoch"] + 1)
+            try:
+                if found is None:
+                    self.step(force=True)
+                else:
+                    self._fence()
+                break
+            except FencedError:
+                continue  # a commit landed between our read and our swap: read again
         else:
-            self.body, self.etag = found
-            if self.body["lineage"] != self.lineage and not self.takeover:
-                raise OwnershipError(
-                    f"{self.remote.where} holds the replica of another store (lineage "
-                    f"{self.body['lineage']}, this store's is {self.lineage}); "
-                    f"use --takeover to make this store its owner"
-                )
-        self.remote.remember(self.body)
-        self.epoch = self.body["epoch"] + 1
-        self.step(force=True)
+            raise FencedError(f"{self.remote.where}: could not take the replica: other replicators "
+                              f"committed before each of {_START_ATTEMPTS} attempts")
+        self.step()
         log.info("pysos replicate: %s -> %s: epoch %d, lineage %s", self.store,
                  self.remote.where, self.epoch, self.lineage)
+
+    def _claim(self, epoch: int) -> int:
+        """Reserve the first free epoch from ``epoch`` on (``epoch/E``, written once).
+
+        Two replicators starting from the same MANIFEST would otherwise both pick its
+        epoch + 1, and then each could take the other's commit for one of its own (a
+        commit whose reply was lost) and the object names ``data/E-S``, ``log/S-E`` for
+        its own uploads: with the epoch reserved, every name with ``E`` in it is ours.
+        """
+        while True:
+            try:
+                self.client.put(remote.epoch_name(epoch), orjson.dumps(
+                    {"lineage": self.lineage, "time": time.time()}) + b"\n", if_absent=True)
+                return epoch
+            except remote.PreconditionFailed:
+                epoch += 1
+
+    def _fence(self) -> None:
+        """Commit the remote's latest contents unchanged under our epoch (see :meth:`start`)."""
+        old = self.body
+        seq = old["seq"] + 1
+        epochs = _epochs_from(old["epochs"], old["history_from"]) + [[seq, self.epoch]]
+        body = dict(old, epoch=self.epoch, seq=seq, time=max(time.time(), old["time"]),
+                    epochs=epochs, dropped=[])
+        body.pop("owner", None)
+        if old["lineage"] != self.lineage:
+            body["owner"] = self.lineage  # ours now; the contents are still that lineage's
+        try:
+            self.etag = self.remote.commit(body, b"", self.etag)
+            self.body = body
+        except remote.Stale as landed:  # our swap landed, its reply was lost
+            self.body, self.etag = landed.current, landed.etag
+        self.remote.remember(self.body)
+        self.commits += 1
 
     # --- one step -----------------------------------------------------------------------
 
@@ -149,11 +209,12 @@ class Replicator:
             gc_state = dict(gc_state, deleted=gc_state["deleted"] + self.gc_logs_deleted)
         changed = (
             force or segments != old["segments"] or tail != old["tail"] or store != old["store"]
-            or self.gc_state is not None or local.kind != old["kind"]
+            or self.gc_state is not None or local.kind != old["kind"] or "owner" in old
         )
         if not changed:
             return False
         body = dict(old)
+        body.pop("owner", None)
         for name, floor in self.gc_floors.items():
             body[name] = max(body[name], floor)
         epochs = _epochs_from(old["epochs"], body["history_from"])

@@ -49,9 +49,16 @@ def is_leftover_name(name: str, current: Manifest) -> bool:
     return _MANIFEST_TMP_RE.fullmatch(name) is not None
 
 
+RESTORE_MARKER = "pysos-restore.json"  # a restore or a follower's first copy under way
+
+
 def check_not_foreign(directory: str) -> None:
     """Without a MANIFEST: refuse a directory holding other things or data of a lost store."""
     names = sorted(files.listdir(directory))
+    if RESTORE_MARKER in names:
+        raise FormatError(f"{directory!r} is not a pysos store yet: a restore (or a follower's first "
+                          f"copy) into it did not finish ({RESTORE_MARKER!r}, no MANIFEST); run the same "
+                          f"'pysos restore URL DIR' (or 'pysos follow URL DIR') again to finish it")
     for name in names:  # a foreign file first, whatever order the listing gives
         if not _is_ours(name):
             raise FormatError(f"{directory!r} is not a pysos store: it holds {name!r} and no MANIFEST")

@@ -28,3 +28,30 @@ def restored(bucket, tmp_path, at=None, prefix="store", name=None):
     target = tmp_path / (name or f"restored-{len(os.listdir(tmp_path))}")
     restore(bucket.url(prefix), target, at=at, client=bucket.client(prefix))
     return contents(target)
+
+
+class Hooked:
+    """A client that calls ``before(op, name)`` before each request it forwards (to run
+    another replicator's steps at a chosen point inside this one's)."""
+
+    def __init__(self, inner, before):
+        self.inner, self.before = inner, before
+
+    def put(self, name, data, **kwargs):
+        self.before("put", name)
+        return self.inner.put(name, data, **kwargs)
+
+    def get(self, name, **kwargs):
+        self.before("get", name)
+        return self.inner.get(name, **kwargs)
+
+    def delete(self, name):
+        self.before("delete", name)
+        return self.inner.delete(name)
+
+    def list(self, prefix=""):
+        self.before("list", prefix)
+        return self.inner.list(prefix)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)

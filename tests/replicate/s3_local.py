@@ -51,10 +51,17 @@ class Bucket:
 
     def client(self, prefix="store"):
         """A client of the prefix, made once (building a boto3 client takes a while)."""
-        from pysos.replicate.client import S3, parse_url
+        import copy
+
+        from pysos.replicate.client import S3, Counters, parse_url
 
         if prefix not in self.clients:
-            self.clients[prefix] = S3(parse_url(self.url(prefix)))
+            if self.clients:  # the same boto3 client (thread-safe), another prefix
+                client = copy.copy(next(iter(self.clients.values())))
+                client.location, client.counters = parse_url(self.url(prefix)), Counters()
+            else:
+                client = S3(parse_url(self.url(prefix)))
+            self.clients[prefix] = client
         return self.clients[prefix]
 
     def keys(self, prefix="store/"):
