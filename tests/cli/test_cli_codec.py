@@ -98,3 +98,12 @@ def test_import_of_a_bad_tag_names_the_line(tagged_store, tmp_path):
     user_error(run("import", tagged_store, src), 1, "line 1", "$date")
     with pysos.Dict(tagged_store, readonly=True) as d:
         assert "x" not in d
+
+
+def test_set_takes_the_plain_json_get_prints(tagged_store):
+    """pysos set on a tagged store decodes tagged objects (as get prints them); a bad one is one error line."""
+    ok("set", tagged_store, "due", '{"$date": "2026-12-24"}')
+    assert json.loads(ok("get", tagged_store, "due")) == {"$date": "2026-12-24"}
+    with pysos.Dict(tagged_store, readonly=True) as d:
+        assert d["due"] == date(2026, 12, 24)
+    user_error(run("set", tagged_store, "due", '{"$date": 1}'), 1, "$date")
