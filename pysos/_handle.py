@@ -88,11 +88,9 @@ class Handle:
             compactor = BackgroundCompactor if autocompact else None
             self._store = Writer(path, self._kind, compactor=compactor, **options)
         self._lock = self._store.lock
-        # The codec's encoders, on the handle: the write paths call them as cheaply as the
-        # module functions they are for a json store (tools/bench_instructions.py).
         self._codec = codecs.get(self._store.manifest.codec)  # recorded, never changes
-        self._encode_item = self._codec.encode_item
-        self._encode_value = self._codec.encode_value
+        # The write paths call self._encoders.encode_item/encode_value: a module, see Codec.
+        self._encoders = self._codec.encoders
 
     def _store_hooks(self) -> dict[str, Any]:
         """``on_reload``/``on_keys_changed`` for the store (see :class:`pysos.engine.Store`)."""

@@ -42,13 +42,15 @@ import base64
 import decimal
 import uuid
 from datetime import date, datetime, timezone
+import sys
+from types import ModuleType
 from typing import Any, Callable, NamedTuple
 
 import orjson
 
 from .segments import record
 
-__all__ = ["CODECS", "Codec", "from_plain", "get", "to_plain"]
+__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "to_plain"]
 
 ESCAPE = "$dict"
 _DEPTH = record.MAX_DEPTH
@@ -203,14 +205,26 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 # --- the codecs ------------------------------------------------------------------------
 
 
+def encode_item(key: Any, value: Any) -> bytes:
+    """The tagged codec's set record of ``key -> value`` (see :func:`record.encode_item`)."""
+    return record.encode_item(key, to_plain(value))
+
+
+def encode_value(value: Any) -> bytes:
+    """The tagged codec's JSON bytes of ``value`` (see :func:`record.encode_value`)."""
+    return record.encode_value(to_plain(value))
+
+
 class Codec(NamedTuple):
     """What a handle calls to turn values into record bytes and plain JSON into values."""
 
     name: str
-    #: the set record line of ``key -> value`` (a Dict's write path)
-    encode_item: Callable[[Any, Any], bytes]
-    #: the JSON bytes of a value (checked: refuses what would not come back)
-    encode_value: Callable[[Any], bytes]
+    #: a module with the codec's ``encode_item(key, value)`` (a Dict's set record line)
+    #: and ``encode_value(value)`` (checked JSON bytes): a module, because the write paths'
+    #: ``handle._encoders.encode_item(...)`` then costs what ``record.encode_item(...)``
+    #: did (CPython specializes a method lookup on a module, not on an instance's
+    #: attribute: +290 instructions a write, tools/bench_instructions.py)
+    encoders: ModuleType
     #: the plain JSON document stored for a value (what ``pysos dump`` shows)
     to_plain: Callable[[Any], Any]
     #: the value of a stored plain JSON document
@@ -221,14 +235,8 @@ def _same(value: Any) -> Any:
     return value
 
 
-JSON = Codec("json", record.encode_item, record.encode_value, _same, _same)
-TAGGED = Codec(
-    "tagged",
-    lambda key, value: record.encode_item(key, to_plain(value)),
-    lambda value: record.encode_value(to_plain(value)),
-    to_plain,
-    from_plain,
-)
+JSON = Codec("json", record, _same, _same)
+TAGGED = Codec("tagged", sys.modules[__name__], to_plain, from_plain)
 CODECS = {codec.name: codec for codec in (JSON, TAGGED)}
 
 

@@ -109,7 +109,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         if self._expire is not None:
             self.set(key, value)
             return
-        line = self._encode_item(key, value)  # bad input raises here, before anything changes
+        line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -131,7 +131,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         garbage that compaction reclaims. Observers are not called when a key expires.
         """
         expire = self._expire if expire is _DEFAULT else _check_expire(expire)
-        line = self._encode_item(key, value)  # bad input raises here, before anything changes
+        line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -205,7 +205,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             @functools.wraps(fn)
             def cached(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    key = self._encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
+                    key = self._encoders.encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"memoize: the arguments of {name} must be JSON values: {exc}") from None
                 value = self.get(key, _MISSING)
@@ -226,7 +226,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         if deadline is None:
             self.set(key, value)
             return
-        line = record.encode_expiring(self._encode_item(key, value), deadline)
+        line = record.encode_expiring(self._encoders.encode_item(key, value), deadline)
         self._store.enter(write=True)
         if self._observers:
             self._write_observed(key, line, deadline)
@@ -338,7 +338,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 if len(pair) != 2:
                     raise ValueError(f"dictionary update sequence element has length {len(pair)}; 2 is required")
         pairs.extend(kwargs.items())
-        lines = _encode_pairs(pairs, self._encode_value)
+        lines = _encode_pairs(pairs, self._encoders.encode_value)
         store = self._store
         with store.batch():
             store.enter(write=True)

@@ -202,7 +202,7 @@ class List(Handle, MutableSequence[Any]):
         """Replace item ``i`` (one record), or a slice (one atomic batch, ``list``'s rules)."""
         if isinstance(i, slice):
             return self._set_slice(i, value)
-        value_json = self._encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             self._set_at(self._normalize(i), value_json)
@@ -213,7 +213,7 @@ class List(Handle, MutableSequence[Any]):
             # may be this very list: read it before changing anything (a comprehension, not
             # list(), which trusts __length_hint__ and may try to allocate sys.maxsize items)
             new = [v for v in values]
-            encoded = _encode_values(new, "l[a:b] = values", self._encode_value)
+            encoded = _encode_values(new, "l[a:b] = values", self._encoders.encode_value)
             with self._store.batch():
                 self._enter(write=True)
                 n = len(self._positions)
@@ -258,7 +258,7 @@ class List(Handle, MutableSequence[Any]):
     def insert(self, i: Any, value: Any) -> None:
         """Insert before index ``i`` (clamped like ``list.insert``): one record written."""
         i = operator.index(i)
-        value_json = self._encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             n = len(self._positions)
@@ -268,7 +268,7 @@ class List(Handle, MutableSequence[Any]):
 
     def append(self, value: Any) -> None:
         """Add ``value`` at the end: one record."""
-        value_json = self._encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             self._insert_at(len(self._positions), value_json)
@@ -277,7 +277,7 @@ class List(Handle, MutableSequence[Any]):
         """Append all of ``values`` as one atomic batch; one bad value writes nothing."""
         self._store.check_writable()
         with self._lock:
-            encoded = _encode_values([v for v in values], "extend()", self._encode_value)  # see _set_slice
+            encoded = _encode_values([v for v in values], "extend()", self._encoders.encode_value)  # see _set_slice
             with self._store.batch():
                 self._enter(write=True)
                 for value_json in encoded:
@@ -329,4 +329,4 @@ class List(Handle, MutableSequence[Any]):
         with self._store.batch():
             for i, (before, after) in enumerate(zip(old, new)):
                 if before != after or type(before) is not type(after):
-                    self._set_at(i, self._encode_value(after))
+                    self._set_at(i, self._encoders.encode_value(after))
