@@ -420,3 +420,24 @@ def test_pysos_open_creates_with_a_codec(store_path):
     with pysos.open(store_path, "n") as d:
         assert len(d) == 0 and d.codec == "tagged"
     assert segment.segment_number(manifest.read(str(store_path)).segments[-1]) is not None
+
+
+def test_subclasses_of_json_types_are_stored_as_their_base_type(tagged):
+    """An IntEnum, an OrderedDict, a namedtuple come back as int, dict and tuple (equal), as documented."""
+    import collections
+    import enum
+
+    class Color(enum.IntEnum):
+        RED = 1
+
+    Point = collections.namedtuple("Point", "x y")
+    tagged["k"] = [Color.RED, collections.OrderedDict(a=1), Point(1, 2)]
+    assert exact(tagged["k"]) == exact([1, {"a": 1}, (1, 2)])
+
+
+def test_keys_stay_json_scalars(tagged):
+    """The tagged codec is for values: a tuple, date or UUID key is refused as before, nothing written."""
+    for key in ((1, 2), date(2026, 1, 1), uuid.UUID(int=1)):
+        with pytest.raises(TypeError, match="keys must be"):
+            tagged[key] = 1
+    assert len(tagged) == 0
