@@ -20,3 +20,27 @@ def test_a_restored_tagged_store_keeps_its_codec(bucket, tmp_path):
     assert got == values and type(got["t"]) is tuple
     found = manifest.read(str(tmp_path / "back"))
     assert found.codec == "tagged" and found.version == manifest.VERSION_CODEC
+
+
+def test_a_follower_of_a_tagged_store_decodes_the_same_values(bucket, tmp_path):
+    """pysos follow keeps DIR a tagged store (MANIFEST codec and version 3): its readers get the exact values."""
+    from pysos.replicate.client import S3, parse_url
+    from pysos.replicate.follow import Follower
+
+    with pysos.Dict(tmp_path / "src", codec="tagged", autocompact=False) as store:
+        store["s"] = {1, 2}
+        rep = replicator(tmp_path / "src", bucket)
+        rep.step()
+        follower = Follower(tmp_path / "dst", S3(parse_url(bucket.url("store"))))
+        follower.start()
+        try:
+            with pysos.Dict(tmp_path / "dst", readonly=True) as reader:
+                assert reader.codec == "tagged" and reader["s"] == {1, 2}
+                store["t"] = (date(2026, 1, 1),)
+                rep.step()
+                assert follower.poll()
+                assert reader["t"] == (date(2026, 1, 1),)
+        finally:
+            follower.close()
+    found = manifest.read(str(tmp_path / "dst"))
+    assert found.codec == "tagged" and found.version == manifest.VERSION_CODEC
