@@ -56,10 +56,25 @@ ESCAPE = "$dict"
 _DEPTH = record.MAX_DEPTH
 
 
-def to_plain(value: Any, path: str = "value", depth: int = 1) -> Any:
+def to_plain(value: Any) -> Any:
     """The plain JSON document the tagged codec stores for ``value`` (tagged objects for
-    the types it adds). ``TypeError`` names what it cannot store; the JSON rules (64-bit
-    ints, finite floats, ``str`` keys) are checked when the record is encoded."""
+    the types it adds). ``TypeError`` names what it cannot store and where; the JSON rules
+    (64-bit ints, finite floats, ``str`` keys) are checked when the record is encoded."""
+    try:
+        return _plain(value, None, 1)  # no path strings: they cost more than the walk
+    except _Refused:
+        return _plain(value, "value", 1)  # again, naming where: raises the TypeError
+
+
+class _Refused(Exception):
+    """A first walk met what it cannot store; the second walk says where."""
+
+
+def _at(path: str | None, index: Any) -> str | None:
+    return None if path is None else f"{path}[{index!r}]"
+
+
+def _plain(value: Any, path: str | None, depth: int) -> Any:
     kind = type(value)
     if kind is str or kind is int or kind is float or kind is bool or value is None:
         return value
@@ -68,7 +83,7 @@ def to_plain(value: Any, path: str = "value", depth: int = 1) -> Any:
     if kind is dict:
         return _plain_dict(value, path, depth)
     if kind is list:
-        return [to_plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [_plain(item, _at(path, i), depth + 1) for i, item in enumerate(value)]
     encoder = _ENCODERS.get(kind)
     if encoder is not None:
         return encoder(value, path, depth)
@@ -77,17 +92,22 @@ def to_plain(value: Any, path: str = "value", depth: int = 1) -> Any:
     if isinstance(value, dict):
         return _plain_dict(value, path, depth)
     if isinstance(value, list):
-        return [to_plain(item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value)]
+        return [_plain(item, _at(path, i), depth + 1) for i, item in enumerate(value)]
     if isinstance(value, tuple):  # a namedtuple comes back as a plain (equal) tuple
         return _tuple(value, path, depth)
+    if path is None:
+        raise _Refused
     raise TypeError(
         f"{path} is a {kind.__module__}.{kind.__qualname__}, which the tagged codec cannot store "
         f"(it stores JSON values and {', '.join(_NAMES)})"
     )
 
 
-def _plain_dict(value: dict, path: str, depth: int) -> dict:
-    out = {k: to_plain(item, f"{path}[{k!r}]", depth + 1) for k, item in value.items()}
+def _plain_dict(value: dict, path: str | None, depth: int) -> dict:
+    if path is None:
+        out = {k: _plain(item, None, depth + 1) for k, item in value.items()}
+    else:
+        out = {k: _plain(item, _at(path, k), depth + 1) for k, item in value.items()}
     if len(out) == 1:
         (name,) = out
         if isinstance(name, str) and name[:1] == "$":  # would read as a tag: escape it
@@ -95,11 +115,11 @@ def _plain_dict(value: dict, path: str, depth: int) -> dict:
     return out
 
 
-def _items(value: Any, path: str, depth: int) -> list:
-    return [to_plain(item, f"{path}[{i}]", depth + 2) for i, item in enumerate(value)]
+def _items(value: Any, path: str | None, depth: int) -> list:
+    return [_plain(item, _at(path, i), depth + 2) for i, item in enumerate(value)]
 
 
-def _tuple(value: tuple, path: str, depth: int) -> dict:
+def _tuple(value: tuple, path: str | None, depth: int) -> dict:
     return {"$tuple": _items(value, path, depth)}
 
 
@@ -107,8 +127,8 @@ def _canonical(item: Any) -> bytes:
     return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
 
 
-def _set(value: set | frozenset, path: str, depth: int) -> dict:
-    items = _items(value, f"{path} item", depth)
+def _set(value: set | frozenset, path: str | None, depth: int) -> dict:
+    items = _items(value, None if path is None else f"{path} item", depth)
     try:
         items.sort(key=_canonical)
     except TypeError:  # an item JSON cannot hold: encoding the record names it
@@ -116,9 +136,11 @@ def _set(value: set | frozenset, path: str, depth: int) -> dict:
     return {"$set" if type(value) is set else "$frozenset": items}
 
 
-def _datetime(value: datetime, path: str, depth: int) -> dict:
+def _datetime(value: datetime, path: str | None, depth: int) -> dict:
     tz = value.tzinfo
     if tz is not None and type(tz) is not timezone:
+        if path is None:
+            raise _Refused
         raise TypeError(
             f"{path} is a datetime with tzinfo {tz!r}: the tagged codec stores naive datetimes and "
             "fixed UTC offsets (datetime.timezone) only; convert it first, e.g. "
@@ -127,7 +149,7 @@ def _datetime(value: datetime, path: str, depth: int) -> dict:
     return {"$datetime": value.isoformat()}
 
 
-_ENCODERS: dict[type, Callable[[Any, str, int], Any]] = {
+_ENCODERS: dict[type, Callable[[Any, str | None, int], Any]] = {
     tuple: _tuple,
     set: _set,
     frozenset: _set,
