@@ -243,9 +243,9 @@ class Codec(NamedTuple):
     name: str
     #: a module with the codec's ``encode_item(key, value)`` (a Dict's set record line)
     #: and ``encode_value(value)`` (checked JSON bytes): a module, because the write paths'
-    #: ``handle._encoders.encode_item(...)`` then costs what ``record.encode_item(...)``
-    #: did (CPython specializes a method lookup on a module, not on an instance's
-    #: attribute: +290 instructions a write, tools/bench_instructions.py)
+    #: ``handle._encoders.encode_item(...)`` is then a specialized method lookup
+    #: (LOAD_METHOD_MODULE, as ``record.encode_item(...)`` was), which a function kept in
+    #: an instance attribute never gets (CPython 3.11 leaves that lookup generic)
     encoders: ModuleType
     #: the plain JSON document stored for a value (what ``pysos dump`` shows)
     to_plain: Callable[[Any], Any]
