@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import base64
 import decimal
+import re
 import uuid
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 import sys
 from types import ModuleType
 from typing import Any, Callable, NamedTuple
@@ -211,8 +212,23 @@ def _object(payload: Any) -> dict:
     return {name: from_plain(item) for name, item in payload.items()}
 
 
+_SUBSECOND_OFFSET = re.compile(r"(.*)([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})")
+
+
+def _parse_datetime(text: str) -> datetime:
+    """``datetime.fromisoformat``, except for an offset with microseconds: CPython 3.11
+    reads ``+00:00:00.000001`` as UTC (it drops a sub-second offset whose whole seconds
+    are zero), so such an offset is read here and the rest by fromisoformat."""
+    parts = _SUBSECOND_OFFSET.fullmatch(text)
+    if parts is None:
+        return datetime.fromisoformat(text)
+    base, sign, hours, minutes, seconds, micros = parts.groups()
+    offset = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros))
+    return datetime.fromisoformat(base).replace(tzinfo=timezone(-offset if sign == "-" else offset))
+
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "$datetime": lambda payload: datetime.fromisoformat(_text(payload)),
+    "$datetime": lambda payload: _parse_datetime(_text(payload)),
     "$date": lambda payload: date.fromisoformat(_text(payload)),
     "$set": lambda payload: set(_array(payload)),
     "$frozenset": lambda payload: frozenset(_array(payload)),

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import invariant, precondition, rule, run_state_machine_as_test
 
 import pysos
-from strategies import dict_keys, exact, tagged_values
+from strategies import comparable_tagged_values, dict_keys, exact
 from test_dict_model import DictModel
 
 TAGGED_RUN = settings(max_examples=15, stateful_step_count=30, deadline=None, derandomize=True,
@@ -24,12 +24,12 @@ class TaggedDictModel(DictModel):
         self.store = self.store_class(self.path, durability=self.durability, segment_size=self.segment_size,
                                       codec=codec)
 
-    @rule(key=dict_keys, value=tagged_values)
+    @rule(key=dict_keys, value=comparable_tagged_values)
     def set_tagged(self, key, value):
         self.store[key] = value
         self.model[key] = value
 
-    @rule(items=st.lists(st.tuples(dict_keys, tagged_values), max_size=4))
+    @rule(items=st.lists(st.tuples(dict_keys, comparable_tagged_values), max_size=4))
     def update_tagged(self, items):
         self.store.update(items)
         self.model.update(items)

@@ -25,6 +25,9 @@ SAMPLES = [
     AWARE,
     datetime(1, 1, 1, tzinfo=timezone(-timedelta(hours=23, minutes=59, seconds=59, microseconds=999999))),
     datetime(9999, 12, 31, 23, 59, 59, 999999),
+    datetime(2000, 1, 1, tzinfo=timezone(timedelta(microseconds=1))),  # Python's fromisoformat reads it as UTC
+    datetime(2000, 1, 1, 0, 0, 0, 5, tzinfo=timezone(-timedelta(microseconds=999999))),
+    datetime(2000, 1, 1, tzinfo=timezone(timedelta(seconds=5, microseconds=1))),
     date(2026, 11, 30),
     date(5, 1, 1),
     {1, 2, "x"},
