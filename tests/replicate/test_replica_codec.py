@@ -44,3 +44,22 @@ def test_a_follower_of_a_tagged_store_decodes_the_same_values(bucket, tmp_path):
             follower.close()
     found = manifest.read(str(tmp_path / "dst"))
     assert found.codec == "tagged" and found.version == manifest.VERSION_CODEC
+
+
+def test_a_restored_expiring_store_keeps_its_version(bucket, tmp_path, monkeypatch):
+    """Restore and follow of a json store with expiring records give MANIFEST version 2 (an older pysos must refuse them, as it refuses the original)."""
+    from pysos.replicate.client import S3, parse_url
+    from pysos.replicate.follow import Follower
+
+    with pysos.Dict(tmp_path / "src", autocompact=False) as store:
+        store.set("session", 1, expire=3600)
+        store["plain"] = 2
+        rep = replicator(tmp_path / "src", bucket)
+        rep.step()
+        assert restored(bucket, tmp_path, name="back") == {"session": 1, "plain": 2}
+        follower = Follower(tmp_path / "dst", S3(parse_url(bucket.url("store"))))
+        follower.start()
+        follower.close()
+    for name in ("back", "dst"):
+        found = manifest.read(str(tmp_path / name))
+        assert found.codec == "json" and found.version == manifest.VERSION_EXPIRY, name
