@@ -43,7 +43,9 @@ def open(path: str | os.PathLike[str], flag: str = "w", *, readonly: bool | None
 
     ``readonly=True`` is accepted as before and means ``"r"``. The other keyword
     ``options`` are :class:`Dict`'s and :class:`List`'s (``durability``, ``segment_size``,
-    ``autocompact``, ``lock_timeout``, ``refresh_interval``).
+    ``autocompact``, ``lock_timeout``, ``refresh_interval``, ``codec``: ``"c"`` and ``"n"``
+    create a store with it, and a store recorded with another codec raises
+    :class:`FormatError`).
 
     Raises ``FileNotFoundError`` (creating nothing) for ``"r"`` or ``"w"`` when there is
     no store at ``path``; :class:`FormatError` when ``path`` holds something else;

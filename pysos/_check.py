@@ -193,6 +193,7 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
     try:
         current = manifest.read(directory)
         names, kind, generation = list(current.segments), current.kind, current.generation
+        codec = current.codec
         first_free = current.next_number
     except (FileNotFoundError, CorruptionError, FormatError):
         names = sorted(
@@ -202,6 +203,7 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         if not names:
             raise FormatError(f"{directory!r}: no MANIFEST and no segments: nothing to repair")
         kind, generation, first_free = _guess_kind(directory, names), 0, 1
+        codec = "json"  # not recorded anywhere else: see FORMAT.md, "Codecs"
         problems.append(_problem(
             manifest.NAME, None,
             "no readable MANIFEST: segments taken in the order of their numbers, a guess that can "
@@ -248,13 +250,14 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         files.close(fd)
     salvaged = len(state)
     del state
-    version = manifest.VERSION_EXPIRY if getattr(builder, "expiring", False) else manifest.VERSION_ONE
-    if version == manifest.VERSION_ONE:  # a hint cannot carry deadlines: none where a record expires
+    expiring = getattr(builder, "expiring", False)
+    version = manifest.version_for(codec, expiring)
+    if not expiring:  # a hint cannot carry deadlines: none where a record expires
         hints.write(directory, out_name, body_size, builder.hint(body_size), segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
     new = Manifest(kind, generation + 1, (out_name, newest_name), (body_size,), segment.segment_number(newest_name) + 1,
-                   version=version)
+                   version=version, codec=codec)
     set_aside = _set_aside(directory, damaged, generation)
     if os.path.lexists(os.path.join(directory, manifest.NAME)) and generation == 0:
         set_aside += _set_aside(directory, [manifest.NAME], generation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, ContextManager, NoReturn, TypeVar
 
+from . import codec as codecs
 from .compactor import compact_store
 from .compactor.background import BackgroundCompactor
 from .engine import DEFAULT_SEGMENT_SIZE, Reader, Writer
@@ -36,6 +37,11 @@ class Handle:
       raising :class:`pysos.LockedError` (which names the holder's pid where known).
     - ``refresh_interval``: readers only; ``0`` (default) means a read sees every write
       that returned before it started, ``S`` checks for new writes at most every S seconds.
+    - ``codec``: how values are written (see :mod:`pysos.codec`): ``"json"`` (JSON values),
+      or ``"tagged"`` (JSON plus datetime, date, set, frozenset, tuple, bytes, UUID and
+      Decimal, as tagged JSON objects). A new store records it; ``None`` (the default)
+      opens a store with the codec it recorded, and creates a ``"json"`` store. A store
+      recorded with another codec than the one given raises :class:`pysos.FormatError`.
 
     Raises :class:`pysos.FormatError` when ``path`` holds something other than a pysos
     store, or a store of the other kind (a List store opened as a Dict), and ``TypeError``
@@ -55,18 +61,22 @@ class Handle:
         autocompact: bool = True,
         lock_timeout: float = 0.0,
         refresh_interval: float = 0.0,
+        codec: str | None = None,
     ) -> None:
         if positional:
             raise TypeError(
                 f"pysos.{type(self).__name__}() takes the path as its only positional argument; "
                 f"options are keywords (e.g. readonly=True), and dbm-style flags such as "
                 f"{positional[0]!r} go to pysos.open(path, flag)")
+        if codec is not None:
+            codecs.get(codec)  # an unknown name: ValueError before anything is created
         self._observers: list[Observer] = []
         options: dict[str, Any] = dict(
             durability=durability,
             segment_size=segment_size,
             lock_timeout=lock_timeout,
             refresh_interval=refresh_interval,
+            codec=codec,
             **self._store_hooks(),
         )
         # Typed as the Writer: Dict and List reach its writing methods only after
@@ -78,6 +88,9 @@ class Handle:
             compactor = BackgroundCompactor if autocompact else None
             self._store = Writer(path, self._kind, compactor=compactor, **options)
         self._lock = self._store.lock
+        self._codec = codecs.get(self._store.manifest.codec)  # recorded, never changes
+        # The write paths call self._encoders.encode_item/encode_value: a module, see Codec.
+        self._encoders = self._codec.encoders
 
     def _store_hooks(self) -> dict[str, Any]:
         """``on_reload``/``on_keys_changed`` for the store (see :class:`pysos.engine.Store`)."""
@@ -89,6 +102,11 @@ class Handle:
     def path(self) -> str:
         """The store's directory, as an absolute path."""
         return self._store.directory
+
+    @property
+    def codec(self) -> str:
+        """The codec the store's values are written with: ``"json"`` or ``"tagged"`` (recorded in its MANIFEST)."""
+        return self._codec.name
 
     @property
     def readonly(self) -> bool:
@@ -165,11 +183,12 @@ class Handle:
         """Counts and sizes as a plain dict.
 
         At least ``keys``, ``segments``, ``live_bytes``, ``dead_bytes``, ``disk_bytes`` and
-        ``generation``; also ``compactions`` and ``reclaimed_bytes_total`` (by any process).
+        ``generation``; also ``compactions`` and ``reclaimed_bytes_total`` (by any process),
+        and the store's ``codec``.
         """
         with self._lock:
             self._store.enter()
-            return self._store.stats()
+            return {**self._store.stats(), "codec": self._codec.name}
 
     def observe(self, callback: Observer) -> None:
         """Call ``callback(key_or_index, new_value, old_value)`` after each change.

@@ -40,16 +40,18 @@ def _check_expire(expire: Any) -> float | None:
 class Dict(Handle, MutableMapping[Any, Any]):
     """A persistent ``dict`` of JSON scalar keys to JSON values, in the directory ``path``.
 
-    ``pysos.Dict(path, *, readonly=False, durability="flush", segment_size=64 MiB,
-    autocompact=True, lock_timeout=0.0, refresh_interval=0.0)``: see :class:`Handle` for
+    ``pysos.Dict(path, *, expire=None, readonly=False, durability="flush", segment_size=64 MiB,
+    autocompact=True, lock_timeout=0.0, refresh_interval=0.0, codec=None)``: see :class:`Handle` for
     the options and the errors opening raises. A full ``MutableMapping``:
 
     - Keys are ``str``, ``int``, ``float``, ``bool`` or ``None``, with Python's equality
       (``1``, ``1.0`` and ``True`` are one key); any other key raises ``TypeError``.
     - Values are anything that comes back from JSON unchanged: ``None``, ``bool``, ``int``
       (64-bit), finite ``float``, ``str``, ``list``, ``dict`` with ``str`` keys, nested;
-      tuples are stored as lists. Any other value raises ``TypeError`` or ``ValueError``
-      naming where it is, and nothing is written.
+      tuples are stored as lists. With ``codec="tagged"`` also ``datetime``, ``date``,
+      ``set``, ``frozenset``, ``tuple``, ``bytes``, ``UUID`` and ``Decimal``, anywhere in a
+      value, which come back as they were (see :mod:`pysos.codec`). Any other value raises
+      ``TypeError`` or ``ValueError`` naming where it is, and nothing is written.
     - A change is on disk when the call returns (see ``durability``); a crash never loses
       it nor corrupts the store. Values come back as fresh objects.
     - Writes on a reader raise :class:`pysos.ReadOnlyError`; a record that fails its
@@ -72,13 +74,16 @@ class Dict(Handle, MutableMapping[Any, Any]):
         autocompact: bool = True,
         lock_timeout: float = 0.0,
         refresh_interval: float = 0.0,
+        codec: str | None = None,
     ) -> None:
         """``expire``: seconds after which items written by ``d[k] = v`` (and ``update``,
         ``setdefault``) expire; ``None`` (the default): never. See :meth:`set`. The other
-        options are :class:`~pysos._handle.Handle`'s."""
+        options are :class:`~pysos._handle.Handle`'s (``codec="tagged"``: values may also
+        hold datetime, date, set, frozenset, tuple, bytes, UUID and Decimal)."""
         self._expire = _check_expire(expire)
         super().__init__(path, *positional, readonly=readonly, durability=durability, segment_size=segment_size,
-                         autocompact=autocompact, lock_timeout=lock_timeout, refresh_interval=refresh_interval)
+                         autocompact=autocompact, lock_timeout=lock_timeout, refresh_interval=refresh_interval,
+                         codec=codec)
 
     @property
     def expire(self) -> float | None:
@@ -104,7 +109,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         if self._expire is not None:
             self.set(key, value)
             return
-        line = record.encode_item(key, value)  # bad input raises here, before anything changes
+        line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -126,7 +131,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         garbage that compaction reclaims. Observers are not called when a key expires.
         """
         expire = self._expire if expire is _DEFAULT else _check_expire(expire)
-        line = record.encode_item(key, value)  # bad input raises here, before anything changes
+        line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
         try:
@@ -184,6 +189,9 @@ class Dict(Handle, MutableMapping[Any, Any]):
         The key is the JSON text of ``[function's module.qualname, args, kwargs]`` (kwargs
         sorted), so the arguments must be JSON values that come back equal (tuples count as
         lists); anything else raises ``TypeError``/``ValueError`` before the function runs.
+        With ``codec="tagged"`` the arguments may be anything that codec stores, encoded by
+        it (so ``f((1, 2))`` and ``f([1, 2])`` are two entries, and a set argument gives
+        the same key in every process: its items are sorted).
         Results are stored with ``expire`` seconds to live (``None``: for ever) and must be
         storable values. On a readonly handle cached results are used and missing ones are
         computed but not stored: readers in other processes share what the writer filled.
@@ -197,7 +205,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             @functools.wraps(fn)
             def cached(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    key = record.encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
+                    key = self._encoders.encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
                 except (TypeError, ValueError) as exc:
                     raise type(exc)(f"memoize: the arguments of {name} must be JSON values: {exc}") from None
                 value = self.get(key, _MISSING)
@@ -218,7 +226,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         if deadline is None:
             self.set(key, value)
             return
-        line = record.encode_expiring(record.encode_item(key, value), deadline)
+        line = record.encode_expiring(self._encoders.encode_item(key, value), deadline)
         self._store.enter(write=True)
         if self._observers:
             self._write_observed(key, line, deadline)
@@ -330,7 +338,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 if len(pair) != 2:
                     raise ValueError(f"dictionary update sequence element has length {len(pair)}; 2 is required")
         pairs.extend(kwargs.items())
-        lines = _encode_pairs(pairs)
+        lines = _encode_pairs(pairs, self._encoders.encode_value)
         store = self._store
         with store.batch():
             store.enter(write=True)
@@ -368,7 +376,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         return self._store.iter_snapshot(lambda: list(self._store.index.items()))
 
 
-def _encode_pairs(pairs: list[tuple[Any, Any]]) -> list[bytes]:
+def _encode_pairs(pairs: list[tuple[Any, Any]], encode_value: Callable[[Any], bytes]) -> list[bytes]:
     """The set records of ``pairs``; a refusal names the key whose key or value caused it."""
     lines = []
     for key, value in pairs:
@@ -377,7 +385,7 @@ def _encode_pairs(pairs: list[tuple[Any, Any]]) -> list[bytes]:
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"update(): key {reprlib.repr(key)}: {exc}") from None
         try:
-            lines.append(record.encode_set(key_json, record.encode_value(value)))
+            lines.append(record.encode_set(key_json, encode_value(value)))
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"update(): the value of key {reprlib.repr(key)}: {exc}") from None
     return lines

@@ -11,7 +11,7 @@ from __future__ import annotations
 import operator
 from time import monotonic
 from collections.abc import Iterable, Iterator, MutableSequence, Sequence
-from typing import Any, SupportsIndex, overload
+from typing import Any, Callable, SupportsIndex, overload
 
 import orjson
 
@@ -23,15 +23,15 @@ def _encode_position(key: Position) -> bytes:
     return b"%d" % key if type(key) is int else orjson.dumps(key)
 
 
-def _encode_values(values: list[Any], call: str) -> list[bytes]:
+def _encode_values(values: list[Any], call: str, encode: Callable[[Any], bytes]) -> list[bytes]:
     """Encode each value; a refusal names the index of the value that caused it."""
     try:
-        return [record.encode_value(v) for v in values]
+        return [encode(v) for v in values]
     except (TypeError, ValueError):
         pass
     for i, value in enumerate(values):
         try:
-            record.encode_value(value)
+            encode(value)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"{call}: item {i} of the values: {exc}") from None
     raise AssertionError("unreachable: a value was refused once and then accepted")
@@ -41,13 +41,14 @@ class List(Handle, MutableSequence[Any]):
     """A persistent ``list`` of JSON values, in the directory ``path``.
 
     ``pysos.List(path, *, readonly=False, durability="flush", segment_size=64 MiB,
-    autocompact=True, lock_timeout=0.0, refresh_interval=0.0)``: see :class:`Handle` for
+    autocompact=True, lock_timeout=0.0, refresh_interval=0.0, codec=None)``: see :class:`Handle` for
     the options and the errors opening raises. A full ``MutableSequence`` with ``list``'s
     rules: negative indexes, slices and extended slices for get/set/del, ``IndexError``
     out of range, ``+=``, ``==`` against any sequence, a stable ``sort``.
 
-    - Items are anything that comes back from JSON unchanged (see :class:`Dict`); any
-      other value raises ``TypeError`` or ``ValueError`` and nothing is written.
+    - Items are anything that comes back from JSON unchanged (see :class:`Dict`), plus,
+      with ``codec="tagged"``, the types of :mod:`pysos.codec`; any other value raises
+      ``TypeError`` or ``ValueError`` and nothing is written.
     - No operation rewrites the items it does not change: ``insert(0, v)`` writes one
       record, whatever the list's size.
     - A change is on disk when the call returns (see ``durability``); ``extend``,
@@ -100,7 +101,7 @@ class List(Handle, MutableSequence[Any]):
         old = self._store.get(key) if self._observers else None
         self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
         if self._observers:
-            new = orjson.loads(value_json)
+            new = self._codec.from_plain(orjson.loads(value_json))
             self._store.after_commit(lambda: self._notify(i, new, old))
 
     def _insert_at(self, i: int, value_json: bytes) -> None:
@@ -114,7 +115,7 @@ class List(Handle, MutableSequence[Any]):
                 self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
         positions.insert(i, key)
         if self._observers:
-            new = orjson.loads(value_json)
+            new = self._codec.from_plain(orjson.loads(value_json))
             self._store.after_commit(lambda: self._notify(i, new, None))
 
     def _renumber(self, start: int, keys: list[int]) -> None:
@@ -124,7 +125,8 @@ class List(Handle, MutableSequence[Any]):
         positions, store = self._positions, self._store
         moved = [(start + k, positions[start + k], key) for k, key in enumerate(keys)]
         moved = [(at, old, key) for at, old, key in moved if old != key]
-        values = [orjson.dumps(store.get(old)) for _, old, _ in moved]  # before any write
+        to_plain = self._codec.to_plain
+        values = [orjson.dumps(to_plain(store.get(old))) for _, old, _ in moved]  # before any write
         taken = set(keys)
         for _, old, _ in moved:
             if old not in taken:
@@ -200,7 +202,7 @@ class List(Handle, MutableSequence[Any]):
         """Replace item ``i`` (one record), or a slice (one atomic batch, ``list``'s rules)."""
         if isinstance(i, slice):
             return self._set_slice(i, value)
-        value_json = record.encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             self._set_at(self._normalize(i), value_json)
@@ -211,7 +213,7 @@ class List(Handle, MutableSequence[Any]):
             # may be this very list: read it before changing anything (a comprehension, not
             # list(), which trusts __length_hint__ and may try to allocate sys.maxsize items)
             new = [v for v in values]
-            encoded = _encode_values(new, "l[a:b] = values")
+            encoded = _encode_values(new, "l[a:b] = values", self._encoders.encode_value)
             with self._store.batch():
                 self._enter(write=True)
                 n = len(self._positions)
@@ -256,7 +258,7 @@ class List(Handle, MutableSequence[Any]):
     def insert(self, i: Any, value: Any) -> None:
         """Insert before index ``i`` (clamped like ``list.insert``): one record written."""
         i = operator.index(i)
-        value_json = record.encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             n = len(self._positions)
@@ -266,7 +268,7 @@ class List(Handle, MutableSequence[Any]):
 
     def append(self, value: Any) -> None:
         """Add ``value`` at the end: one record."""
-        value_json = record.encode_value(value)
+        value_json = self._encoders.encode_value(value)
         with self._lock:
             self._enter(write=True)
             self._insert_at(len(self._positions), value_json)
@@ -275,7 +277,7 @@ class List(Handle, MutableSequence[Any]):
         """Append all of ``values`` as one atomic batch; one bad value writes nothing."""
         self._store.check_writable()
         with self._lock:
-            encoded = _encode_values([v for v in values], "extend()")  # see _set_slice
+            encoded = _encode_values([v for v in values], "extend()", self._encoders.encode_value)  # see _set_slice
             with self._store.batch():
                 self._enter(write=True)
                 for value_json in encoded:
@@ -327,4 +329,4 @@ class List(Handle, MutableSequence[Any]):
         with self._store.batch():
             for i, (before, after) in enumerate(zip(old, new)):
                 if before != after or type(before) is not type(after):
-                    self._set_at(i, record.encode_value(after))
+                    self._set_at(i, self._encoders.encode_value(after))

@@ -84,3 +84,83 @@ def apply_batch(store, model: dict, ops) -> dict:
                 del store[key]
                 del pending[key]
     return pending
+
+
+# --- the tagged codec (pysos.codec): JSON plus datetime, date, set, frozenset, tuple, bytes,
+# UUID, Decimal, nested; dict keys that look like tags, so the escape is exercised.
+
+from datetime import timedelta as _timedelta, timezone as _timezone  # noqa: E402
+import uuid as _uuid  # noqa: E402
+
+fixed_offsets = st.one_of(
+    st.just(_timezone.utc),
+    st.integers(-(24 * 60 - 1), 24 * 60 - 1).map(lambda m: _timezone(_timedelta(minutes=m))),
+    st.tuples(st.integers(-86399, 86399), st.integers(0, 999_999)).map(
+        lambda t: _timezone(_timedelta(seconds=t[0], microseconds=t[1]))),
+)
+tagged_datetimes = st.datetimes(timezones=st.one_of(st.none(), fixed_offsets))
+uuids = st.uuids().map(lambda u: _uuid.UUID(int=u.int))  # hypothesis gives version 4; any int will do
+finite_decimals = st.decimals(allow_nan=False, allow_infinity=False)
+all_decimals = st.one_of(finite_decimals, st.decimals(allow_nan=True, allow_infinity=True))
+DOLLAR_KEYS = ["$", "$$", "$set", "$dict", "$tuple", "$datetime", "$x", "$$dict", "a$"]
+tagged_dict_keys = st.one_of(text, st.sampled_from(DOLLAR_KEYS))
+
+hashable_scalars = st.one_of(st.none(), st.booleans(), ints, floats, text, st.dates(), tagged_datetimes, uuids,
+                             st.binary(max_size=12), finite_decimals)
+hashables = st.recursive(
+    hashable_scalars,
+    lambda children: st.one_of(st.lists(children, max_size=3).map(tuple), st.frozensets(children, max_size=3)),
+    max_leaves=6,
+)
+tagged_scalars = st.one_of(scalars, st.dates(), tagged_datetimes, uuids, st.binary(max_size=16), all_decimals)
+tagged_values = st.recursive(
+    tagged_scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=4).map(tuple),
+        st.dictionaries(tagged_dict_keys, children, max_size=4),
+        st.sets(hashables, max_size=4),
+        st.frozensets(hashables, max_size=3),
+    ),
+    max_leaves=10,
+)
+# For models compared with == (a NaN Decimal is unequal to itself, and a signaling NaN raises
+# on comparison): the same values without NaNs; exact round trips of NaNs are tested apart.
+comparable_tagged_values = st.recursive(
+    st.one_of(scalars, st.dates(), tagged_datetimes, uuids, st.binary(max_size=16), finite_decimals,
+              st.decimals(allow_nan=False, allow_infinity=True)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=4).map(tuple),
+        st.dictionaries(tagged_dict_keys, children, max_size=4),
+        st.sets(hashables, max_size=4),
+        st.frozensets(hashables, max_size=3),
+    ),
+    max_leaves=10,
+)
+# Plain JSON whose dicts often have one key starting with "$": must come back unchanged.
+json_with_tag_lookalikes = st.recursive(
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.dictionaries(tagged_dict_keys, children, max_size=3),
+        st.tuples(st.sampled_from(DOLLAR_KEYS), children).map(lambda kv: {kv[0]: kv[1]}),
+    ),
+    max_leaves=8,
+)
+
+
+def exact(value):
+    """A text that two values share only if they are the same value of the same types all
+    the way down (``==`` would take ``1`` for ``True``, a list for a tuple, ``1.0`` for
+    ``Decimal("1.00")``, 08:00+00:00 for 09:00+01:00, and NaN != NaN)."""
+    kind = type(value)
+    if kind in (list, tuple):
+        return f"{kind.__name__}[{','.join(exact(item) for item in value)}]"
+    if kind is dict:  # in order: a store keeps a dict's key order
+        return "dict{" + ",".join(f"{k!r}:{exact(v)}" for k, v in value.items()) + "}"
+    if kind in (set, frozenset):
+        return f"{kind.__name__}{{{','.join(sorted(exact(item) for item in value))}}}"
+    if hasattr(value, "isoformat"):  # date, datetime: offset included
+        return f"{kind.__name__}({value.isoformat()})"
+    return f"{kind.__name__}({value!r})"  # repr keeps -0.0, Decimal digits and NaN kinds

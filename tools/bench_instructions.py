@@ -20,6 +20,8 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
                files on every read)
   write-expire d[k] = v on a writer opened with expire=3600 (every item expires)
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
+  write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
+  read-tagged  d[k] on such a writer, keys written beforehand
   raw-write    orjson.dumps + os.write + an index dict (the raw limit row of bench.py)
   raw-read     os.pread + orjson.loads (the raw limit row's read)
 """
@@ -37,7 +39,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "write-expire", "read-expire", "raw-write", "raw-read")
+OPS = ("write", "read", "reader-read", "write-expire", "read-expire", "write-tagged", "read-tagged", "raw-write",
+       "raw-read")
 
 
 def run(op: str, n: int, setup_only: bool) -> None:
@@ -83,7 +86,8 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
                     orjson.loads(os.pread(fd, length, offset))["v"]
         return
     expire = 3600 if op.endswith("-expire") else None
-    store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire)
+    codec = "tagged" if op.endswith("-tagged") else None
+    store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire, codec=codec)
     if not op.startswith("write"):
         for key, value in zip(keys, values):
             store[key] = value

@@ -4,6 +4,7 @@ that is not there, and turning "no store here" into one clear error line."""
 import os
 
 import pysos
+import pysos.codec
 
 from .errors import EXIT_USAGE, CliError
 from .jsonio import parse_index, parse_key, show_key
@@ -81,15 +82,30 @@ def not_found(store, path, where, text=None, command="get"):
     return CliError(message)
 
 
-def records(store, prefix=None):
+def records(store, prefix=None, *, plain=True):
     """``(key, value)`` of a Dict (only keys starting with ``prefix``, see
-    :func:`key_text`) or ``(index, value)`` of a List, in the store's order."""
+    :func:`key_text`) or ``(index, value)`` of a List, in the store's order; with
+    ``plain``, each value as the JSON document stored for it (see :func:`to_plain`)."""
+    convert = to_plain(store) if plain else None
     if kind_of(store) == "list":
-        yield from enumerate(store)
-        return
-    for key, value in store.items():  # a snapshot: values read lazily, in order
-        if prefix is None or key_text(key).startswith(prefix):
-            yield key, value
+        pairs = enumerate(store)
+    else:
+        pairs = ((key, value) for key, value in store.items()  # a snapshot, values read lazily
+                 if prefix is None or key_text(key).startswith(prefix))
+    for where, value in pairs:
+        yield where, value if convert is None else convert(value)
+
+
+def to_plain(store):
+    """The function from ``store``'s values to the plain JSON its records hold: the
+    commands show what is on disk, so a ``codec="tagged"`` store's datetimes, sets etc.
+    appear as their tagged objects (``{"$datetime": "..."}``), which ``import`` reads back."""
+    return pysos.codec.get(store.codec).to_plain
+
+
+def from_plain(store):
+    """The inverse of :func:`to_plain`, for values read from an import file."""
+    return pysos.codec.get(store.codec).from_plain
 
 
 def key_text(key):

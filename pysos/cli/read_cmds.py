@@ -12,7 +12,7 @@ from .jsonio import dumps
 from .parsing import command, json_arg, key_args, quiet_arg, store_arg
 from .progress import Progress
 
-_ORDER = ("kind", "keys", "segments", "generation", "live_bytes", "dead_bytes", "disk_bytes")
+_ORDER = ("kind", "codec", "keys", "segments", "generation", "live_bytes", "dead_bytes", "disk_bytes")
 _HANDLE_ONLY = ("readonly", "durability")  # about the CLI's own read-only handle
 
 
@@ -65,7 +65,7 @@ def cmd_get(args):
     with access.open_reader(args.store) as store:
         where = access.locate(store, args)
         try:
-            value = store[where]
+            value = access.to_plain(store)(store[where])  # as it is on disk (see access.to_plain)
         except (KeyError, IndexError):
             raise access.not_found(store, args.store, where, args.key, args.command) from None
     print(value if args.raw and isinstance(value, str) else dumps(value, indent=args.pretty))

@@ -106,7 +106,7 @@ def _open_target(args, kind):
     fits), or a new one made in a staging directory beside STORE that replaces STORE only
     once the whole input is in (unless --keep-partial)."""
     if os.path.exists(os.path.join(args.store, "MANIFEST")):
-        store = pysos.open(args.store, lock_timeout=args.wait)
+        store = pysos.open(args.store, lock_timeout=args.wait, codec=args.codec)
         if kind is not None and access.kind_of(store) != kind:
             actual = access.kind_of(store)
             store.close()
@@ -117,12 +117,12 @@ def _open_target(args, kind):
                        "or a list store: pass --kind dict or --kind list")
     cls = pysos.Dict if kind == "dict" else pysos.List
     if args.keep_partial or not _is_new(args.store):
-        return cls(args.store, lock_timeout=args.wait), None
+        return cls(args.store, lock_timeout=args.wait, codec=args.codec), None
     target = os.path.abspath(args.store)
     parent = os.path.dirname(target)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.pysos-import-", dir=parent)
-    return cls(staging, autocompact=False), staging
+    return cls(staging, autocompact=False, codec=args.codec), staging
 
 
 def _publish(staging, target):
@@ -162,6 +162,7 @@ def _import_failed(exc, args, committed, last_line, staging):
 def _write(store, chunk, path):
     """Write one chunk of ``(line, key, value)`` as one atomic batch."""
     is_list = access.kind_of(store) == "list"
+    decode = access.from_plain(store)
     with store.batch():
         for number, key, value in chunk:
             if (key is LIST_ITEM) != is_list:
@@ -171,6 +172,7 @@ def _write(store, chunk, path):
                     f"line {number}: a record without a key cannot go into a dict store "
                     f"({path}); CSV and --plain need --key")
             try:
+                value = decode(value)  # a tagged store: tagged objects become their values
                 if is_list:
                     store.append(value)
                 else:
@@ -229,7 +231,7 @@ def _check_csv_args(store, args):
 def _csv_columns(store, args, bar):
     """Every field name of every value, in order of first appearance (first pass)."""
     columns = {} if args.key is None else {args.key: None}
-    for where, value in access.records(store, args.prefix):
+    for where, value in access.records(store, args.prefix, plain=False):
         csvio.check_row(f"item {where}" if args.key is None else f"key {show_key(where)}",
                         value)
         columns.update(dict.fromkeys(value))
@@ -240,8 +242,9 @@ def _csv_columns(store, args, bar):
 def _export_csv(store, out, args, bar):
     writer = csvio.writer(out, _csv_columns(store, args, bar), args.delimiter or ",")
     count = 0
-    for where, value in access.records(store, args.prefix):
-        row = {name: csvio.encode_cell(cell, args.typed) for name, cell in value.items()}
+    plain = access.to_plain(store)  # each cell as it is on disk (a tagged object for a date...)
+    for where, value in access.records(store, args.prefix, plain=False):
+        row = {name: csvio.encode_cell(plain(cell), args.typed) for name, cell in value.items()}
         if args.key is not None:
             key_cell = csvio.encode_key(where, args.typed)
             if args.key in row and row[args.key] != key_cell:
@@ -368,6 +371,10 @@ def register(sub):
     p.add_argument("--encoding", type=encoding_arg, metavar="NAME", help="input encoding (default: detected)")
     p.add_argument("--delimiter", type=csvio.delimiter_arg, metavar="CHAR",
                    help="CSV delimiter, e.g. ';' or tab (default: sniffed)")
+    p.add_argument("--codec", choices=("json", "tagged"),
+                   help="the codec of a new store (default json); an existing store keeps its own "
+                        "(given, it must match). Into a tagged store, tagged objects such as "
+                        "{\"$datetime\": \"...\"} (as 'pysos dump' prints them) become their values")
     p.add_argument("--batch-size", type=positive_int, default=1000, metavar="N",
                    help="records per atomic batch (default 1000)")
     p.add_argument("--keep-partial", action="store_true",

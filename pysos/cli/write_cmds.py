@@ -26,8 +26,8 @@ def cmd_set(args):
     value = args.value if args.raw else parse_value(args.value)
     with access.open_writer(args.store, wait=args.wait) as store:
         where = access.locate(store, args)
-        try:
-            store[where] = value
+        try:  # JSON as get prints it: a tagged store decodes its tagged objects
+            store[where] = value if args.raw else access.from_plain(store)(value)
         except IndexError:
             raise CliError(f"index {where} out of range: {args.store} holds {len(store)} items "
                            f"(to append, use 'pysos import')") from None

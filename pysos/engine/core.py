@@ -21,7 +21,7 @@ from ..errors import CorruptionError, FormatError, ReadOnlyError
 from ..segments import files, hints, index, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
-from . import belonging
+from . import belonging, decoding
 from .closed import CLOSED_INDEX
 from .expiry import Expiry
 from .fileset import SegmentFiles
@@ -60,13 +60,13 @@ class Store(belonging.Belonging, Expiry):
         segment_size: int = DEFAULT_SEGMENT_SIZE,
         lock_timeout: float = 0.0,
         refresh_interval: float = 0.0,
+        codec: str | None = None,
         on_reload: Callable[[dict], None] | None = None,
         on_keys_changed: Callable[[list, list], None] | None = None,
     ):
-        """``on_reload(index)`` hears every rebuild of the index (opening, a reload, a
-        discarded batch); ``on_keys_changed(added, removed)`` the keys a reader's catch-up
-        added or removed (tracking them costs two dict operations per record indexed, so
-        only when someone listens)."""
+        """``codec``: see :func:`.decoding.use_codec`; ``on_reload(index)`` hears every rebuild
+        of the index (opening, a reload, a discarded batch); ``on_keys_changed(added, removed)``
+        the keys a reader's catch-up added or removed (two dict operations per record indexed: only when asked)."""
         if durability not in DURABILITIES:
             raise ValueError(f"durability must be 'flush' or 'fsync', not {durability!r}")
         if not isinstance(segment_size, int) or segment_size < 1:
@@ -104,6 +104,7 @@ class Store(belonging.Belonging, Expiry):
             )
         first = self._find_manifest(kind, lock_timeout)
         try:
+            decoding.use_codec(self, first, codec)
             self._manifest = first
             self.kind = first.kind
             self._decode_key = record.key_decoder(self.kind)
@@ -274,8 +275,8 @@ class Store(belonging.Belonging, Expiry):
         if new.generation == old.generation and new.segments == old.segments:
             self._manifest_stamp = stamp or manifest.stamp(self.directory)
             return
-        if new.kind != old.kind:
-            raise FormatError(f"{self.directory}: store kind changed under us")
+        if new.kind != old.kind or new.codec != old.codec:
+            raise FormatError(f"{self.directory}: store kind or codec changed under us")
         old_newest = old.segments[-1]
         if old_newest not in new.segments:
             self._load(new)

@@ -52,6 +52,7 @@ class Writer(Store):
         self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
+        self._codec_wanted = options.get("codec")  # a new store records it (see _find_manifest)
         super().__init__(path, kind, **options)
         if compactor is not None:
             self.compactor = compactor(self)
@@ -63,7 +64,7 @@ class Writer(Store):
         self._writer_lock = locks.FileLock(self.directory, locks.WRITER)
         self._writer_lock.acquire(timeout=lock_timeout)
         try:
-            return recovery.open_or_create(self.directory, kind)
+            return recovery.open_or_create(self.directory, kind, self._codec_wanted)
         except BaseException:
             self._writer_lock.release()
             raise

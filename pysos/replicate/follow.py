@@ -253,9 +253,10 @@ class Follower:
                 _restore_file(self.client, self.directory, kind, name, hint[1], [hint], entry["name"])
                 self.trusted[name] = hint[1]
         store = body["store"]
+        version = local.version if local is not None else manifest.VERSION_ONE
         new = Manifest(kind, store["generation"], tuple(name for name, _, _ in wanted),
                        tuple(e["size"] for e in body["segments"]), store["next_segment"],
-                       tuple(store["compactions"]), local.version if local is not None else manifest.VERSION_ONE)
+                       tuple(store["compactions"]), store.get("version", version), store.get("codec", "json"))
         if new == local:
             return
         files.fsync_dir(self.directory)  # the files it names, before the MANIFEST that names them

@@ -91,7 +91,8 @@ def restore(url: str, directory, at=None, *, client=None, workers: int = 4) -> d
     names = [entry["name"] for entry in body["segments"]] + [body["tail"]["name"]]
     man = Manifest(body["kind"], store["generation"], tuple(names),
                    tuple(entry["size"] for entry in body["segments"]),
-                   store["next_segment"], tuple(store["compactions"]))
+                   store["next_segment"], tuple(store["compactions"]),
+                   version=store.get("version", manifest.VERSION_ONE), codec=store.get("codec", "json"))
     manifest.write(directory, man)  # the last step: from here on the directory is a store
     files.unlink(os.path.join(directory, MARKER))
     files.fsync_dir(directory)

@@ -204,6 +204,10 @@ class Replicator:
         tail, chunk = self._ship_tail(local.segments[-1], old_tail, prefix, seq, dropped)
         store = {"generation": local.generation, "next_segment": local.next_number,
                  "compactions": list(local.compactions)}
+        if local.version != manifest.VERSION_ONE:  # a restore must refuse older pysos as the store does
+            store["version"] = local.version  # (expiring records: 2; a codec: 3)
+        if local.codec != "json":  # and decode its values the same way
+            store["codec"] = local.codec
         gc_state = self.gc_state or old["gc"]
         if self.gc_logs_deleted:
             gc_state = dict(gc_state, deleted=gc_state["deleted"] + self.gc_logs_deleted)

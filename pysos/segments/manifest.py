@@ -5,6 +5,9 @@ One line of JSON, replaced atomically (temp file, fsync, rename, fsync of the di
     {"crc":"89abcdef","format":"pysos","generation":7,"kind":"dict","sealed_sizes":[8123],
      "segments":["seg-00000003.jsonl","seg-00000009.jsonl"],"version":1}
 
+A store whose values are written by a codec other than json (see :mod:`pysos.codec`)
+names it (``"codec":"tagged"``) and is version 3 (:func:`version_for`).
+
 ``crc`` is the CRC-32 of the object without its ``crc`` member, encoded as compact JSON
 with sorted keys. The last listed segment is the one the writer appends to; ``sealed_sizes``
 gives the exact size of each of the others, so a sealed segment cut short (even at a
@@ -26,8 +29,13 @@ NAME = "MANIFEST"
 FORMAT = "pysos"
 VERSION_ONE = 1  # no record expires
 VERSION_EXPIRY = 2  # records may carry an expiry ("x"): older pysos must not open it
-VERSIONS = (VERSION_ONE, VERSION_EXPIRY)
-VERSION = VERSION_EXPIRY  # the newest version this pysos reads and writes
+# the store's values are written by a codec other than json ("codec", see pysos.codec):
+# older pysos must not open it (it would serve tagged objects as plain dicts, and write
+# plain dicts that read back as tags)
+VERSION_CODEC = 3
+VERSIONS = (VERSION_ONE, VERSION_EXPIRY, VERSION_CODEC)
+VERSION = VERSION_CODEC  # the newest version this pysos reads and writes
+CODECS = ("json", "tagged")  # pysos.codec's names; "json" is never written (no member)
 KINDS = ("dict", "list")
 
 
@@ -43,8 +51,10 @@ class Manifest:
     # (compactions so far, bytes they reclaimed in all, bytes the last one reclaimed): so
     # every process's stats() sees compactions that another process (the daemon) made.
     compactions: tuple[int, int, int] = (0, 0, 0)
-    # 1 until the store holds an expiring record; then 2 (see FORMAT.md), for good.
+    # 1 until the store holds an expiring record; then 2 (see FORMAT.md), for good; 3
+    # from creation for a store whose codec is not json.
     version: int = VERSION_ONE
+    codec: str = "json"
 
     def size_of(self, name: str) -> int | None:
         """The recorded size of a sealed segment (None for the newest, which grows)."""
@@ -61,11 +71,12 @@ class Manifest:
             _after(self.next_number, [new_segment]),
             self.compactions,
             self.version,
+            self.codec,
         )
 
     def with_expiry(self) -> "Manifest":
         """The same store, marked (version 2) as one whose records may expire."""
-        return replace(self, generation=self.generation + 1, version=VERSION_EXPIRY)
+        return replace(self, generation=self.generation + 1, version=max(self.version, VERSION_EXPIRY))
 
     def replace_run(
         self, at: int, count: int, outputs: list[str], output_sizes: list[int], reclaimed: int = 0
@@ -84,6 +95,7 @@ class Manifest:
             _after(self.next_number, outputs),
             (done + 1, total + reclaimed, reclaimed),
             self.version,
+            self.codec,
         )
 
 
@@ -104,7 +116,15 @@ def _body(manifest: Manifest) -> dict:
         "sealed_sizes": list(manifest.sealed_sizes),
         "segments": list(manifest.segments),
         "version": manifest.version,
+        **({} if manifest.codec == "json" else {"codec": manifest.codec}),
     }
+
+
+def version_for(codec: str, expiring: bool = False) -> int:
+    """The MANIFEST version of a store with ``codec`` that may (``expiring``) hold expiring records."""
+    if codec != "json":
+        return VERSION_CODEC
+    return VERSION_EXPIRY if expiring else VERSION_ONE
 
 
 def _checksum(body: dict) -> str:
@@ -127,7 +147,7 @@ def decode(data: bytes, path: str) -> Manifest:
     version = body.get("version")
     if version not in VERSIONS or type(version) is not int:
         raise FormatError(
-            f"{path}: unknown pysos format version {version!r} (this pysos reads 1 and 2)"
+            f"{path}: unknown pysos format version {version!r} (this pysos reads 1 to 3)"
         )
     crc = body.pop("crc", None)
     if crc != _checksum(body):
@@ -135,6 +155,11 @@ def decode(data: bytes, path: str) -> Manifest:
     kind, generation, segments = body.get("kind"), body.get("generation"), body.get("segments")
     sizes, next_number = body.get("sealed_sizes"), body.get("next_segment")
     compactions = body.get("compactions")
+    codec = body.get("codec", "json")
+    if (codec == "json") != (version < VERSION_CODEC) or ("codec" in body and codec == "json"):
+        raise CorruptionError(f"{path}: MANIFEST version {version} with codec {codec!r} at byte 0")
+    if codec not in CODECS:
+        raise FormatError(f"{path}: unknown codec {codec!r} (this pysos knows {', '.join(CODECS)})")
     try:
         counts = tuple(compactions[k] for k in ("count", "reclaimed_bytes", "last_reclaimed_bytes"))
     except (TypeError, KeyError):
@@ -162,7 +187,7 @@ def decode(data: bytes, path: str) -> Manifest:
             )
     if len(set(segments)) != len(segments) or not all(type(n) is int and n >= 0 for n in sizes):
         raise CorruptionError(f"{path}: MANIFEST lists a segment twice or a bad size at byte 0")
-    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts, version)
+    return Manifest(kind, generation, tuple(segments), tuple(sizes), next_number, counts, version, codec)
 
 
 def read(directory: str) -> Manifest:

@@ -77,6 +77,15 @@ def _check_kind(found: Manifest, kind: str | None, directory: str) -> None:
         raise FormatError(f"{directory!r} holds a pysos {found.kind}, not a {kind}")
 
 
+def check_codec(found: Manifest, codec: str | None, directory: str) -> None:
+    """Refuse to open a store with a codec (``None``: any, the recorded one) it was not written with."""
+    if codec is not None and found.codec != codec:
+        raise FormatError(
+            f"{directory!r} holds a store whose values are written with codec {found.codec!r}, not {codec!r} "
+            "(a store keeps the codec it was created with; open it without codec= to use it)"
+        )
+
+
 def existing_manifest(directory: str, kind: str | None) -> Manifest:
     """The MANIFEST of an existing store; ``FileNotFoundError`` (creating nothing) if none."""
     if not os.path.isdir(directory):
@@ -90,25 +99,27 @@ def existing_manifest(directory: str, kind: str | None) -> Manifest:
     return found
 
 
-def open_or_create(directory: str, kind: str | None) -> Manifest:
-    """For the writer (it holds the writer lock): the MANIFEST, creating the store if new."""
+def open_or_create(directory: str, kind: str | None, codec: str | None = None) -> Manifest:
+    """For the writer (it holds the writer lock): the MANIFEST, creating the store if new
+    (with ``codec``, ``"json"`` if ``None``)."""
     try:
         found = manifest.read(directory)
     except FileNotFoundError:
         check_not_foreign(directory)
         if kind is None:
             raise FileNotFoundError(errno.ENOENT, "no pysos store here (no MANIFEST)", directory) from None
-        found = _create(directory, kind)
+        found = _create(directory, kind, codec or "json")
     _check_kind(found, kind, directory)
     remove_leftovers(directory)
     return found
 
 
-def _create(directory: str, kind: str) -> Manifest:
+def _create(directory: str, kind: str, codec: str) -> Manifest:
     with locks.FileLock(directory, locks.MANIFEST):
         name, fd = segment.create_new(directory, 1)
         files.close(fd)
-        created = Manifest(kind, 1, (name,), (), segment.segment_number(name) + 1)
+        created = Manifest(kind, 1, (name,), (), segment.segment_number(name) + 1,
+                           version=manifest.version_for(codec), codec=codec)
         manifest.write(directory, created)
     log.info("pysos: created a %s store in %s", kind, directory)
     return created

@@ -208,11 +208,11 @@ def test_missing_segment(store_path):
 
 
 def test_unknown_format_version(store_path):
-    """A MANIFEST of an unknown format version (3; checksum valid): every way of opening raises FormatError naming the version, and repair() refuses without touching a byte."""
+    """A MANIFEST of an unknown format version (4: 3 is codecs; checksum valid): every way of opening raises FormatError naming the version, and repair() refuses without touching a byte."""
     build(store_path)
     current = manifest.read(os.fspath(store_path))
     body = {"format": "pysos", "generation": current.generation, "kind": current.kind,
-            "segments": list(current.segments), "version": 3}
+            "segments": list(current.segments), "version": 4}
     body["crc"] = manifest._checksum(dict(body))
     (store_path / "MANIFEST").write_bytes(orjson.dumps(body, option=orjson.OPT_SORT_KEYS) + b"\n")
     before = {n: (store_path / n).read_bytes() for n in os.listdir(store_path)}
@@ -220,7 +220,7 @@ def test_unknown_format_version(store_path):
                    lambda: pysos.open(store_path)):
         with pytest.raises(pysos.FormatError) as info:
             opener()
-        assert "version 3" in str(info.value)
+        assert "version 4" in str(info.value)
     with pytest.raises(pysos.FormatError):
         pysos.repair(store_path)
     assert {n: (store_path / n).read_bytes() for n in os.listdir(store_path)} == before

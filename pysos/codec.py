@@ -1,0 +1,286 @@
+"""Codecs: how a store's values become the JSON of its records, and come back.
+
+A store has one codec, chosen when it is created (``pysos.Dict(path, codec="tagged")``)
+and recorded in its MANIFEST, so every later handle, every reader and the command line
+decode its records the same way without being told.
+
+- ``"json"`` (the default): values are JSON documents and are stored as they are (see
+  :class:`pysos.Dict`): a value that would not come back equal is refused; tuples come
+  back as lists.
+- ``"tagged"``: JSON documents, plus ``datetime.datetime``, ``datetime.date``, ``set``,
+  ``frozenset``, ``tuple``, ``bytes``, ``uuid.UUID`` and ``decimal.Decimal``, anywhere in
+  a value, each written as a *tagged object*: a JSON object with exactly one member,
+  whose name starts with ``$``::
+
+      {"$datetime": "2026-11-30T08:00:00+00:00"}   {"$date": "2026-11-30"}
+      {"$set": [1, 2]}   {"$frozenset": ["a"]}     {"$tuple": [1, {"$bytes": "AAE="}]}
+      {"$uuid": "12345678-1234-5678-1234-567812345678"}   {"$decimal": "0.10"}
+
+  A value's own dict with exactly one member whose name starts with ``$`` is escaped as
+  ``{"$dict": {...}}``, so any JSON document, tagged objects included, comes back as it
+  was stored. The files stay plain JSON (``jq``, ``grep`` and ``pysos dump`` show the
+  tagged objects as they are). FORMAT.md gives the grammar.
+
+Round trips are exact: a datetime keeps its microseconds and its UTC offset (naive stays
+naive); a Decimal keeps its digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN
+included); a set's items are written in a canonical order (sorted by their JSON text),
+so equal sets are equal bytes on disk. What the codec cannot give back as it was is
+refused with ``TypeError`` naming the type and where it is, and nothing is written:
+other types (``bytearray``, ``time``, ``timedelta``, objects), subclasses of the types
+above (a subclass of ``str``, ``int``, ``float``, ``list``, ``dict`` or ``tuple`` is
+stored as its base type, as the json codec does), and a datetime whose ``tzinfo`` is not
+a fixed offset (``datetime.timezone``): a zone such as ``ZoneInfo("Europe/Paris")`` is
+refused, convert with ``dt.astimezone(datetime.timezone.utc)`` first. A datetime's
+``fold`` is not kept (it only matters with zone rules, which are refused), nor the name
+given to a ``timezone`` (``timezone(timedelta(0), "Z")`` comes back as
+``timezone.utc``; the two are equal).
+"""
+
+from __future__ import annotations
+
+import base64
+import decimal
+import re
+import uuid
+from datetime import date, datetime, timedelta, timezone
+import sys
+from types import ModuleType
+from typing import Any, Callable, NamedTuple
+
+import orjson
+
+from .segments import record
+
+__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "to_plain"]
+
+ESCAPE = "$dict"
+_DEPTH = record.MAX_DEPTH
+
+
+def to_plain(value: Any) -> Any:
+    """The plain JSON document the tagged codec stores for ``value`` (tagged objects for
+    the types it adds). ``TypeError`` names what it cannot store and where; the JSON rules
+    (64-bit ints, finite floats, ``str`` keys) are checked when the record is encoded."""
+    try:
+        return _plain(value, None, 1)  # no path strings: they cost more than the walk
+    except _Refused:
+        return _plain(value, "value", 1)  # again, naming where: raises the TypeError
+
+
+class _Refused(Exception):
+    """A first walk met what it cannot store; the second walk says where."""
+
+
+def _at(path: str | None, index: Any) -> str | None:
+    return None if path is None else f"{path}[{index!r}]"
+
+
+def _plain(value: Any, path: str | None, depth: int) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if depth > _DEPTH:
+        raise ValueError(f"value is nested more than {_DEPTH} containers deep (or contains itself)")
+    if kind is dict:
+        return _plain_dict(value, path, depth)
+    if kind is list:
+        return [_plain(item, _at(path, i), depth + 1) for i, item in enumerate(value)]
+    encoder = _ENCODERS.get(kind)
+    if encoder is not None:
+        return encoder(value, path, depth)
+    if isinstance(value, (str, int, float)):  # IntEnum, str subclasses: as the json codec does
+        return value
+    if isinstance(value, dict):
+        return _plain_dict(value, path, depth)
+    if isinstance(value, list):
+        return [_plain(item, _at(path, i), depth + 1) for i, item in enumerate(value)]
+    if isinstance(value, tuple):  # a namedtuple comes back as a plain (equal) tuple
+        return _tuple(value, path, depth)
+    if path is None:
+        raise _Refused
+    raise TypeError(
+        f"{path} is a {kind.__module__}.{kind.__qualname__}, which the tagged codec cannot store "
+        f"(it stores JSON values and {', '.join(_NAMES)})"
+    )
+
+
+def _plain_dict(value: dict, path: str | None, depth: int) -> dict:
+    if path is None:
+        out = {k: _plain(item, None, depth + 1) for k, item in value.items()}
+    else:
+        out = {k: _plain(item, _at(path, k), depth + 1) for k, item in value.items()}
+    if len(out) == 1:
+        (name,) = out
+        if isinstance(name, str) and name[:1] == "$":  # would read as a tag: escape it
+            return {ESCAPE: out}
+    return out
+
+
+def _items(value: Any, path: str | None, depth: int) -> list:
+    return [_plain(item, _at(path, i), depth + 2) for i, item in enumerate(value)]
+
+
+def _tuple(value: tuple, path: str | None, depth: int) -> dict:
+    return {"$tuple": _items(value, path, depth)}
+
+
+def _canonical(item: Any) -> bytes:
+    return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+
+
+def _set(value: set | frozenset, path: str | None, depth: int) -> dict:
+    items = _items(value, None if path is None else f"{path} item", depth)
+    try:
+        items.sort(key=_canonical)
+    except TypeError:  # an item JSON cannot hold: encoding the record names it
+        pass
+    return {"$set" if type(value) is set else "$frozenset": items}
+
+
+def _datetime(value: datetime, path: str | None, depth: int) -> dict:
+    tz = value.tzinfo
+    if tz is not None and type(tz) is not timezone:
+        if path is None:
+            raise _Refused
+        raise TypeError(
+            f"{path} is a datetime with tzinfo {tz!r}: the tagged codec stores naive datetimes and "
+            "fixed UTC offsets (datetime.timezone) only; convert it first, e.g. "
+            "dt.astimezone(datetime.timezone.utc)"
+        )
+    return {"$datetime": value.isoformat()}
+
+
+_ENCODERS: dict[type, Callable[[Any, str | None, int], Any]] = {
+    tuple: _tuple,
+    set: _set,
+    frozenset: _set,
+    datetime: _datetime,
+    date: lambda value, path, depth: {"$date": value.isoformat()},
+    bytes: lambda value, path, depth: {"$bytes": base64.b64encode(value).decode("ascii")},
+    uuid.UUID: lambda value, path, depth: {"$uuid": str(value)},
+    decimal.Decimal: lambda value, path, depth: {"$decimal": str(value)},
+}
+_NAMES = ("datetime", "date", "set", "frozenset", "tuple", "bytes", "UUID", "Decimal")
+
+
+# --- decoding -------------------------------------------------------------------------
+
+
+class TagError(ValueError):
+    """A tagged object that is not one this codec writes (unknown tag, bad payload)."""
+
+
+def from_plain(plain: Any) -> Any:
+    """The value of a plain JSON document the tagged codec stored (the inverse of
+    :func:`to_plain`). :class:`TagError` for an object that looks like a tag (one member,
+    named ``$...``) but is not a well-formed one of this codec."""
+    kind = type(plain)
+    if kind is list:
+        return [from_plain(item) for item in plain]
+    if kind is not dict:
+        return plain
+    if len(plain) == 1:
+        for name, payload in plain.items():
+            if name[:1] == "$":
+                decoder = _DECODERS.get(name)
+                if decoder is None:
+                    raise TagError(f"unknown tag {name!r}")
+                try:
+                    return decoder(payload)
+                except TagError:
+                    raise
+                except (TypeError, ValueError, ArithmeticError) as exc:
+                    raise TagError(f"bad {name} payload {payload!r:.80}: {exc}") from None
+    return {name: from_plain(item) for name, item in plain.items()}
+
+
+def _text(payload: Any) -> str:
+    if type(payload) is not str:
+        raise TypeError(f"a str, not {type(payload).__name__}")
+    return payload
+
+
+def _array(payload: Any) -> list:
+    if type(payload) is not list:
+        raise TypeError(f"an array, not {type(payload).__name__}")
+    return [from_plain(item) for item in payload]
+
+
+def _object(payload: Any) -> dict:
+    if type(payload) is not dict:
+        raise TypeError(f"an object, not {type(payload).__name__}")
+    return {name: from_plain(item) for name, item in payload.items()}
+
+
+_SUBSECOND_OFFSET = re.compile(r"(.*)([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})")
+
+
+def _parse_datetime(text: str) -> datetime:
+    """``datetime.fromisoformat``, except for an offset with microseconds: CPython 3.11
+    reads ``+00:00:00.000001`` as UTC (it drops a sub-second offset whose whole seconds
+    are zero), so such an offset is read here and the rest by fromisoformat."""
+    parts = _SUBSECOND_OFFSET.fullmatch(text)
+    if parts is None:
+        return datetime.fromisoformat(text)
+    base, sign, hours, minutes, seconds, micros = parts.groups()
+    offset = timedelta(hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros))
+    return datetime.fromisoformat(base).replace(tzinfo=timezone(-offset if sign == "-" else offset))
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "$datetime": lambda payload: _parse_datetime(_text(payload)),
+    "$date": lambda payload: date.fromisoformat(_text(payload)),
+    "$set": lambda payload: set(_array(payload)),
+    "$frozenset": lambda payload: frozenset(_array(payload)),
+    "$tuple": lambda payload: tuple(_array(payload)),
+    "$bytes": lambda payload: base64.b64decode(_text(payload), validate=True),
+    "$uuid": lambda payload: uuid.UUID(_text(payload)),
+    "$decimal": lambda payload: decimal.Decimal(_text(payload)),
+    ESCAPE: _object,
+}
+
+
+# --- the codecs ------------------------------------------------------------------------
+
+
+def encode_item(key: Any, value: Any) -> bytes:
+    """The tagged codec's set record of ``key -> value`` (see :func:`record.encode_item`)."""
+    return record.encode_item(key, to_plain(value))
+
+
+def encode_value(value: Any) -> bytes:
+    """The tagged codec's JSON bytes of ``value`` (see :func:`record.encode_value`)."""
+    return record.encode_value(to_plain(value))
+
+
+class Codec(NamedTuple):
+    """What a handle calls to turn values into record bytes and plain JSON into values."""
+
+    name: str
+    #: a module with the codec's ``encode_item(key, value)`` (a Dict's set record line)
+    #: and ``encode_value(value)`` (checked JSON bytes): a module, because the write paths'
+    #: ``handle._encoders.encode_item(...)`` is then a specialized method lookup
+    #: (LOAD_METHOD_MODULE, as ``record.encode_item(...)`` was), which a function kept in
+    #: an instance attribute never gets (CPython 3.11 leaves that lookup generic)
+    encoders: ModuleType
+    #: the plain JSON document stored for a value (what ``pysos dump`` shows)
+    to_plain: Callable[[Any], Any]
+    #: the value of a stored plain JSON document
+    from_plain: Callable[[Any], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+JSON = Codec("json", record, _same, _same)
+TAGGED = Codec("tagged", sys.modules[__name__], to_plain, from_plain)
+CODECS = {codec.name: codec for codec in (JSON, TAGGED)}
+
+
+def get(name: str) -> Codec:
+    """The codec called ``name`` (``"json"`` or ``"tagged"``); ``ValueError`` otherwise."""
+    try:
+        return CODECS[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"codec must be one of {', '.join(map(repr, CODECS))} or None, not {name!r}") from None
