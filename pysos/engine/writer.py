@@ -46,6 +46,7 @@ class Writer(Store):
     :meth:`_checkpoint`), and ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
 
     readonly = False
+    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
         self._batch: _Batch | None = None
