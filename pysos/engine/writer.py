@@ -172,12 +172,22 @@ class Writer(Store):
         before the record is written: a pysos that does not know expiry must not open it."""
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
-        self.write(key, line, False)
         batch = self._batch
         if batch is not None:
-            batch.deadline_undo.append((key, self._expiring.get(key)))
-        self.deadlines.set(key, deadline)
-        self.watch(deadline, clock.wall())
+            self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
+            batch.deadline_undo.append((key, None))
+        else:  # write()'s set, spelled out: one Python call less per expiring write
+            idx = self.index
+            old = idx.get(key)
+            end = self._active_end
+            self._append(line)
+            length = len(line)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+            self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
+            if end + length >= self._seal_at:
+                self._checkpoint()
+        if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
+            self.watch(deadline, clock.wall())
 
     def _mark_expiring(self) -> None:
         with locks.FileLock(self.directory, locks.MANIFEST):
@@ -405,6 +415,8 @@ class Writer(Store):
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
+        if self._expiring:
+            self.due = min(self.due, 0.0)  # a restored deadline may be due: the next operation looks
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:

@@ -146,6 +146,9 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
     )
 
 
+_heappush = heapq.heappush
+
+
 class Deadlines:
     """When keys expire: ``by_key`` (key -> deadline, Unix seconds, only keys whose indexed
     record expires) and a heap of ``(deadline, n, key)`` to find the next one; a heap entry
@@ -159,12 +162,17 @@ class Deadlines:
         self.heap: list = []
         self._seq = itertools.count()  # ties on a deadline never compare keys (1 vs "a")
 
-    def set(self, key: Any, deadline: float) -> None:
+    def set(self, key: Any, deadline: float) -> bool:
+        """Give ``key`` its ``deadline``; True if that is now the earliest of all (whoever
+        waits for the next deadline must be told: see ``Writer.write_expiring``)."""
         self.by_key[key] = deadline
-        heapq.heappush(self.heap, (deadline, next(self._seq), key))
-        if len(self.heap) > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten): rebuild
+        heap = self.heap
+        earlier = not heap or deadline < heap[0][0]
+        _heappush(heap, (deadline, next(self._seq), key))
+        if len(heap) > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten): rebuild
             self.heap = [(t, next(self._seq), k) for k, t in self.by_key.items()]
             heapq.heapify(self.heap)
+        return earlier
 
     def pop(self, key: Any) -> float | None:
         return self.by_key.pop(key, None)
