@@ -9,12 +9,13 @@ only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the
 deadline, so a store without expiring keys pays nothing and one with them pays a look
 per deadline (plus one whenever a handle follows the files anyway).
 
-The gate's invariant: ``due`` is never later than the earliest deadline of the heap
-(``Deadlines.heap[0]``, stale or not). Every look that raises ``due`` (a writer's
-``follow`` once a second, a reader's per refresh) aims it again at the next deadline, a
-deadline earlier than the heap's first aims it when it is added (``Writer.write_expiring``,
-a reader's catch-up, a discarded batch), so a write of a later deadline (the usual: a
-store default ``expire``) and a look with nothing due leave ``due`` alone.
+The gate's invariant: ``due`` is never later than the first deadline of
+:class:`~pysos.segments.index.Deadlines` (the first of its queue or heap, stale or not).
+Every look that raises ``due`` (a writer's ``follow`` once a second, a reader's per
+refresh) aims it again at the next deadline, a deadline earlier than the first aims it
+when it is added (``Writer.write_expiring``, a reader's catch-up, a discarded batch), so
+a write of a later deadline (the usual: a store default ``expire``) and a look with
+nothing due leave ``due`` alone.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ class Expiry:
         second, a reader at every refresh)."""
         now = clock.wall()
         deadlines = self.deadlines
-        heap = deadlines.heap
-        if heap and heap[0][0] <= now:  # else nothing is due and the gate is aimed already
+        if deadlines.first_passed(now):  # else nothing is due and the gate is aimed already
             due = deadlines.take_due(now)
             if due:
                 self._forget(due)

@@ -72,3 +72,32 @@ def test_encode_item_with_a_deadline_refuses_what_the_plain_one_refuses():
             record.encode_item("k", bad)
         with pytest.raises(type(plain.value), match=re.escape(str(plain.value)[:20])):
             record.encode_item("k", bad, 1_800_000_000.5)
+
+
+def test_deadlines_in_and_out_of_order_come_due_in_order():
+    """Deadlines set in order (queue) and out of order (heap), keys of mixed types, ties,
+    rewrites and many stale entries: next() and take_due() agree with a sorted list."""
+    from pysos.segments.index import Deadlines
+
+    deadlines, model = Deadlines(), {}
+    import random
+
+    rng = random.Random(7)
+    keys = ["a", 1, 2.5, None, "b", 3]
+    for step in range(5000):
+        key, deadline = rng.choice(keys), float(step // 3) + rng.choice((0, 0, 0, -50, 10))
+        firsts = [q[0][0] for q in (deadlines.queue, deadlines.heap) if q]
+        earliest = deadlines.set(key, deadline)
+        if earliest:  # earlier than every pending deadline: the gate must be told
+            assert all(deadline < t for k, t in model.items() if k != key)
+        else:  # no earlier than a first entry: the gate is aimed at or before it already
+            assert firsts and min(firsts) <= deadline
+        model[key] = deadline
+        if step % 97 == 0:
+            now = float(step // 3) - 20
+            due = deadlines.take_due(now)
+            assert sorted(map(repr, due)) == sorted(repr(k) for k, t in model.items() if t <= now)
+            model = {k: t for k, t in model.items() if t > now}
+            assert deadlines.next() == (min(model.values()) if model else None)
+            assert deadlines.first_passed(now) is False
+    assert len(deadlines.queue) + len(deadlines.heap) <= 2 * len(deadlines.by_key) + 1024 + 1024
