@@ -113,11 +113,14 @@ class Writer(Store):
         if force or now >= self.due:
             self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
             self._check_identity()  # once a second: no write path pays for it
-            if self._expiring:  # and by the next deadline, if sooner
-                self.watch(self.deadlines.next(), clock.wall())
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
+            deadlines = self.deadlines
+            if deadlines.queue or deadlines.heap:  # and by the next deadline, if sooner: after the
+                # adoption, which may forget keys, and even with none left (next() drops the stale
+                # entries), so that due is never later than the first entry (see pysos.engine.expiry)
+                self.watch(deadlines.next(), clock.wall())
 
     def _index_new_records(self, appended: list[str]) -> None:
         if appended:  # only the writer appends; it adopted its own rotation already

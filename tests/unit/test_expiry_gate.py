@@ -101,3 +101,25 @@ def test_deadlines_in_and_out_of_order_come_due_in_order():
             assert deadlines.next() == (min(model.values()) if model else None)
             assert deadlines.first_passed(now) is False
     assert len(deadlines.queue) + len(deadlines.heap) <= 2 * len(deadlines.by_key) + 1024 + 1024
+
+
+def test_a_key_forgotten_by_an_adopted_compaction_leaves_the_gate_aimed_for_the_next_deadline(store_path, clock):
+    """An expired key that a compaction dropped (the writer forgets it on adopting the merge, not by
+    its own look), then the key written again with a deadline: gone exactly at the new deadline."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=256, autocompact=False) as d:
+        d.set("a", 1, expire=0.5)
+        d._store.seal()
+        clock.advance(0.5)  # the writer does not look: the daemon finds the record expired first
+        watch = StoreWatch(str(store_path), "dict")
+        while watch.compact_if_due(plan.Policy(ratio=0.0, min_dead_bytes=0), 256, lambda n: None) is not None:
+            pass
+        d.refresh()
+        assert "a" not in d and len(d) == 0  # (each operation looks at the files once a second)
+        d.set("a", 2, expire=0.5)
+        clock.advance(0.4)
+        assert d.get("a") == 2
+        clock.advance(0.1)
+        assert "a" not in d and len(d) == 0
