@@ -243,9 +243,9 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 # --- the codecs ------------------------------------------------------------------------
 
 
-def encode_item(key: Any, value: Any) -> bytes:
+def encode_item(key: Any, value: Any, deadline: float | None = None) -> bytes:
     """The tagged codec's set record of ``key -> value`` (see :func:`record.encode_item`)."""
-    return record.encode_item(key, to_plain(value))
+    return record.encode_item(key, to_plain(value), deadline)
 
 
 def encode_value(value: Any) -> bytes:

@@ -24,6 +24,7 @@ from .segments import clock, record
 
 _MISSING = object()
 _DEFAULT = object()  # set()'s expire: the store's default
+_INF = math.inf
 
 
 def _check_expire(expire: Any) -> float | None:
@@ -107,7 +108,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
     def __setitem__(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``: on disk when this returns (one write)."""
         if self._expire is not None:
-            self.set(key, value)
+            self._put(key, value, self._expire)
             return
         line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
@@ -126,22 +127,26 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """``d[key] = value`` that expires ``expire`` seconds from now (``None``: never;
         omitted: the store's default ``expire``).
 
-        From its deadline (wall clock, ``time.time()``) on, the key is absent for every
-        read, ``len()`` and iteration, in this and every other process; its record is
-        garbage that compaction reclaims. Observers are not called when a key expires.
+        From its deadline (wall clock, ``time.time()`` at the call plus ``expire``) on, the
+        key is absent for every read, ``len()`` and iteration, in this and every other
+        process; its record is garbage that compaction reclaims. Observers are not called
+        when a key expires.
         """
-        expire = self._expire if expire is _DEFAULT else _check_expire(expire)
-        line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
+        if expire is _DEFAULT:
+            expire = self._expire
+        elif type(expire) is not float and type(expire) is not int or not 0 < expire < _INF:
+            expire = _check_expire(expire)  # None, or a clear error
+        self._put(key, value, expire)
+
+    def _put(self, key: Any, value: Any, expire: float | None) -> None:
+        """:meth:`set` with ``expire`` checked (the store default resolved)."""
+        deadline = None if expire is None else clock.wall() + expire
+        line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
         try:
             if store.readonly or monotonic() >= store.due:
                 store.enter(write=True)
-            if expire is None:
-                deadline = None
-            else:
-                deadline = clock.wall() + expire
-                line = record.encode_expiring(line, deadline)
             if self._observers:
                 self._write_observed(key, line, deadline)
             elif deadline is None:

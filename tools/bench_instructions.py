@@ -19,9 +19,11 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
   reader-read  d[k] on a readonly handle in the same process (default refresh: follows the
                files on every read)
   write-expire d[k] = v on a writer opened with expire=3600 (every item expires)
+  set-expire   d.set(k, v, expire=3600) on a writer opened without a default expire
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
   write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
   read-tagged  d[k] on such a writer, keys written beforehand
+  reader-read-expire  reader-read of keys written with expire=3600
   raw-write    orjson.dumps + os.write + an index dict (the raw limit row of bench.py)
   raw-read     os.pread + orjson.loads (the raw limit row's read)
 """
@@ -39,7 +41,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "write-expire", "read-expire", "write-tagged", "read-tagged", "raw-write",
+OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "read-expire", "reader-read-expire",
+       "write-tagged", "read-tagged", "raw-write",
        "raw-read")
 
 
@@ -85,17 +88,21 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
                     offset, length = index[key]
                     orjson.loads(os.pread(fd, length, offset))["v"]
         return
-    expire = 3600 if op.endswith("-expire") else None
+    expire = 3600 if op.endswith("-expire") and op != "set-expire" else None
     codec = "tagged" if op.endswith("-tagged") else None
     store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire, codec=codec)
-    if not op.startswith("write"):
+    writes = op.startswith(("write", "set"))
+    if not writes:
         for key, value in zip(keys, values):
             store[key] = value
-    handle = pysos.Dict(os.path.join(directory, "store"), readonly=True) if op == "reader-read" else store
+    handle = pysos.Dict(os.path.join(directory, "store"), readonly=True) if op.startswith("reader") else store
     if setup_only:
         return
     for _ in range(PASSES):
-        if op.startswith("write"):
+        if op == "set-expire":
+            for key, value in zip(keys, values):
+                store.set(key, value, expire=3600)
+        elif writes:
             for key, value in zip(keys, values):
                 store[key] = value
         else:

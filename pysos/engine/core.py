@@ -51,16 +51,15 @@ class Store(belonging.Belonging, Expiry):
 
     readonly = False
 
+    # The hot paths' attributes, in slots: the rest must stay within CPython's compact
+    # layout of 30 (tests/unit/test_engine_layout.py says why).
+    __slots__ = ("index", "due", "_active", "_active_end", "_live_bytes", "_disk_bytes", "_expiring", "_fds", "_maps",
+                 "_decode_key", "deadlines")
+
     def __init__(
-        self,
-        path: str | os.PathLike,
-        kind: str | None,
-        *,
-        durability: str = "flush",
-        segment_size: int = DEFAULT_SEGMENT_SIZE,
-        lock_timeout: float = 0.0,
-        refresh_interval: float = 0.0,
-        codec: str | None = None,
+        self, path: str | os.PathLike, kind: str | None, *,
+        durability: str = "flush", segment_size: int = DEFAULT_SEGMENT_SIZE,
+        lock_timeout: float = 0.0, refresh_interval: float = 0.0, codec: str | None = None,
         on_reload: Callable[[dict], None] | None = None,
         on_keys_changed: Callable[[list, list], None] | None = None,
     ):

@@ -8,6 +8,14 @@ nothing is written: their records are garbage the compactor drops). The hot path
 only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the next
 deadline, so a store without expiring keys pays nothing and one with them pays a look
 per deadline (plus one whenever a handle follows the files anyway).
+
+The gate's invariant: ``due`` is never later than the first deadline of
+:class:`~pysos.segments.index.Deadlines` (the first of its queue or heap, stale or not).
+Every look that raises ``due`` (a writer's ``follow`` once a second, a reader's per
+refresh) aims it again at the next deadline, a deadline earlier than the first aims it
+when it is added (``Writer.write_expiring``, a reader's catch-up, a discarded batch), so
+a write of a later deadline (the usual: a store default ``expire``) and a look with
+nothing due leave ``due`` alone.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ class Expiry:
         step of the wall clock is seen at the next look (a writer looks at least once a
         second, a reader at every refresh)."""
         now = clock.wall()
-        due = self.deadlines.take_due(now)
-        if due:
-            self._forget(due)
-        self.watch(self.deadlines.next(), now)
+        deadlines = self.deadlines
+        queue, heap = deadlines.queue, deadlines.heap  # Deadlines.first_passed, inline: once per reader read
+        if queue and queue[0][0] <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
+            due = deadlines.take_due(now)
+            if due:
+                self._forget(due)
+            self.watch(deadlines.next(), now)
 
     def watch(self, deadline: float | None, now: float) -> None:
         """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""

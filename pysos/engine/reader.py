@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..segments import clock, files, manifest, recovery, segment
+from ..segments import clock, files, manifest, recovery
 from ..segments.manifest import Manifest
 from .core import _RELOAD_RETRIES, Store, _number
 
@@ -52,8 +52,10 @@ class Reader(Store):
         else:
             self._check_identity()
             self._load(recovery.existing_manifest(self.directory, self.kind))
-        if self._expiring and self.refresh_interval:  # look again by the next deadline, if sooner
-            self.watch(self.deadlines.next(), clock.wall())
+        deadlines = self.deadlines
+        if self.refresh_interval and (deadlines.queue or deadlines.heap):  # look again by the next
+            # deadline, if sooner; with no key left, next() drops the stale entries (see pysos.engine.expiry)
+            self.watch(deadlines.next(), clock.wall())
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory

@@ -46,6 +46,7 @@ class Writer(Store):
     :meth:`_checkpoint`), and ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
 
     readonly = False
+    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
         self._batch: _Batch | None = None
@@ -113,11 +114,14 @@ class Writer(Store):
         if force or now >= self.due:
             self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
             self._check_identity()  # once a second: no write path pays for it
-            if self._expiring:  # and by the next deadline, if sooner
-                self.watch(self.deadlines.next(), clock.wall())
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
+            deadlines = self.deadlines
+            if deadlines.queue or deadlines.heap:  # and by the next deadline, if sooner: after the
+                # adoption, which may forget keys, and even with none left (next() drops the stale
+                # entries), so that due is never later than the first entry (see pysos.engine.expiry)
+                self.watch(deadlines.next(), clock.wall())
 
     def _index_new_records(self, appended: list[str]) -> None:
         if appended:  # only the writer appends; it adopted its own rotation already
@@ -172,12 +176,22 @@ class Writer(Store):
         before the record is written: a pysos that does not know expiry must not open it."""
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
-        self.write(key, line, False)
         batch = self._batch
         if batch is not None:
-            batch.deadline_undo.append((key, self._expiring.get(key)))
-        self.deadlines.set(key, deadline)
-        self.watch(deadline, clock.wall())
+            self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
+            batch.deadline_undo.append((key, None))
+        else:  # write()'s set, spelled out: one Python call less per expiring write
+            idx = self.index
+            old = idx.get(key)
+            end = self._active_end
+            self._append(line)
+            length = len(line)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+            self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
+            if end + length >= self._seal_at:
+                self._checkpoint()
+        if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
+            self.watch(deadline, clock.wall())
 
     def _mark_expiring(self) -> None:
         with locks.FileLock(self.directory, locks.MANIFEST):
@@ -405,6 +419,8 @@ class Writer(Store):
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
+        if self._expiring:
+            self.due = min(self.due, 0.0)  # a restored deadline may be due: the next operation looks
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:

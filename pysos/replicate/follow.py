@@ -56,7 +56,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import zlib
 from typing import Any
 

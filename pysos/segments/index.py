@@ -17,8 +17,10 @@ the sum is then taken again over the index (one pass, no Python call per key) wh
 
 from __future__ import annotations
 
+import collections
 import heapq
 import itertools
+import operator
 from typing import Any, Callable, Iterable
 
 from . import record
@@ -146,36 +148,68 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
     )
 
 
+_heappush = heapq.heappush
+_second = operator.itemgetter(1)
+
+
 class Deadlines:
     """When keys expire: ``by_key`` (key -> deadline, Unix seconds, only keys whose indexed
-    record expires) and a heap of ``(deadline, n, key)`` to find the next one; a heap entry
-    whose deadline is no longer the key's is stale and skipped. Stores without expiry keep
-    ``by_key`` empty, and their hot paths test only that (an empty dict is false)."""
+    record expires), and the deadlines in order to find the next one: ``queue``, a FIFO of
+    ``(deadline, key)`` for deadlines no earlier than its last (the usual case: a store
+    default ``expire`` gives ever later deadlines, so an append and, once passed or stale,
+    a popleft: no heap work per write), and ``heap`` of ``(deadline, n, key)`` for the
+    others. An entry whose deadline is no longer its key's is stale and skipped. Stores
+    without expiry keep ``by_key`` empty, and their hot paths test only that."""
 
-    __slots__ = ("by_key", "heap", "_seq")
+    __slots__ = ("by_key", "queue", "heap", "_seq")
 
     def __init__(self) -> None:
         self.by_key: dict = {}
+        self.queue: collections.deque = collections.deque()
         self.heap: list = []
         self._seq = itertools.count()  # ties on a deadline never compare keys (1 vs "a")
 
-    def set(self, key: Any, deadline: float) -> None:
+    def set(self, key: Any, deadline: float) -> bool:
+        """Give ``key`` its ``deadline``; True if that is now the earliest of all (whoever
+        waits for the next deadline must be told: see ``Writer.write_expiring``)."""
         self.by_key[key] = deadline
-        heapq.heappush(self.heap, (deadline, next(self._seq), key))
-        if len(self.heap) > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten): rebuild
-            self.heap = [(t, next(self._seq), k) for k, t in self.by_key.items()]
-            heapq.heapify(self.heap)
+        queue, heap = self.queue, self.heap
+        if queue:
+            if deadline >= queue[-1][0]:  # the usual case: not the earliest
+                queue.append((deadline, key))
+                if not len(queue) & 1023:
+                    self._compact_if_stale()
+                return False
+            earlier = deadline < queue[0][0] and (not heap or deadline < heap[0][0])
+            _heappush(heap, (deadline, next(self._seq), key))
+            if not len(heap) & 1023:
+                self._compact_if_stale()
+            return earlier
+        queue.append((deadline, key))
+        return not heap or deadline < heap[0][0]
+
+    def _compact_if_stale(self) -> None:
+        """Mostly stale entries (keys rewritten or deleted): start again from ``by_key``."""
+        if len(self.queue) + len(self.heap) > 2 * len(self.by_key) + 1024:
+            self.queue = collections.deque((t, k) for k, t in sorted(self.by_key.items(), key=_second))
+            self.heap = []
 
     def pop(self, key: Any) -> float | None:
         return self.by_key.pop(key, None)
 
     def clear(self) -> None:
         self.by_key.clear()
+        self.queue.clear()
         self.heap.clear()
 
     def take_due(self, now: float) -> list:
         """Remove and return the keys whose deadline is ``<= now``."""
-        heap, by_key, due = self.heap, self.by_key, []
+        queue, heap, by_key, due = self.queue, self.heap, self.by_key, []
+        while queue and queue[0][0] <= now:
+            deadline, key = queue.popleft()
+            if by_key.get(key) == deadline:
+                del by_key[key]
+                due.append(key)
         while heap and heap[0][0] <= now:
             deadline, _, key = heapq.heappop(heap)
             if by_key.get(key) == deadline:
@@ -183,12 +217,24 @@ class Deadlines:
                 due.append(key)
         return due
 
+    def first_passed(self, now: float) -> bool:
+        """Whether the first entry (stale or not) of the queue or the heap is ``<= now``."""
+        queue, heap = self.queue, self.heap
+        return bool(queue and queue[0][0] <= now or heap and heap[0][0] <= now)
+
     def next(self) -> float | None:
         """The earliest deadline still pending, or ``None``."""
-        heap, by_key = self.heap, self.by_key
+        queue, heap, by_key = self.queue, self.heap, self.by_key
+        while queue:
+            deadline, key = queue[0]
+            if by_key.get(key) == deadline:
+                break
+            queue.popleft()
         while heap:
             deadline, _, key = heap[0]
             if by_key.get(key) == deadline:
-                return deadline
+                break
             heapq.heappop(heap)
-        return None
+        if queue and (not heap or queue[0][0] <= heap[0][0]):
+            return queue[0][0]
+        return heap[0][0] if heap else None

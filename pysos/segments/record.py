@@ -76,9 +76,10 @@ def encode_set(key_json: bytes, value_json: bytes) -> bytes:
     return frame(b'"k":%b,"v":%b}' % (key_json, value_json))
 
 
-def encode_item(key: Any, value: Any) -> bytes:
+def encode_item(key: Any, value: Any, deadline: float | None = None) -> bytes:
     """The record line of ``key -> value`` for a Dict: :func:`encode_set` of :func:`encode_key`
-    and :func:`encode_value`, with the same checks and errors, in one ``orjson`` call.
+    and :func:`encode_value`, with the same checks and errors, in one ``orjson`` call; with a
+    ``deadline``, :func:`encode_expiring` of that, still in one call (``"x"`` comes first).
 
     The write path's encoder: ``{"k":key,"v":value}`` comes out of orjson as the very body
     the checksum covers (after its ``{``), so the common case is one dumps, one CRC and one
@@ -87,6 +88,7 @@ def encode_item(key: Any, value: Any) -> bytes:
     loop of a flat container, a walk of a nested one.
     """
     kind = type(value)
+    item = {"k": key, "v": value} if deadline is None else {"x": deadline, "k": key, "v": value}
     try:
         if type(key) is not str:
             encode_key(key)  # the key rules (types, NaN) beyond what orjson checks
@@ -95,28 +97,29 @@ def encode_item(key: Any, value: Any) -> bytes:
         if kind is str:
             if len(value) > _LONG_STR:
                 _check_str(value, "value")
-            data = orjson.dumps({"k": key, "v": value})
+            data = orjson.dumps(item)
         elif kind is dict:  # the usual value: flat ones need no round trip
             if _flat_dict(value):
-                data = orjson.dumps({"k": key, "v": value})
+                data = orjson.dumps(item)
             else:
-                data = _nested_item(key, value, kind)
+                data = _nested_item(item, value, kind)
         elif kind is int or kind is bool or value is None or (kind is list and _flat(value, kind)):
-            data = orjson.dumps({"k": key, "v": value})
+            data = orjson.dumps(item)
         else:
-            data = _nested_item(key, value, kind)
+            data = _nested_item(item, value, kind)
     except (TypeError, _Unstorable):
         # Let the one-part encoders name what is wrong, in the words they always use.
-        return encode_set(encode_key(key), encode_value(value))
+        line = encode_set(encode_key(key), encode_value(value))
+        return line if deadline is None else encode_expiring(line, deadline)
     if len(data) > _MAX_DATA:
         raise _too_big(len(data) + PREFIX_LEN)
     return frame(data[1:])
 
 
-def _nested_item(key: Any, value: Any, kind: type) -> bytes:
-    """encode_item's orjson call for a value that is not a flat container or a plain scalar."""
+def _nested_item(item: dict, value: Any, kind: type) -> bytes:
+    """encode_item's orjson call of ``item`` for a ``value`` that is not a flat container or a plain scalar."""
     exact = _exact_nested(value, kind)
-    data = orjson.dumps({"k": key, "v": value})
+    data = orjson.dumps(item)
     if exact:
         pass
     elif kind is float:
@@ -255,8 +258,12 @@ _MARK_END = PREFIX_LEN + len(EXPIRES_MARK)
 
 def encode_expiring(line: bytes, deadline: float) -> bytes:
     """The set record ``line`` (from :func:`encode_item` or :func:`encode_set`: already
-    checked) with an expiry ``deadline`` (Unix time, seconds) as its first member."""
-    return frame(b'"x":%b,%b' % (orjson.dumps(deadline), line[PREFIX_LEN:-1]))
+    checked) with an expiry ``deadline`` (Unix time, seconds) as its first member; the
+    :data:`MAX_RECORD_BYTES` limit applies to the result (``ValueError``)."""
+    line = frame(b'"x":%b,%b' % (orjson.dumps(deadline), line[PREFIX_LEN:-1]))
+    if len(line) > MAX_RECORD_BYTES:
+        raise _too_big(len(line))
+    return line
 
 
 def expiry_of(line: bytes) -> float | None:

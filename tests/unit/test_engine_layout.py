@@ -136,3 +136,28 @@ def test_the_read_paths_check_agrees_with_record_load(store_path):
         os.pwrite(fd, good, 0)
         os.close(fd)
         d.close()
+
+
+# CPython keeps at most 30 attributes of an instance in its compact layout (shared keys,
+# SHARED_KEYS_MAX_SIZE in Objects/dictobject.c, 3.11-3.13); one more turns the instance's
+# attributes into a plain dict and every attribute lookup of the hot paths costs more
+# (~800 instructions, 4 %, per Dict write: tools/bench_instructions.py). The hot paths'
+# attributes are slots (engine/core.py); the rest must stay within the limit.
+_COMPACT_LAYOUT_MAX = 30
+
+
+def test_store_instances_keep_the_compact_attribute_layout(store_path):
+    """A Writer's and a Reader's __dict__ hold at most 30 attributes after opening, writing,
+    expiring keys, batches, rotation, compaction and following."""
+    with pysos.Dict(store_path, segment_size=4096) as d, pysos.Dict(store_path, readonly=True) as r:
+        for i in range(200):
+            d[f"k{i}"] = "x" * 50
+        d.set("t", 1, expire=3600)
+        with d.batch():
+            d["b"] = 1
+        d.compact()
+        d["after"] = 1
+        assert r["after"] == 1 and r["t"] == 1
+        for store in (d._store, r._store):
+            assert isinstance(store, (Writer, Reader))
+            assert len(vars(store)) <= _COMPACT_LAYOUT_MAX, sorted(vars(store))

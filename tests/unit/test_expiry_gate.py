@@ -1,0 +1,125 @@
+"""The expiry gate: a write of a later deadline leaves the gate alone, an earlier one aims
+it; a discarded batch that restores a passed deadline hides the key at once (clock faked)."""
+
+import re
+
+import pytest
+
+import pysos
+from fake_clock import FakeClock
+from pysos.segments import record
+
+
+@pytest.fixture
+def clock():
+    fake = FakeClock()
+    restore = fake.install()
+    yield fake
+    restore()
+
+
+class Boom(Exception):
+    pass
+
+
+def test_an_earlier_deadline_written_after_later_ones_expires_at_its_time(store_path, clock):
+    """Keys with later deadlines first, then one with an earlier deadline: each is gone exactly at its own deadline."""
+    with pysos.Dict(store_path, expire=100) as d, pysos.Dict(store_path, readonly=True, refresh_interval=5) as r:
+        for i in range(10):
+            d[f"late{i}"] = i
+        d.set("early", 1, expire=0.5)
+        d.set("mid", 1, expire=3)
+        r.refresh()
+        clock.advance(0.4)
+        assert "early" in d and "early" in r and len(d) == len(r) == 12
+        clock.advance(0.1)
+        assert "early" not in d and "early" not in r and len(d) == len(r) == 11
+        clock.advance(2.4)
+        assert "mid" in d and "mid" in r
+        clock.advance(0.1)
+        assert "mid" not in d and "mid" not in r and len(d) == len(r) == 10
+        clock.advance(97)
+        assert len(d) == len(r) == 0
+
+
+def test_a_discarded_batch_that_restores_a_passed_deadline_hides_the_key_at_once(store_path, clock):
+    """A key overwritten in a batch, its old deadline passing meanwhile, then the batch discarded: absent right away."""
+    with pysos.Dict(store_path) as d:
+        d.set("a", 1, expire=1)
+        with pytest.raises(Boom):
+            with d.batch():
+                d["a"] = 2  # no deadline now
+                clock.advance(2)
+                assert len(d) == 1 and d["a"] == 2
+                raise Boom
+        assert "a" not in d and len(d) == 0
+
+
+@pytest.mark.parametrize("value", ["s", 1, 2.5, None, True, [1, "a"], {"a": 1}, {"n": {"m": [1.5]}}, (1, 2), -0.0])
+def test_encode_item_with_a_deadline_is_encode_expiring_of_the_plain_record(value):
+    """encode_item(k, v, deadline) writes the very bytes of encode_expiring(encode_item(k, v), deadline)."""
+    for key in ("k", 7, 2.5, None):
+        deadline = 1_800_000_000.123456
+        line = record.encode_item(key, value, deadline)
+        assert line == record.encode_expiring(record.encode_item(key, value), deadline)
+        assert record.expiry_of(line) == deadline and record.verify(line)
+
+
+def test_encode_item_with_a_deadline_refuses_what_the_plain_one_refuses():
+    """A value the plain encoder refuses is refused with a deadline too, with the same error."""
+    for bad in (float("nan"), {1: 2}, object(), 2**70):
+        with pytest.raises((TypeError, ValueError)) as plain:
+            record.encode_item("k", bad)
+        with pytest.raises(type(plain.value), match=re.escape(str(plain.value)[:20])):
+            record.encode_item("k", bad, 1_800_000_000.5)
+
+
+def test_deadlines_in_and_out_of_order_come_due_in_order():
+    """Deadlines set in order (queue) and out of order (heap), keys of mixed types, ties,
+    rewrites and many stale entries: next() and take_due() agree with a sorted list."""
+    from pysos.segments.index import Deadlines
+
+    deadlines, model = Deadlines(), {}
+    import random
+
+    rng = random.Random(7)
+    keys = ["a", 1, 2.5, None, "b", 3]
+    for step in range(5000):
+        key, deadline = rng.choice(keys), float(step // 3) + rng.choice((0, 0, 0, -50, 10))
+        firsts = [q[0][0] for q in (deadlines.queue, deadlines.heap) if q]
+        earliest = deadlines.set(key, deadline)
+        if earliest:  # earlier than every pending deadline: the gate must be told
+            assert all(deadline < t for k, t in model.items() if k != key)
+        else:  # no earlier than a first entry: the gate is aimed at or before it already
+            assert firsts and min(firsts) <= deadline
+        model[key] = deadline
+        if step % 97 == 0:
+            now = float(step // 3) - 20
+            due = deadlines.take_due(now)
+            assert sorted(map(repr, due)) == sorted(repr(k) for k, t in model.items() if t <= now)
+            model = {k: t for k, t in model.items() if t > now}
+            assert deadlines.next() == (min(model.values()) if model else None)
+            assert deadlines.first_passed(now) is False
+    assert len(deadlines.queue) + len(deadlines.heap) <= 2 * len(deadlines.by_key) + 1024 + 1024
+
+
+def test_a_key_forgotten_by_an_adopted_compaction_leaves_the_gate_aimed_for_the_next_deadline(store_path, clock):
+    """An expired key that a compaction dropped (the writer forgets it on adopting the merge, not by
+    its own look), then the key written again with a deadline: gone exactly at the new deadline."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    with pysos.Dict(store_path, segment_size=256, autocompact=False) as d:
+        d.set("a", 1, expire=0.5)
+        d._store.seal()
+        clock.advance(0.5)  # the writer does not look: the daemon finds the record expired first
+        watch = StoreWatch(str(store_path), "dict")
+        while watch.compact_if_due(plan.Policy(ratio=0.0, min_dead_bytes=0), 256, lambda n: None) is not None:
+            pass
+        d.refresh()
+        assert "a" not in d and len(d) == 0  # (each operation looks at the files once a second)
+        d.set("a", 2, expire=0.5)
+        clock.advance(0.4)
+        assert d.get("a") == 2
+        clock.advance(0.1)
+        assert "a" not in d and len(d) == 0
