@@ -1,6 +1,15 @@
 """Fixtures shared by the whole suite."""
 
+import signal
+
 import pytest
+
+# A suite started in the background by a non-interactive shell (`pytest &`, some CI runners)
+# inherits SIGINT ignored, and so would every process a test starts: Python then installs no
+# KeyboardInterrupt handler, and a test's Ctrl-C (SIGINT to a `pysos import`) is silently
+# dropped. A terminal's Ctrl-C reaches a process whose SIGINT is not ignored: give the tests that.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
