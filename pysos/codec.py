@@ -25,7 +25,9 @@ Round trips are exact: a datetime keeps its microseconds and its UTC offset (nai
 naive); a Decimal keeps its digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN
 included); a set's items are written in a canonical order (sorted by their JSON text),
 so equal sets are equal bytes on disk. What the codec cannot give back as it was is
-refused with ``TypeError`` naming the type and where it is, and nothing is written:
+refused with ``TypeError`` naming the type and where it is, and nothing is written
+(the record size limit applies to the tagged JSON: ``bytes`` whose base64 alone is over
+it raise ``ValueError`` before the base64 is made):
 other types (``bytearray``, ``time``, ``timedelta``, objects), subclasses of the types
 above (a subclass of ``str``, ``int``, ``float``, ``list``, ``dict`` or ``tuple`` is
 stored as its base type, as the json codec does), and a datetime whose ``tzinfo`` is not
@@ -64,7 +66,7 @@ def to_plain(value: Any) -> Any:
     try:
         return _plain(value, None, 1)  # no path strings: they cost more than the walk
     except _Refused:
-        return _plain(value, "value", 1)  # again, naming where: raises the TypeError
+        return _plain(value, "value", 1)  # again, naming where: raises the TypeError (or ValueError)
 
 
 class _Refused(Exception):
@@ -150,13 +152,25 @@ def _datetime(value: datetime, path: str | None, depth: int) -> dict:
     return {"$datetime": value.isoformat()}
 
 
+def _bytes(value: bytes, path: str | None, depth: int) -> dict:
+    size = (len(value) + 2) // 3 * 4  # its base64: measured before it is made (see record)
+    if size > record.MAX_RECORD_BYTES:
+        if path is None:
+            raise _Refused
+        raise ValueError(
+            f"{path} is bytes of {len(value):,} bytes ({size:,} as base64), over pysos's record "
+            f"size limit of {record.MAX_RECORD_BYTES:,} bytes"
+        )
+    return {"$bytes": base64.b64encode(value).decode("ascii")}
+
+
 _ENCODERS: dict[type, Callable[[Any, str | None, int], Any]] = {
     tuple: _tuple,
     set: _set,
     frozenset: _set,
     datetime: _datetime,
     date: lambda value, path, depth: {"$date": value.isoformat()},
-    bytes: lambda value, path, depth: {"$bytes": base64.b64encode(value).decode("ascii")},
+    bytes: _bytes,
     uuid.UUID: lambda value, path, depth: {"$uuid": str(value)},
     decimal.Decimal: lambda value, path, depth: {"$decimal": str(value)},
 }
