@@ -4,7 +4,7 @@ the store records its codec; what cannot be stored is refused and nothing change
 
 import os
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -139,10 +139,18 @@ def test_equal_sets_are_equal_bytes(tagged, store_path):
     assert first["v"] == second["v"]
 
 
+class Plus1(tzinfo):
+    """A tzinfo of the application's own: the codec cannot name it, so it refuses it."""
+
+    def utcoffset(self, dt):
+        return timedelta(hours=1)
+
+
 REFUSED = [
     (object(), "builtins.object"),
     (bytearray(b"x"), "bytearray"),
-    (datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Paris")), "ZoneInfo"),
+    (datetime(2026, 1, 1, tzinfo=ZoneInfo.no_cache("Europe/Paris")), "ZoneInfo"),
+    (datetime(2026, 1, 1, tzinfo=Plus1()), "Plus1"),
     (timedelta(1), "timedelta"),
     ((1, {2: "int key"}), "int key"),
     ((float("nan"),), "nan"),
@@ -170,7 +178,7 @@ def test_list_refusal_writes_nothing(store_path):
         items.append({1})
         before = _files(store_path)
         for write in (lambda: items.extend([(1,), object()]), lambda: items.append(bytearray()),
-                      lambda: items.insert(0, datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")))):
+                      lambda: items.insert(0, datetime(2026, 1, 1, tzinfo=Plus1()))):
             with pytest.raises(TypeError):
                 write()
         assert list(items) == [{1}]
@@ -444,3 +452,61 @@ def test_keys_stay_json_scalars(tagged):
         with pytest.raises(TypeError, match="keys must be"):
             tagged[key] = 1
     assert len(tagged) == 0
+
+
+PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
+ZONED = [
+    (datetime(2026, 11, 30, 8, 0, 0, 250, tzinfo=PARIS), "2026-11-30T08:00:00.000250+01:00[Europe/Paris]"),
+    (datetime(2026, 7, 1, 8, tzinfo=PARIS), "2026-07-01T08:00:00+02:00[Europe/Paris]"),
+    (datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK), "2026-11-01T01:30:00-04:00[America/New_York]"),  # repeated hour
+    (datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK), "2026-11-01T01:30:00-05:00[America/New_York]"),
+    (datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK), "2026-03-08T02:30:00-05:00[America/New_York]"),  # skipped hour
+    (datetime(2026, 3, 8, 2, 30, fold=1, tzinfo=NEW_YORK), "2026-03-08T02:30:00-04:00[America/New_York]"),
+    (datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")), "2026-01-01T00:00:00+00:00[UTC]"),
+]
+
+
+def _same_zoned(got, expected):
+    """Same type, wall time, ZoneInfo (the very object ZoneInfo(key) gives), fold and UTC offset."""
+    assert type(got) is datetime
+    assert got.replace(tzinfo=None) == expected.replace(tzinfo=None)
+    assert got.tzinfo is expected.tzinfo and got.fold == expected.fold
+    assert got.utcoffset() == expected.utcoffset() and got == expected
+
+
+@pytest.mark.parametrize("value,text", ZONED, ids=lambda v: v if isinstance(v, str) else "")
+def test_zoneinfo_datetimes_round_trip_with_their_zone_and_fold(tagged, store_path, value, text):
+    """A ZoneInfo datetime is stored as {"$datetime": ISO+offset[IANA key]} and comes back with the same
+    ZoneInfo, wall time and fold (the repeated and the skipped hour included), also after a reopen."""
+    tagged["k"] = value
+    tagged["n"] = {"at": [value], "set": {value}}
+    _same_zoned(tagged["k"], value)
+    _same_zoned(tagged["n"]["at"][0], value)
+    assert tagged["n"]["set"] == {value}
+    assert _records(store_path)[0]["v"] == {"$datetime": text}
+    tagged.close()
+    with pysos.Dict(store_path) as again:
+        _same_zoned(again["k"], value)
+
+
+def test_a_fold_that_changes_nothing_comes_back_zero_and_equal(tagged):
+    """fold=1 outside a repeated or skipped hour changes no offset: it comes back 0, an equal, same-hash datetime."""
+    value = datetime(2026, 7, 1, 8, fold=1, tzinfo=PARIS)
+    tagged["k"] = value
+    got = tagged["k"]
+    assert got == value and hash(got) == hash(value) and got.utcoffset() == value.utcoffset()
+    assert got.fold == 0 and got.tzinfo is PARIS
+
+
+def test_a_zone_whose_rules_changed_keeps_the_wall_time(tagged, store_path):
+    """A stored offset the zone's rules no longer give (tzdata changed) reads as the wall time in the zone, as pickle does."""
+    tagged["ok"] = 1
+    tagged.close()
+    name = manifest.read(str(store_path)).segments[-1]
+    with open(store_path / name, "ab") as f:
+        f.write(record.encode_set(b'"k"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Europe/Paris]"}'))
+        f.write(record.encode_set(b'"mars"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Mars/Olympus]"}'))
+    with pysos.Dict(store_path, readonly=True) as reader:
+        _same_zoned(reader["k"], datetime(2026, 11, 30, 8, tzinfo=PARIS))
+        with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*Mars/Olympus"):
+            reader["mars"]
