@@ -64,7 +64,7 @@ import orjson
 
 from .segments import record
 
-__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "to_plain"]
+__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "holds_tags", "to_plain"]
 
 ESCAPE = "$dict"
 _DEPTH = record.MAX_DEPTH
@@ -290,6 +290,22 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$decimal": lambda payload: decimal.Decimal(_text(payload)),
     ESCAPE: _object,
 }
+
+
+def holds_tags(plain: Any) -> bool:
+    """Whether the plain JSON document ``plain`` holds an object the tagged codec reads as
+    a tagged object (exactly one member, whose name starts with ``$``): a record that only
+    means the same under both codecs does not (see ``pysos.repair``)."""
+    stack = [plain]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            if len(item) == 1 and next(iter(item))[:1] == "$":
+                return True
+            stack.extend(item.values())
+    return False
 
 
 # --- the codecs ------------------------------------------------------------------------

@@ -510,3 +510,75 @@ def test_a_zone_whose_rules_changed_keeps_the_wall_time(tagged, store_path):
         _same_zoned(reader["k"], datetime(2026, 11, 30, 8, tzinfo=PARIS))
         with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*Mars/Olympus"):
             reader["mars"]
+
+
+def _lose_manifest(store_path, how):
+    """Make the MANIFEST missing or unreadable, the way a crash or a bad disk could."""
+    if how == "missing":
+        os.remove(store_path / "MANIFEST")
+    else:
+        (store_path / "MANIFEST").write_bytes(b"\x00garbage\n")
+
+
+@pytest.fixture(params=["missing", "unreadable"])
+def tagged_without_manifest(store_path, request):
+    """A tagged store (a datetime, a set, a lookalike) whose MANIFEST, the codec's only record, is lost."""
+    with pysos.Dict(store_path, codec="tagged", autocompact=False) as d:
+        d["at"] = AWARE
+        d["tags"] = {"a", "b"}
+        d["plain"] = {"n": 1}
+    _lose_manifest(store_path, request.param)
+    return store_path
+
+
+def test_repair_without_a_manifest_refuses_to_guess_the_codec_of_tagged_records(tagged_without_manifest):
+    """With no readable MANIFEST and tagged objects in the records, repair() without codec= raises
+    FormatError asking which codec, and changes no file (it used to make a json store: dicts back)."""
+    before = _files(tagged_without_manifest)
+    with pytest.raises(pysos.FormatError, match=r"tagged objects.*codec='tagged'.*codec='json'"):
+        pysos.repair(tagged_without_manifest)
+    assert _files(tagged_without_manifest) == before
+    assert not (tagged_without_manifest / "damaged").exists()
+
+
+def test_repair_with_the_codec_given_brings_the_values_back(tagged_without_manifest):
+    """repair(codec="tagged") records the codec again: every value comes back as it was stored."""
+    pysos.repair(tagged_without_manifest, codec="tagged")
+    assert manifest.read(str(tagged_without_manifest)).codec == "tagged"
+    assert pysos.check(tagged_without_manifest) == []
+    with pysos.Dict(tagged_without_manifest) as again:
+        assert again.codec == "tagged"
+        assert exact(dict(again.items())) == exact({"at": AWARE, "tags": {"a", "b"}, "plain": {"n": 1}})
+
+
+def test_repair_with_codec_json_keeps_the_tagged_objects_as_dicts(tagged_without_manifest):
+    """repair(codec="json") is the explicit choice to read the tagged objects as plain dicts."""
+    pysos.repair(tagged_without_manifest, codec="json")
+    with pysos.Dict(tagged_without_manifest) as again:
+        assert again.codec == "json" and again["tags"] == {"$set": ["a", "b"]}
+
+
+def test_repair_of_plain_json_records_without_a_manifest_needs_no_codec(store_path):
+    """No readable MANIFEST and no tagged object in any record: repair() makes a json store, as before."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["a"] = {"n": [1, "$x"]}
+        d["b"] = {"$x": 1, "y": 2}  # two members: not a tagged object
+    _lose_manifest(store_path, "missing")
+    pysos.repair(store_path)
+    with pysos.Dict(store_path) as again:
+        assert again.codec == "json" and dict(again.items()) == {"a": {"n": [1, "$x"]}, "b": {"$x": 1, "y": 2}}
+
+
+def test_repair_refuses_a_codec_other_than_the_recorded_one_and_an_unknown_one(store_path):
+    """repair(codec=) of a store whose MANIFEST records another codec, or an unknown codec name, changes nothing."""
+    with pysos.Dict(store_path, codec="tagged") as d:
+        d["k"] = {1}
+    before = _files(store_path)
+    with pytest.raises(pysos.FormatError, match="'tagged', not 'json'"):
+        pysos.repair(store_path, codec="json")
+    with pytest.raises(ValueError, match="codec must be one of"):
+        pysos.repair(store_path, codec="pickle")
+    assert _files(store_path) == before
+    pysos.repair(store_path, codec="tagged")  # the recorded one: fine
+    with pysos.Dict(store_path) as again:
+        assert again["k"] == {1}
