@@ -6,7 +6,6 @@ import os
 import pytest
 
 import pysos
-from fake_clock import FakeClock
 from pysos.segments import record
 
 
@@ -160,13 +159,12 @@ def _check_and_reopen(path, kind, expected):
 
 
 @pytest.mark.parametrize("name,make", list(_tagged_edges()), ids=lambda v: v if isinstance(v, str) else "")
-def test_a_tagged_value_at_exactly_the_limit_is_stored_on_every_dict_path(tmp_path, small_limit, name, make):
+def test_a_tagged_value_at_exactly_the_limit_is_stored_on_every_dict_path(tmp_path, small_limit, clock, name, make):
     """A tagged value whose *tagged* record is exactly MAX_RECORD_BYTES is stored by d[k]=, set(expire),
     update, batch and transform, and round-trips, after a reopen too; one byte more is refused, nothing written."""
     from pysos import codec
     exact = _fill(make, lambda v: codec.encode_item("k", v), 4096)
-    clock = FakeClock()
-    deadline = clock.wall() + 10**8
+    deadline = clock.wall() + 10**8  # a deadline of known length
     expiring = _fill(make, lambda v: codec.encode_item("k", v, deadline), 4096)
     over = _fill(make, lambda v: codec.encode_item("k", v), 4097)
     path = tmp_path / name
@@ -186,16 +184,12 @@ def test_a_tagged_value_at_exactly_the_limit_is_stored_on_every_dict_path(tmp_pa
             with pytest.raises(ValueError, match="record size limit of 4,096 bytes"):
                 write(over)
             assert _disk_bytes(path) == before and d["k"] == exact, call
-        restore = clock.install()  # a deadline of known length
-        try:
-            d.set("k", expiring, expire=10**8)
-            assert d["k"] == expiring
-            before = _disk_bytes(path)
-            with pytest.raises(ValueError, match="record size limit of 4,096 bytes"):
-                d.set("k", _fill(make, lambda v: codec.encode_item("k", v, deadline), 4097), expire=10**8)
-            assert _disk_bytes(path) == before and d["k"] == expiring
-        finally:
-            restore()
+        d.set("k", expiring, expire=10**8)
+        assert d["k"] == expiring
+        before = _disk_bytes(path)
+        with pytest.raises(ValueError, match="record size limit of 4,096 bytes"):
+            d.set("k", _fill(make, lambda v: codec.encode_item("k", v, deadline), 4097), expire=10**8)
+        assert _disk_bytes(path) == before and d["k"] == expiring
     _check_and_reopen(path, pysos.Dict, {"keep": (1,), "k": expiring})
 
 
