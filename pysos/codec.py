@@ -28,9 +28,10 @@ offset the zone gives it and the zone's IANA key (RFC 9557's suffix)::
 
 Round trips are exact: a datetime keeps its microseconds and its UTC offset (naive stays
 naive), a zoned one its wall time, its zone (the very ``ZoneInfo(key)`` object) and its
-``fold`` in a repeated or skipped hour (the offset says which); a Decimal keeps its digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN
-included); a set's items are written in a canonical order (sorted by their JSON text),
-so equal sets are equal bytes on disk. What the codec cannot give back as it was is
+``fold`` in a repeated or skipped hour (the offset says which); a Decimal keeps its
+digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN included); a set's items
+are written in a canonical order (sorted by their JSON text), so equal sets are equal
+bytes on disk. What the codec cannot give back as it was is
 refused with ``TypeError`` naming the type and where it is, and nothing is written
 (the record size limit applies to the tagged JSON: ``bytes`` whose base64 alone is over
 it raise ``ValueError`` before the base64 is made):
