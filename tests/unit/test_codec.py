@@ -272,14 +272,21 @@ def test_manifest_version_and_codec_must_agree(store_path):
             manifest.read(str(store_path))
 
 
-def test_a_tag_that_does_not_decode_is_corruption_naming_file_and_offset(tagged, store_path):
-    """A well-checksummed record holding an unknown tag or a bad payload raises CorruptionError with file and byte."""
+def _append_raw(tagged, store_path, *records):
+    """Store "ok" = 1, close, then append well-checksummed records of (key JSON, value JSON) as
+    another pysos could have written them; return the segment's name."""
     tagged["ok"] = 1
     tagged.close()
     name = manifest.read(str(store_path)).segments[-1]
     with open(store_path / name, "ab") as f:
-        f.write(record.encode_set(b'"bad"', b'{"$nope":1}'))
-        f.write(record.encode_set(b'"worse"', b'{"$date":"30/11/2026"}'))
+        for key_json, value_json in records:
+            f.write(record.encode_set(key_json, value_json))
+    return name
+
+
+def test_a_tag_that_does_not_decode_is_corruption_naming_file_and_offset(tagged, store_path):
+    """A well-checksummed record holding an unknown tag or a bad payload raises CorruptionError with file and byte."""
+    name = _append_raw(tagged, store_path, (b'"bad"', b'{"$nope":1}'), (b'"worse"', b'{"$date":"30/11/2026"}'))
     with pysos.Dict(store_path, readonly=True) as reader:
         assert reader["ok"] == 1
         with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*nope"):
@@ -500,12 +507,8 @@ def test_a_fold_that_changes_nothing_comes_back_zero_and_equal(tagged):
 
 def test_a_zone_whose_rules_changed_keeps_the_wall_time(tagged, store_path):
     """A stored offset the zone's rules no longer give (tzdata changed) reads as the wall time in the zone, as pickle does."""
-    tagged["ok"] = 1
-    tagged.close()
-    name = manifest.read(str(store_path)).segments[-1]
-    with open(store_path / name, "ab") as f:
-        f.write(record.encode_set(b'"k"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Europe/Paris]"}'))
-        f.write(record.encode_set(b'"mars"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Mars/Olympus]"}'))
+    name = _append_raw(tagged, store_path, (b'"k"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Europe/Paris]"}'),
+                       (b'"mars"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Mars/Olympus]"}'))
     with pysos.Dict(store_path, readonly=True) as reader:
         _same_zoned(reader["k"], datetime(2026, 11, 30, 8, tzinfo=PARIS))
         with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*Mars/Olympus"):
