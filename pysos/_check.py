@@ -19,6 +19,7 @@ import stat
 import time
 from typing import Any, Callable, Iterator
 
+from . import codec as codecs
 from .errors import CorruptionError, FormatError
 from .segments import files, hints, index, locks, manifest, record, recovery, segment
 from .segments.manifest import Manifest
@@ -152,17 +153,25 @@ def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sea
     return []
 
 
-def repair(path: str | os.PathLike, *, progress: Progress | None = None) -> dict:
+def repair(path: str | os.PathLike, *, progress: Progress | None = None, codec: str | None = None) -> dict:
     """Salvage every readable record into a new generation; move damaged files aside.
 
     Takes the writer and compaction locks (``LockedError`` while a writer is open). Without
     a readable MANIFEST, segments are taken in the order of their numbers (a best guess).
+    ``codec`` is the store's codec (see :mod:`pysos.codec`): with a readable MANIFEST,
+    ``None`` or the one it records (another raises :class:`FormatError`); without one,
+    the MANIFEST was its only record, so the rebuilt store gets ``codec``, and with
+    ``None`` ``"json"`` unless a record holds a tagged object (``{"$datetime": ...}``):
+    then :class:`FormatError` asks which codec, and nothing changes (``"json"`` would
+    silently turn such values into plain dicts).
     Returns ``{"generation", "salvaged", "lost", "set_aside", "problems"}``. The new
     generation is published by an atomic MANIFEST swap after its segment is fsync'ed;
     damaged files are moved into ``damaged/``, never deleted. ``progress(bytes_done,
     bytes_total)`` counts the bytes read: every segment twice (checked, then salvaged).
     """
     directory = os.path.abspath(os.fspath(path))
+    if codec is not None:
+        codecs.get(codec)  # ValueError for an unknown name, before anything is touched
     if not os.path.isdir(directory):
         raise FileNotFoundError(2, "no pysos store at this path", directory)
     writer = locks.FileLock(directory, locks.WRITER)
@@ -172,14 +181,14 @@ def repair(path: str | os.PathLike, *, progress: Progress | None = None) -> dict
         compactor.acquire(timeout=0.0)
         try:
             with locks.FileLock(directory, locks.MANIFEST):
-                return _repair_locked(directory, progress)
+                return _repair_locked(directory, progress, codec)
         finally:
             compactor.release()
     finally:
         writer.release()
 
 
-def _repair_locked(directory: str, progress: Progress | None) -> dict:
+def _repair_locked(directory: str, progress: Progress | None, wanted: str | None) -> dict:
     checked = 0
 
     def checking(done: int, total: int) -> None:
@@ -190,12 +199,17 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
 
     _check_damaged_dir(directory)
     problems = check(directory, progress=checking)
+    guessing = False  # whether a tagged object in a record stops the repair (see repair)
     try:
-        current = manifest.read(directory)
+        current: Manifest | None = manifest.read(directory)
+    except (FileNotFoundError, CorruptionError, FormatError):
+        current = None
+    if current is not None:
+        recovery.check_codec(current, wanted, directory)
         names, kind, generation = list(current.segments), current.kind, current.generation
         codec = current.codec
         first_free = current.next_number
-    except (FileNotFoundError, CorruptionError, FormatError):
+    else:
         names = sorted(
             (n for n in files.listdir(directory) if segment.segment_number(n) is not None),
             key=segment.segment_number,
@@ -203,7 +217,8 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         if not names:
             raise FormatError(f"{directory!r}: no MANIFEST and no segments: nothing to repair")
         kind, generation, first_free = _guess_kind(directory, names), 0, 1
-        codec = "json"  # not recorded anywhere else: see FORMAT.md, "Codecs"
+        codec = wanted or "json"  # not recorded anywhere else: see FORMAT.md, "Codecs"
+        guessing = wanted is None
         problems.append(_problem(
             manifest.NAME, None,
             "no readable MANIFEST: segments taken in the order of their numbers, a guess that can "
@@ -235,6 +250,8 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
                     lost += 1
                     had_damage = True
                 elif what == record.SET:
+                    if guessing and b'{"$' in line:
+                        _refuse_to_guess(directory, name, offset, line)
                     state[decode(key)] = index.pack(number, offset, len(line))
                 else:
                     state.pop(decode(key), None)
@@ -273,6 +290,22 @@ def _repair_locked(directory: str, progress: Progress | None) -> dict:
         "set_aside": set_aside,
         "problems": problems,
     }
+
+
+def _refuse_to_guess(directory: str, name: str, offset: int, line: bytes) -> None:
+    """Raise :class:`FormatError` if the record ``line`` holds a tagged object: a store
+    without a MANIFEST whose codec may have been ``tagged`` (repair has changed nothing yet)."""
+    loaded = record.load(line)
+    if loaded is None or not codecs.holds_tags(loaded.get("v")):
+        return
+    raise FormatError(
+        f"{directory}: no readable MANIFEST, and its records hold tagged objects such as "
+        f'{{"$datetime": ...}} ({name} at byte {offset}): the store was probably created with '
+        "codec='tagged', which only its MANIFEST recorded. Say which codec to rebuild it with: "
+        "pysos.repair(path, codec='tagged') (the values come back as datetimes, sets...) or "
+        "codec='json' (they stay plain dicts); on the command line, 'pysos repair --codec tagged' "
+        "or '--codec json'. Nothing was changed."
+    )
 
 
 _CHUNK = 1 << 20  # bytes repair writes at a time

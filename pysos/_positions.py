@@ -29,6 +29,7 @@ Position = Union[int, tuple]
 _MIN_REFILL = 4096  # keys moved at least when one end of Positions runs empty
 
 KEY_MIN, KEY_MAX = -(2**62), 2**62 - 1  # well inside the 64-bit ints every JSON reader holds
+KEY_CHARS = len(str(KEY_MIN))  # 20: the longest position key's JSON (the List's record limit counts it)
 GAP = 2**16         # between keys that append / insert(0) take: 16 midpoints fit before a renumbering
 DENSITY = 1.5       # of the renumbering thresholds: 2**j keys hold at most (2 / DENSITY)**j items
 

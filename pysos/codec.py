@@ -21,19 +21,32 @@ decode its records the same way without being told.
   was stored. The files stay plain JSON (``jq``, ``grep`` and ``pysos dump`` show the
   tagged objects as they are). FORMAT.md gives the grammar.
 
+A datetime whose ``tzinfo`` is a zone, ``ZoneInfo("Europe/Paris")``, is written with the
+offset the zone gives it and the zone's IANA key (RFC 9557's suffix)::
+
+      {"$datetime": "2026-11-01T01:30:00-05:00[America/New_York]"}
+
 Round trips are exact: a datetime keeps its microseconds and its UTC offset (naive stays
-naive); a Decimal keeps its digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN
-included); a set's items are written in a canonical order (sorted by their JSON text),
-so equal sets are equal bytes on disk. What the codec cannot give back as it was is
-refused with ``TypeError`` naming the type and where it is, and nothing is written:
+naive), a zoned one its wall time, its zone (the very ``ZoneInfo(key)`` object) and its
+``fold`` in a repeated or skipped hour (the offset says which); a Decimal keeps its
+digits and exponent (``Decimal("1.10")`` stays ``1.10``, NaN included); a set's items
+are written in a canonical order (sorted by their JSON text), so equal sets are equal
+bytes on disk. What the codec cannot give back as it was is
+refused with ``TypeError`` naming the type and where it is, and nothing is written
+(the record size limit applies to the tagged JSON: ``bytes`` whose base64 alone is over
+it raise ``ValueError`` before the base64 is made):
 other types (``bytearray``, ``time``, ``timedelta``, objects), subclasses of the types
 above (a subclass of ``str``, ``int``, ``float``, ``list``, ``dict`` or ``tuple`` is
-stored as its base type, as the json codec does), and a datetime whose ``tzinfo`` is not
-a fixed offset (``datetime.timezone``): a zone such as ``ZoneInfo("Europe/Paris")`` is
-refused, convert with ``dt.astimezone(datetime.timezone.utc)`` first. A datetime's
-``fold`` is not kept (it only matters with zone rules, which are refused), nor the name
-given to a ``timezone`` (``timezone(timedelta(0), "Z")`` comes back as
-``timezone.utc``; the two are equal).
+stored as its base type, as the json codec does), and a datetime whose ``tzinfo`` is
+neither a fixed offset (``datetime.timezone``) nor a zone as ``ZoneInfo(key)`` gives it
+(``ZoneInfo.no_cache``, ``ZoneInfo.from_file`` and tzinfo classes of one's own would
+come back as another object): convert with ``dt.astimezone(datetime.timezone.utc)``
+first. Not kept: a ``fold`` that changes nothing (naive or fixed-offset datetimes, a
+zoned one outside a repeated or skipped hour: it comes back 0, equal and with the same
+hash), and the name given to a ``timezone`` (``timezone(timedelta(0), "Z")`` comes back
+as ``timezone.utc``; the two are equal). A zoned datetime read where the zone's rules
+(tzdata) no longer give its stored offset keeps its wall time in the zone, as ``pickle``
+does; a zone the reading machine does not know makes the record undecodable.
 """
 
 from __future__ import annotations
@@ -46,12 +59,13 @@ from datetime import date, datetime, timedelta, timezone
 import sys
 from types import ModuleType
 from typing import Any, Callable, NamedTuple
+from zoneinfo import ZoneInfo
 
 import orjson
 
 from .segments import record
 
-__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "to_plain"]
+__all__ = ["CODECS", "Codec", "encode_item", "encode_value", "from_plain", "get", "holds_tags", "to_plain"]
 
 ESCAPE = "$dict"
 _DEPTH = record.MAX_DEPTH
@@ -64,7 +78,7 @@ def to_plain(value: Any) -> Any:
     try:
         return _plain(value, None, 1)  # no path strings: they cost more than the walk
     except _Refused:
-        return _plain(value, "value", 1)  # again, naming where: raises the TypeError
+        return _plain(value, "value", 1)  # again, naming where: raises the TypeError (or ValueError)
 
 
 class _Refused(Exception):
@@ -139,15 +153,32 @@ def _set(value: set | frozenset, path: str | None, depth: int) -> dict:
 
 def _datetime(value: datetime, path: str | None, depth: int) -> dict:
     tz = value.tzinfo
-    if tz is not None and type(tz) is not timezone:
+    if tz is None or type(tz) is timezone:
+        return {"$datetime": value.isoformat()}
+    key = getattr(tz, "key", None) if type(tz) is ZoneInfo else None
+    if key is not None and ZoneInfo(key) is tz:  # the shared instance: ZoneInfo(key) gives it back
+        # the offset the zone gives (it tells a repeated or skipped hour's fold), then the zone
+        return {"$datetime": f"{value.isoformat()}[{key}]"}
+    if path is None:
+        raise _Refused
+    raise TypeError(
+        f"{path} is a datetime with tzinfo {tz!r}: the tagged codec stores naive datetimes, "
+        "fixed UTC offsets (datetime.timezone) and zones as ZoneInfo(key) gives them "
+        "(not ZoneInfo.no_cache or from_file), which come back as they were; convert it first, "
+        "e.g. dt.astimezone(datetime.timezone.utc)"
+    )
+
+
+def _bytes(value: bytes, path: str | None, depth: int) -> dict:
+    size = (len(value) + 2) // 3 * 4  # its base64: measured before it is made (see record)
+    if size > record.MAX_RECORD_BYTES:
         if path is None:
             raise _Refused
-        raise TypeError(
-            f"{path} is a datetime with tzinfo {tz!r}: the tagged codec stores naive datetimes and "
-            "fixed UTC offsets (datetime.timezone) only; convert it first, e.g. "
-            "dt.astimezone(datetime.timezone.utc)"
+        raise ValueError(
+            f"{path} is bytes of {len(value):,} bytes ({size:,} as base64), over pysos's record "
+            f"size limit of {record.MAX_RECORD_BYTES:,} bytes"
         )
-    return {"$datetime": value.isoformat()}
+    return {"$bytes": base64.b64encode(value).decode("ascii")}
 
 
 _ENCODERS: dict[type, Callable[[Any, str | None, int], Any]] = {
@@ -156,7 +187,7 @@ _ENCODERS: dict[type, Callable[[Any, str | None, int], Any]] = {
     frozenset: _set,
     datetime: _datetime,
     date: lambda value, path, depth: {"$date": value.isoformat()},
-    bytes: lambda value, path, depth: {"$bytes": base64.b64encode(value).decode("ascii")},
+    bytes: _bytes,
     uuid.UUID: lambda value, path, depth: {"$uuid": str(value)},
     decimal.Decimal: lambda value, path, depth: {"$decimal": str(value)},
 }
@@ -227,8 +258,30 @@ def _parse_datetime(text: str) -> datetime:
     return datetime.fromisoformat(base).replace(tzinfo=timezone(-offset if sign == "-" else offset))
 
 
+def _parse_zoned(text: str) -> datetime:
+    """A ``$datetime`` payload, ``[ZONE]`` (an IANA key) after its offset or not: the wall
+    time in that zone, with the fold whose offset is the stored one (the same wall time,
+    fold 0, if the zone's rules no longer give that offset: a later tzdata)."""
+    if text[-1:] != "]":
+        return _parse_datetime(text)
+    base, _, key = text[:-1].partition("[")
+    stamp = _parse_datetime(base)
+    try:
+        zone = ZoneInfo(key)
+    except KeyError:  # ZoneInfoNotFoundError
+        raise TagError(f"time zone {key!r} is not known here (no tzdata for it?)") from None
+    except ValueError as exc:
+        raise TagError(f"time zone {key!r}: {exc}") from None
+    value = stamp.replace(tzinfo=zone)
+    if stamp.tzinfo is not None and value.utcoffset() != stamp.utcoffset():
+        other = value.replace(fold=1)
+        if other.utcoffset() == stamp.utcoffset():
+            return other
+    return value
+
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "$datetime": lambda payload: _parse_datetime(_text(payload)),
+    "$datetime": lambda payload: _parse_zoned(_text(payload)),
     "$date": lambda payload: date.fromisoformat(_text(payload)),
     "$set": lambda payload: set(_array(payload)),
     "$frozenset": lambda payload: frozenset(_array(payload)),
@@ -238,6 +291,22 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$decimal": lambda payload: decimal.Decimal(_text(payload)),
     ESCAPE: _object,
 }
+
+
+def holds_tags(plain: Any) -> bool:
+    """Whether the plain JSON document ``plain`` holds an object the tagged codec reads as
+    a tagged object (exactly one member, whose name starts with ``$``): a record that only
+    means the same under both codecs does not (see ``pysos.repair``)."""
+    stack = [plain]
+    while stack:
+        item = stack.pop()
+        if type(item) is list:
+            stack.extend(item)
+        elif type(item) is dict:
+            if len(item) == 1 and next(iter(item))[:1] == "$":
+                return True
+            stack.extend(item.values())
+    return False
 
 
 # --- the codecs ------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Callable, SupportsIndex, overload
 import orjson
 
 from ._handle import Handle
-from ._positions import Position, Positions, as_tuple, place, sort_keys
+from ._positions import KEY_CHARS, Position, Positions, as_tuple, place, sort_keys
 from .segments import record
 
 def _encode_position(key: Position) -> bytes:
@@ -48,7 +48,9 @@ class List(Handle, MutableSequence[Any]):
 
     - Items are anything that comes back from JSON unchanged (see :class:`Dict`), plus,
       with ``codec="tagged"``, the types of :mod:`pysos.codec`; any other value raises
-      ``TypeError`` or ``ValueError`` and nothing is written.
+      ``TypeError`` or ``ValueError`` and nothing is written. An item's record is held to
+      the record size limit as if under the longest position key (20 characters): an
+      item that fits once fits wherever inserts and sorts move it.
     - No operation rewrites the items it does not change: ``insert(0, v)`` writes one
       record, whatever the list's size.
     - A change is on disk when the call returns (see ``durability``); ``extend``,
@@ -99,7 +101,7 @@ class List(Handle, MutableSequence[Any]):
     def _set_at(self, i: int, value_json: bytes) -> None:
         key = self._positions[i]
         old = self._store.get(key) if self._observers else None
-        self._store.write(key, record.encode_set(_encode_position(key), value_json), delete=False)
+        self._store.write(key, record.encode_movable(_encode_position(key), value_json, KEY_CHARS), delete=False)
         if self._observers:
             new = self._codec.from_plain(orjson.loads(value_json))
             self._store.after_commit(lambda: self._notify(i, new, old))
@@ -108,11 +110,11 @@ class List(Handle, MutableSequence[Any]):
         positions = self._positions
         key, renumbering = place(positions, i)
         if renumbering is None:
-            self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+            self._store.write(key, record.encode_movable(b"%d" % key, value_json, KEY_CHARS), delete=False)
         else:
             with self._store.batch():  # joins the caller's batch, if any
                 self._renumber(*renumbering)
-                self._store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+                self._store.write(key, record.encode_movable(b"%d" % key, value_json, KEY_CHARS), delete=False)
         positions.insert(i, key)
         if self._observers:
             new = self._codec.from_plain(orjson.loads(value_json))
@@ -132,7 +134,8 @@ class List(Handle, MutableSequence[Any]):
             if old not in taken:
                 store.write(old, record.encode_delete(_encode_position(old)), delete=True)
         for (at, _, key), value_json in zip(moved, values):
-            store.write(key, record.encode_set(b"%d" % key, value_json), delete=False)
+            # no limit check: a stored item moves whatever its size (see encode_movable)
+            store.write(key, record.frame(b'"k":%d,"v":%b}' % (key, value_json)), delete=False)
             positions.set(at, key)
 
     def _delete_at(self, i: int) -> None:

@@ -4,6 +4,8 @@ import signal
 
 import pytest
 
+from fake_clock import FakeClock
+
 # A suite started in the background by a non-interactive shell (`pytest &`, some CI runners)
 # inherits SIGINT ignored, and so would every process a test starts: Python then installs no
 # KeyboardInterrupt handler, and a test's Ctrl-C (SIGINT to a `pysos import`) is silently
@@ -22,3 +24,12 @@ def store_path(tmp_path):
 def durability(request):
     """Each durability mode DESIGN.md offers."""
     return request.param
+
+
+@pytest.fixture
+def clock():
+    """A FakeClock in place of every clock pysos's expiry reads, for the test (the real ones put back after)."""
+    fake = FakeClock()
+    restore = fake.install()
+    yield fake
+    restore()

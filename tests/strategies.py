@@ -98,7 +98,8 @@ fixed_offsets = st.one_of(
     st.tuples(st.integers(-86399, 86399), st.integers(0, 999_999)).map(
         lambda t: _timezone(_timedelta(seconds=t[0], microseconds=t[1]))),
 )
-tagged_datetimes = st.datetimes(timezones=st.one_of(st.none(), fixed_offsets))
+# st.timezones(): ZoneInfo(key) zones (repeated and skipped hours, fold=1 included)
+tagged_datetimes = st.datetimes(timezones=st.one_of(st.none(), fixed_offsets, st.timezones()))
 uuids = st.uuids().map(lambda u: _uuid.UUID(int=u.int))  # hypothesis gives version 4; any int will do
 finite_decimals = st.decimals(allow_nan=False, allow_infinity=False)
 all_decimals = st.one_of(finite_decimals, st.decimals(allow_nan=True, allow_infinity=True))
@@ -161,6 +162,7 @@ def exact(value):
         return "dict{" + ",".join(f"{k!r}:{exact(v)}" for k, v in value.items()) + "}"
     if kind in (set, frozenset):
         return f"{kind.__name__}{{{','.join(sorted(exact(item) for item in value))}}}"
-    if hasattr(value, "isoformat"):  # date, datetime: offset included
-        return f"{kind.__name__}({value.isoformat()})"
+    if hasattr(value, "isoformat"):  # date, datetime: offset included, and a ZoneInfo's key
+        zone = getattr(getattr(value, "tzinfo", None), "key", None)
+        return f"{kind.__name__}({value.isoformat()}{'' if zone is None else f'[{zone}]'})"
     return f"{kind.__name__}({value!r})"  # repr keeps -0.0, Decimal digits and NaN kinds

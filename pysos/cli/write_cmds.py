@@ -112,7 +112,7 @@ def cmd_repair(args):
         def report(done, total):
             bar.total = total
             bar.set(done)
-        result = dict(repair(args.store, progress=report))
+        result = dict(repair(args.store, progress=report, codec=args.codec))
     if args.json:
         print(dumps(result))
         return EXIT_OK
@@ -173,8 +173,12 @@ def register(sub):
                 description="Rebuild a damaged store from every record whose checksum holds "
                             "(pysos.repair). Damaged files are set aside, not deleted. Prints what "
                             "was salvaged and lost.",
-                examples=["pysos check data/users || pysos repair data/users"])
+                examples=["pysos check data/users || pysos repair data/users",
+                          "pysos repair --codec tagged data/orders   # its MANIFEST is lost"])
     store_arg(p)
+    p.add_argument("--codec", choices=("json", "tagged"),
+                   help="the store's codec, needed only when its MANIFEST (the codec's one record) "
+                        "is lost and the records hold tagged objects; else it must be the recorded one")
     quiet_arg(p)
     json_arg(p)
     p.set_defaults(func=cmd_repair)

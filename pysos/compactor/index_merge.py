@@ -8,7 +8,6 @@ says which records of the run are live.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import zlib
@@ -17,9 +16,8 @@ from typing import Any, Callable, Iterable
 from ..errors import CorruptionError
 from ..segments import clock, files, hints, index, record, segment
 from ..segments.manifest import Manifest
-from .merge import _COPY_BUFFER, _delete, _maybe_published, _next_number, _publish, check_directory, open_sealed
+from .merge import _COPY_BUFFER, _maybe_published, _next_number, _publish, finish_run, open_sealed
 
-log = logging.getLogger("pysos.compactor")
 
 _WINDOW = 1 << 20  # bytes read at a time by merge_live
 
@@ -152,26 +150,8 @@ def merge_live(
     finally:
         for fd in fds:
             files.close(fd)
-    check_directory(directory, identity)
-    _delete(directory, run)
-    result = {
-        "reclaimed_bytes": bytes_in - bytes_out,
-        "bytes_in": bytes_in,
-        "bytes_out": bytes_out,
-        "segments_in": len(run),
-        "segments_out": len(outputs),
-        "records_in": kept + expired,
-        "records_out": kept,
-        "records_expired": expired,
-        "generation": published.generation,
-        "seconds": round(time.monotonic() - began, 6),
-        "outputs": outputs,
-    }
-    log.info(
-        "pysos: compacted %s: %d segment(s) in, %d out, %d bytes reclaimed in %.3f s",
-        directory, result["segments_in"], result["segments_out"], result["reclaimed_bytes"], result["seconds"],
-    )
-    return result
+    return finish_run(directory, identity, run, published, began, bytes_in, bytes_out,
+                      outputs, kept + expired, kept, expired)
 
 
 __all__ = ["merge_live"]

@@ -215,20 +215,31 @@ def merge_run(
     finally:
         for fd in fds:
             files.close(fd)
+    return finish_run(directory, identity, run, published, began, bytes_in, writer.bytes_out,
+                      list(writer.done), len(newest_in_run), kept, expired)
+
+
+def finish_run(
+    directory: str, identity: tuple[int, int], run: list[str], published: Manifest, began: float,
+    bytes_in: int, bytes_out: int, outputs: list[str], records_in: int, records_out: int, expired: int,
+) -> dict:
+    """A merge's last step once its MANIFEST is published (both merges end with it): check
+    the directory is still the store's, delete the merged run's segments, and return and
+    log what was done (see :func:`merge_run`)."""
     check_directory(directory, identity)
     _delete(directory, run)
     result = {
-        "reclaimed_bytes": bytes_in - writer.bytes_out,
+        "reclaimed_bytes": bytes_in - bytes_out,
         "bytes_in": bytes_in,
-        "bytes_out": writer.bytes_out,
+        "bytes_out": bytes_out,
         "segments_in": len(run),
-        "segments_out": len(writer.done),
-        "records_in": len(newest_in_run),
-        "records_out": kept,
+        "segments_out": len(outputs),
+        "records_in": records_in,
+        "records_out": records_out,
         "records_expired": expired,
         "generation": published.generation,
         "seconds": round(time.monotonic() - began, 6),
-        "outputs": list(writer.done),
+        "outputs": outputs,
     }
     log.info(
         "pysos: compacted %s: %d segment(s) in, %d out, %d bytes reclaimed in %.3f s",

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from .command import entry_point, seconds
 from .run import run
 
 DESCRIPTION = """\
@@ -16,11 +17,11 @@ Exit status: 0 done; 2 could not start; 3 fenced by another replicator (--takeov
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("store", metavar="STORE", help="the store directory (a writer may be using it)")
     parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX")
-    parser.add_argument("--interval", type=_seconds, default=1.0, help="seconds between steps (default 1)")
+    parser.add_argument("--interval", type=seconds, default=1.0, help="seconds between steps (default 1)")
     parser.add_argument("--once", action="store_true", help="ship everything present, then exit")
-    parser.add_argument("--retention", type=_seconds, default=86400.0,
+    parser.add_argument("--retention", type=seconds, default=86400.0,
                         help="seconds of history kept for restore --at (default 86400: 24 h)")
-    parser.add_argument("--min-age", type=_seconds, default=300.0,
+    parser.add_argument("--min-age", type=seconds, default=300.0,
                         help="never delete an object unreferenced for less than this (default 300 s)")
     parser.add_argument("--takeover", action="store_true",
                         help="take a replica owned by another store or replicator (fences it)")
@@ -32,18 +33,8 @@ def run_args(args) -> int:
                takeover=args.takeover, min_age=args.min_age, verbose=args.verbose)
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
-    return value
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pysos.replicate", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_args(parser.parse_args(argv))
+    return entry_point("python -m pysos.replicate", DESCRIPTION, add_arguments, run_args, argv)
 
 
 if __name__ == "__main__":

@@ -382,7 +382,7 @@ Exit status: 0 stopped; 1 cannot follow any more; 2 could not start."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .__main__ import _seconds
+    from .command import seconds as _seconds
 
     parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX")
     parser.add_argument("dir", metavar="DIR", help="the local copy (a new or empty directory the first time)")
@@ -450,10 +450,9 @@ def _fail(message: str, code: int) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pysos.replicate.follow", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_arguments(parser)
-    return run_args(parser.parse_args(argv))
+    from .command import entry_point
+
+    return entry_point("python -m pysos.replicate.follow", DESCRIPTION, add_arguments, run_args, argv)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,17 @@ def encode_set(key_json: bytes, value_json: bytes) -> bytes:
     return frame(b'"k":%b,"v":%b}' % (key_json, value_json))
 
 
+def encode_movable(key_json: bytes, value_json: bytes, key_room: int) -> bytes:
+    """:func:`encode_set` for a value that may later be written under another key of up
+    to ``key_room`` bytes of JSON (a List item: its position key changes when inserts
+    renumber it, or a sort moves it): the limit is checked as if the key took
+    ``key_room`` bytes, so a value stored once fits under any key it moves to."""
+    size = key_room + len(value_json) + 27
+    if size > MAX_RECORD_BYTES:
+        raise _too_big(size)
+    return frame(b'"k":%b,"v":%b}' % (key_json, value_json))
+
+
 def encode_item(key: Any, value: Any, deadline: float | None = None) -> bytes:
     """The record line of ``key -> value`` for a Dict: :func:`encode_set` of :func:`encode_key`
     and :func:`encode_value`, with the same checks and errors, in one ``orjson`` call; with a

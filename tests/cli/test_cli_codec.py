@@ -107,3 +107,15 @@ def test_set_takes_the_plain_json_get_prints(tagged_store):
     with pysos.Dict(tagged_store, readonly=True) as d:
         assert d["due"] == date(2026, 12, 24)
     user_error(run("set", tagged_store, "due", '{"$date": 1}'), 1, "$date")
+
+
+def test_repair_asks_for_the_codec_of_a_tagged_store_without_manifest(tagged_store):
+    """pysos repair of a tagged store whose MANIFEST is lost fails with one line naming --codec, changing
+    nothing; pysos repair --codec tagged brings every value back."""
+    (tagged_store / "MANIFEST").unlink()
+    before = sorted(p.name for p in tagged_store.iterdir())
+    user_error(run("repair", tagged_store), 1, "tagged objects", "--codec tagged")
+    assert sorted(p.name for p in tagged_store.iterdir()) == before
+    ok("repair", "--codec", "tagged", "--quiet", tagged_store)
+    with pysos.Dict(tagged_store) as again:
+        assert exact(dict(again.items())) == exact(VALUES)

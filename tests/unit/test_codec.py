@@ -4,7 +4,7 @@ the store records its codec; what cannot be stored is refused and nothing change
 
 import os
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -139,10 +139,18 @@ def test_equal_sets_are_equal_bytes(tagged, store_path):
     assert first["v"] == second["v"]
 
 
+class Plus1(tzinfo):
+    """A tzinfo of the application's own: the codec cannot name it, so it refuses it."""
+
+    def utcoffset(self, dt):
+        return timedelta(hours=1)
+
+
 REFUSED = [
     (object(), "builtins.object"),
     (bytearray(b"x"), "bytearray"),
-    (datetime(2026, 1, 1, tzinfo=ZoneInfo("Europe/Paris")), "ZoneInfo"),
+    (datetime(2026, 1, 1, tzinfo=ZoneInfo.no_cache("Europe/Paris")), "ZoneInfo"),
+    (datetime(2026, 1, 1, tzinfo=Plus1()), "Plus1"),
     (timedelta(1), "timedelta"),
     ((1, {2: "int key"}), "int key"),
     ((float("nan"),), "nan"),
@@ -170,7 +178,7 @@ def test_list_refusal_writes_nothing(store_path):
         items.append({1})
         before = _files(store_path)
         for write in (lambda: items.extend([(1,), object()]), lambda: items.append(bytearray()),
-                      lambda: items.insert(0, datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")))):
+                      lambda: items.insert(0, datetime(2026, 1, 1, tzinfo=Plus1()))):
             with pytest.raises(TypeError):
                 write()
         assert list(items) == [{1}]
@@ -264,14 +272,21 @@ def test_manifest_version_and_codec_must_agree(store_path):
             manifest.read(str(store_path))
 
 
-def test_a_tag_that_does_not_decode_is_corruption_naming_file_and_offset(tagged, store_path):
-    """A well-checksummed record holding an unknown tag or a bad payload raises CorruptionError with file and byte."""
+def _append_raw(tagged, store_path, *records):
+    """Store "ok" = 1, close, then append well-checksummed records of (key JSON, value JSON) as
+    another pysos could have written them; return the segment's name."""
     tagged["ok"] = 1
     tagged.close()
     name = manifest.read(str(store_path)).segments[-1]
     with open(store_path / name, "ab") as f:
-        f.write(record.encode_set(b'"bad"', b'{"$nope":1}'))
-        f.write(record.encode_set(b'"worse"', b'{"$date":"30/11/2026"}'))
+        for key_json, value_json in records:
+            f.write(record.encode_set(key_json, value_json))
+    return name
+
+
+def test_a_tag_that_does_not_decode_is_corruption_naming_file_and_offset(tagged, store_path):
+    """A well-checksummed record holding an unknown tag or a bad payload raises CorruptionError with file and byte."""
+    name = _append_raw(tagged, store_path, (b'"bad"', b'{"$nope":1}'), (b'"worse"', b'{"$date":"30/11/2026"}'))
     with pysos.Dict(store_path, readonly=True) as reader:
         assert reader["ok"] == 1
         with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*nope"):
@@ -444,3 +459,129 @@ def test_keys_stay_json_scalars(tagged):
         with pytest.raises(TypeError, match="keys must be"):
             tagged[key] = 1
     assert len(tagged) == 0
+
+
+PARIS, NEW_YORK = ZoneInfo("Europe/Paris"), ZoneInfo("America/New_York")
+ZONED = [
+    (datetime(2026, 11, 30, 8, 0, 0, 250, tzinfo=PARIS), "2026-11-30T08:00:00.000250+01:00[Europe/Paris]"),
+    (datetime(2026, 7, 1, 8, tzinfo=PARIS), "2026-07-01T08:00:00+02:00[Europe/Paris]"),
+    (datetime(2026, 11, 1, 1, 30, tzinfo=NEW_YORK), "2026-11-01T01:30:00-04:00[America/New_York]"),  # repeated hour
+    (datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=NEW_YORK), "2026-11-01T01:30:00-05:00[America/New_York]"),
+    (datetime(2026, 3, 8, 2, 30, tzinfo=NEW_YORK), "2026-03-08T02:30:00-05:00[America/New_York]"),  # skipped hour
+    (datetime(2026, 3, 8, 2, 30, fold=1, tzinfo=NEW_YORK), "2026-03-08T02:30:00-04:00[America/New_York]"),
+    (datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")), "2026-01-01T00:00:00+00:00[UTC]"),
+]
+
+
+def _same_zoned(got, expected):
+    """Same type, wall time, ZoneInfo (the very object ZoneInfo(key) gives), fold and UTC offset."""
+    assert type(got) is datetime
+    assert got.replace(tzinfo=None) == expected.replace(tzinfo=None)
+    assert got.tzinfo is expected.tzinfo and got.fold == expected.fold
+    assert got.utcoffset() == expected.utcoffset() and got == expected
+
+
+@pytest.mark.parametrize("value,text", ZONED, ids=lambda v: v if isinstance(v, str) else "")
+def test_zoneinfo_datetimes_round_trip_with_their_zone_and_fold(tagged, store_path, value, text):
+    """A ZoneInfo datetime is stored as {"$datetime": ISO+offset[IANA key]} and comes back with the same
+    ZoneInfo, wall time and fold (the repeated and the skipped hour included), also after a reopen."""
+    tagged["k"] = value
+    tagged["n"] = {"at": [value], "set": {value}}
+    _same_zoned(tagged["k"], value)
+    _same_zoned(tagged["n"]["at"][0], value)
+    assert tagged["n"]["set"] == {value}
+    assert _records(store_path)[0]["v"] == {"$datetime": text}
+    tagged.close()
+    with pysos.Dict(store_path) as again:
+        _same_zoned(again["k"], value)
+
+
+def test_a_fold_that_changes_nothing_comes_back_zero_and_equal(tagged):
+    """fold=1 outside a repeated or skipped hour changes no offset: it comes back 0, an equal, same-hash datetime."""
+    value = datetime(2026, 7, 1, 8, fold=1, tzinfo=PARIS)
+    tagged["k"] = value
+    got = tagged["k"]
+    assert got == value and hash(got) == hash(value) and got.utcoffset() == value.utcoffset()
+    assert got.fold == 0 and got.tzinfo is PARIS
+
+
+def test_a_zone_whose_rules_changed_keeps_the_wall_time(tagged, store_path):
+    """A stored offset the zone's rules no longer give (tzdata changed) reads as the wall time in the zone, as pickle does."""
+    name = _append_raw(tagged, store_path, (b'"k"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Europe/Paris]"}'),
+                       (b'"mars"', b'{"$datetime":"2026-11-30T08:00:00+05:00[Mars/Olympus]"}'))
+    with pysos.Dict(store_path, readonly=True) as reader:
+        _same_zoned(reader["k"], datetime(2026, 11, 30, 8, tzinfo=PARIS))
+        with pytest.raises(pysos.CorruptionError, match=rf"{name}.*byte \d+.*Mars/Olympus"):
+            reader["mars"]
+
+
+def _lose_manifest(store_path, how):
+    """Make the MANIFEST missing or unreadable, the way a crash or a bad disk could."""
+    if how == "missing":
+        os.remove(store_path / "MANIFEST")
+    else:
+        (store_path / "MANIFEST").write_bytes(b"\x00garbage\n")
+
+
+@pytest.fixture(params=["missing", "unreadable"])
+def tagged_without_manifest(store_path, request):
+    """A tagged store (a datetime, a set, a lookalike) whose MANIFEST, the codec's only record, is lost."""
+    with pysos.Dict(store_path, codec="tagged", autocompact=False) as d:
+        d["at"] = AWARE
+        d["tags"] = {"a", "b"}
+        d["plain"] = {"n": 1}
+    _lose_manifest(store_path, request.param)
+    return store_path
+
+
+def test_repair_without_a_manifest_refuses_to_guess_the_codec_of_tagged_records(tagged_without_manifest):
+    """With no readable MANIFEST and tagged objects in the records, repair() without codec= raises
+    FormatError asking which codec, and changes no file (it used to make a json store: dicts back)."""
+    before = _files(tagged_without_manifest)
+    with pytest.raises(pysos.FormatError, match=r"tagged objects.*codec='tagged'.*codec='json'"):
+        pysos.repair(tagged_without_manifest)
+    assert _files(tagged_without_manifest) == before
+    assert not (tagged_without_manifest / "damaged").exists()
+
+
+def test_repair_with_the_codec_given_brings_the_values_back(tagged_without_manifest):
+    """repair(codec="tagged") records the codec again: every value comes back as it was stored."""
+    pysos.repair(tagged_without_manifest, codec="tagged")
+    assert manifest.read(str(tagged_without_manifest)).codec == "tagged"
+    assert pysos.check(tagged_without_manifest) == []
+    with pysos.Dict(tagged_without_manifest) as again:
+        assert again.codec == "tagged"
+        assert exact(dict(again.items())) == exact({"at": AWARE, "tags": {"a", "b"}, "plain": {"n": 1}})
+
+
+def test_repair_with_codec_json_keeps_the_tagged_objects_as_dicts(tagged_without_manifest):
+    """repair(codec="json") is the explicit choice to read the tagged objects as plain dicts."""
+    pysos.repair(tagged_without_manifest, codec="json")
+    with pysos.Dict(tagged_without_manifest) as again:
+        assert again.codec == "json" and again["tags"] == {"$set": ["a", "b"]}
+
+
+def test_repair_of_plain_json_records_without_a_manifest_needs_no_codec(store_path):
+    """No readable MANIFEST and no tagged object in any record: repair() makes a json store, as before."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["a"] = {"n": [1, "$x"]}
+        d["b"] = {"$x": 1, "y": 2}  # two members: not a tagged object
+    _lose_manifest(store_path, "missing")
+    pysos.repair(store_path)
+    with pysos.Dict(store_path) as again:
+        assert again.codec == "json" and dict(again.items()) == {"a": {"n": [1, "$x"]}, "b": {"$x": 1, "y": 2}}
+
+
+def test_repair_refuses_a_codec_other_than_the_recorded_one_and_an_unknown_one(store_path):
+    """repair(codec=) of a store whose MANIFEST records another codec, or an unknown codec name, changes nothing."""
+    with pysos.Dict(store_path, codec="tagged") as d:
+        d["k"] = {1}
+    before = _files(store_path)
+    with pytest.raises(pysos.FormatError, match="'tagged', not 'json'"):
+        pysos.repair(store_path, codec="json")
+    with pytest.raises(ValueError, match="codec must be one of"):
+        pysos.repair(store_path, codec="pickle")
+    assert _files(store_path) == before
+    pysos.repair(store_path, codec="tagged")  # the recorded one: fine
+    with pysos.Dict(store_path) as again:
+        assert again["k"] == {1}

@@ -7,16 +7,7 @@ import orjson
 import pytest
 
 import pysos
-from fake_clock import FakeClock
 from pysos.segments import hints, manifest, segment
-
-
-@pytest.fixture
-def clock():
-    fake = FakeClock()
-    restore = fake.install()
-    yield fake
-    restore()
 
 
 def _lines(path):

@@ -6,16 +6,7 @@ import re
 import pytest
 
 import pysos
-from fake_clock import FakeClock
 from pysos.segments import record
-
-
-@pytest.fixture
-def clock():
-    fake = FakeClock()
-    restore = fake.install()
-    yield fake
-    restore()
 
 
 class Boom(Exception):
