@@ -242,6 +242,12 @@ def size(fd: int) -> int:
     return os.fstat(fd).st_size
 
 
+def unlinked(fd: int) -> bool:
+    """True if the open file ``fd`` has no name left (deleted, maybe with its directory):
+    what is written to it is gone once the last descriptor closes."""
+    return os.fstat(fd).st_nlink == 0
+
+
 def end(fd: int) -> int:
     """The size of a file, as ``lseek(fd, 0, SEEK_END)``: a quarter of the cost of
     :func:`size` in Python (no stat result to build), for a reader's check on every read.
