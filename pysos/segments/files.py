@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import stat
 
 from ..errors import CorruptionError
@@ -75,12 +76,13 @@ def _open(path: str, flags: int, mode: int = DEFAULT_MODE, sole: bool = False) -
 
 
 def _linked(path: str, nlink: int) -> str:
-    store = os.path.dirname(path) or "."
+    store = shlex.quote(os.path.dirname(path) or ".")
+    linked = shlex.quote((os.path.dirname(path) or ".") + ".linked")
     return (
         f"{path}: has {nlink} hard links; pysos writes to this file in place, which would change it "
         f"under its other names too (a copy made with 'cp -al', or a file linked in from outside the "
         f"store), so it refuses to (at byte 0). A hard-linked copy can be read (readonly=True); to write "
-        f"to this store, give it files of its own, e.g. mv {store} {store}.linked && cp -a {store}.linked {store}"
+        f"to this store, give it files of its own, e.g. mv {store} {linked} && cp -a {linked} {store}"
     )
 
 
