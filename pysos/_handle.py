@@ -137,14 +137,17 @@ class Handle:
     def flush(self) -> None:
         """Push pending changes to the OS (every returned call already did: one write each).
 
-        Raises ``ValueError`` on a closed handle and ``OSError`` if the OS refuses.
+        Raises ``ValueError`` on a closed handle and ``OSError`` if the OS refuses; on a
+        writer, ``pysos.Error`` if the writes went to a deleted file (the store's directory
+        or files were removed) or the path now leads to another directory.
         """
         self._store.flush()
 
     def sync(self) -> None:
         """fsync the newest segment and the directory: what is there survives power loss.
 
-        Raises ``OSError`` if the fsync fails (the changes may then not be durable).
+        Raises ``OSError`` if the fsync fails (the changes may then not be durable), and
+        ``pysos.Error`` as :meth:`flush` does.
         """
         with self._lock:
             self._store.sync()

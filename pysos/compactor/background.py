@@ -71,7 +71,7 @@ class BackgroundCompactor:
         self._retry = False
         self._standing_aside = False
         self._quiet_below = 0  # garbage() wakes the thread only from this many dead bytes on
-        self._clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
+        self._clean: dict[str, plan.CleanMark] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
 
@@ -231,7 +231,10 @@ class BackgroundCompactor:
                                          identity=store.identity)
                 chosen = sum(e.dead for e in estimates[start:stop])
                 if plan.fruitless(chosen, result["reclaimed_bytes"]):
-                    plan.mark_clean(self._clean, manifest.read(self.directory).segments, result.get("outputs", ()))
+                    # Its outputs' dead bytes by the index are their tombstones, and what
+                    # is overwritten, deleted or expired from now on (which counts again).
+                    kept = dict(zip(result["outputs"], result["output_tombstone_bytes"]))
+                    plan.mark_clean(self._clean, manifest.read(self.directory).segments, kept)
         finally:
             lock.release()
         self._quiet_below = 0

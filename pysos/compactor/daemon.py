@@ -60,11 +60,18 @@ class StoreWatch:
         self.decode_key = record.key_decoder(kind)
         self.dirty = True
         self.next_check = 0.0
-        self.clean: dict[str, tuple[str, ...]] = {}  # outputs of fruitless merges (plan.mark_clean)
+        self.clean: dict[str, plan.CleanMark] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._summaries: dict[str, plan.KeySummary] = {}
 
     def estimates(self) -> tuple[manifest.Manifest, list[plan.SegmentEstimate]]:
-        """The MANIFEST and each segment's size and estimated dead bytes."""
+        """The MANIFEST and each segment's size and estimated dead bytes (less, for the
+        outputs of a fruitless merge, what a merge could not drop: :func:`plan.discount`)."""
+        current, estimates = self._estimate()
+        self.clean = plan.still_clean(self.clean, current.segments)
+        return current, plan.discount(estimates, self.clean)
+
+    def _estimate(self) -> tuple[manifest.Manifest, list[plan.SegmentEstimate]]:
+        """The MANIFEST and each segment's size and estimated dead bytes, as they are."""
         for _ in range(3):
             current = manifest.read(self.directory)
             try:
@@ -77,15 +84,9 @@ class StoreWatch:
             raise FileNotFoundError(f"{self.directory}: segments keep disappearing")
         for name in set(self._summaries) - set(current.segments):
             del self._summaries[name]
-        now = clock.wall()
-        self.clean = {  # a record that expired since a fruitless merge is new garbage there
-            name: before for name, before in plan.still_clean(self.clean, current.segments).items()
-            if not self._summaries[name].expired_by(now)
-        }
         sizes = [size for size, _ in looked]
-        dead = plan.estimate_dead([summary for _, summary in looked], sizes, now)
-        estimates = [plan.SegmentEstimate(*seg) for seg in zip(current.segments, sizes, dead)]
-        return current, plan.discount(estimates, self.clean)
+        dead = plan.estimate_dead([summary for _, summary in looked], sizes, clock.wall())
+        return current, [plan.SegmentEstimate(*seg) for seg in zip(current.segments, sizes, dead)]
 
     def _summary(self, name: str, newest: bool) -> tuple[int, plan.KeySummary]:
         """Size and key summary of a segment: from the cache, its hint, or a scan of the new bytes."""
@@ -146,7 +147,11 @@ class StoreWatch:
         if plan.fruitless(chosen_dead[0], result["reclaimed_bytes"]):
             log.debug("pysos: %s: merge reclaimed %d of an estimated %d dead bytes; its outputs count as clean",
                       self.directory, result["reclaimed_bytes"], chosen_dead[0])
-            plan.mark_clean(self.clean, manifest.read(self.directory).segments, result.get("outputs", ()))
+            # What the estimate calls dead in the outputs now is what it cannot tell from
+            # live; records overwritten, deleted or expired there from now on count again.
+            current, estimates = self._estimate()
+            outputs = set(result.get("outputs", ()))
+            plan.mark_clean(self.clean, current.segments, {e.name: e.dead for e in estimates if e.name in outputs})
         return result
 
 

@@ -81,6 +81,7 @@ class _OutputWriter:
         self.throttle = throttle
         self.done: list[str] = []
         self.sizes: list[int] = []  # of each finished output, for the MANIFEST
+        self.tombstone_bytes: list[int] = []  # of each finished output (see plan.mark_clean)
         self.bytes_out = 0
         self._fd: int | None = None
 
@@ -90,6 +91,7 @@ class _OutputWriter:
         self._size = 0
         self._buffer = bytearray()
         self._hint = hints.Builder()
+        self._tombstones = 0
         self._expiring = False  # a hint cannot carry deadlines: such a segment gets none
 
     def add(self, key: Any, line: bytes, tombstone: bool, expires: float | None = None) -> None:
@@ -98,6 +100,8 @@ class _OutputWriter:
         offset = self._size + len(self._buffer)
         self._buffer += line
         self._hint.add(key, offset, len(line), tombstone)
+        if tombstone:
+            self._tombstones += len(line)
         self._expiring = self._expiring or expires is not None
         if len(self._buffer) >= _COPY_BUFFER:
             self._write_buffer()
@@ -123,6 +127,7 @@ class _OutputWriter:
             hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
         self.done.append(self.name)
         self.sizes.append(self._size)
+        self.tombstone_bytes.append(self._tombstones)
         self.bytes_out += self._size
 
     def discard(self) -> None:
@@ -215,8 +220,10 @@ def merge_run(
     finally:
         for fd in fds:
             files.close(fd)
-    return finish_run(directory, identity, run, published, began, bytes_in, writer.bytes_out,
-                      list(writer.done), len(newest_in_run), kept, expired)
+    result = finish_run(directory, identity, run, published, began, bytes_in, writer.bytes_out,
+                        list(writer.done), len(newest_in_run), kept, expired)
+    result["output_tombstone_bytes"] = list(writer.tombstone_bytes)  # of each output: what an index cannot see live
+    return result
 
 
 def finish_run(

@@ -20,9 +20,13 @@ files. The two compactors feed it differently:
 
 Both estimates can call bytes dead that a merge must keep (the writer's index does not
 see tombstones at all). A merge that reclaims less than half of what it was chosen for
-is *fruitless*; its outputs then count as clean (:func:`discount`) until a segment
-before them changes (:func:`still_clean`), so no compactor rewrites the same bytes in a
-loop, and tombstones kept alive by an older segment go once that segment is merged.
+is *fruitless*; its outputs are then marked clean (:func:`mark_clean`) with the bytes
+their estimate calls dead that no merge can drop (the thread: the tombstones the merge
+kept; the daemon: its estimate of the outputs right after the merge). Until a segment
+before them changes (:func:`still_clean`) only the dead bytes beyond those count
+(:func:`discount`): no compactor rewrites the same bytes in a loop, garbage added to a
+marked segment later (its keys rewritten, deleted or expired) is reclaimed as in any
+other, and tombstones kept alive by an older segment go once that segment is merged.
 
 The policy: compact when the dead bytes of the *sealed* segments (the only ones a merge
 can reclaim) pass both ``ratio`` of the store's disk bytes and ``min_dead_bytes``. A
@@ -35,7 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Container, Iterable, NamedTuple, Sequence
+from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..segments import index, record
 
@@ -222,33 +226,43 @@ def estimate_dead(summaries: Sequence[KeySummary], sizes: Sequence[int], now: fl
     return [max(size - alive, 0) for size, alive in zip(sizes, live)]
 
 
-def discount(segments: Sequence[SegmentEstimate], clean: Container[str]) -> list[SegmentEstimate]:
-    """The estimates with no dead bytes for the segments in ``clean``.
+class CleanMark(NamedTuple):
+    """A fruitless merge's output (see :func:`mark_clean`)."""
+
+    before: tuple[str, ...]  # the segments before it when it was marked
+    kept: int                # bytes its estimate called dead then that no merge could drop
+
+
+def discount(segments: Sequence[SegmentEstimate], clean: Mapping[str, CleanMark]) -> list[SegmentEstimate]:
+    """The estimates, less each clean segment's ``kept`` bytes.
 
     ``clean`` holds the outputs of *fruitless* merges (see :func:`fruitless`): what the
-    estimate called dead there was not reclaimable (e.g. tombstones an older segment
-    still needs, which the writer's index cannot see). Without this, a compactor could
-    rewrite the same bytes again and again.
+    estimate called dead there when they were marked was not reclaimable (e.g. tombstones
+    an older segment still needs, which the writer's index cannot see). Without this, a
+    compactor could rewrite the same bytes again and again; only the dead bytes beyond
+    those (records of the segment overwritten, deleted or expired since) count.
     """
-    return [seg._replace(dead=0) if seg.name in clean else seg for seg in segments]
+    return [seg._replace(dead=max(seg.dead - clean[seg.name].kept, 0)) if seg.name in clean else seg
+            for seg in segments]
 
 
-def mark_clean(clean: dict[str, tuple[str, ...]], names: Sequence[str], outputs: Iterable[str]) -> None:
-    """Remember ``outputs`` (of a fruitless merge) as clean, with the segments before them."""
+def mark_clean(clean: dict[str, CleanMark], names: Sequence[str], kept: Mapping[str, int]) -> None:
+    """Remember the outputs of a fruitless merge (``kept``: each one's bytes that its
+    estimate calls dead but no merge can drop) as clean, with the segments before them."""
     names = list(names)
-    for name in outputs:
+    for name, nbytes in kept.items():
         if name in names:
-            clean[name] = tuple(names[: names.index(name)])
+            clean[name] = CleanMark(tuple(names[: names.index(name)]), nbytes)
 
 
-def still_clean(clean: dict[str, tuple[str, ...]], names: Sequence[str]) -> dict[str, tuple[str, ...]]:
+def still_clean(clean: dict[str, CleanMark], names: Sequence[str]) -> dict[str, CleanMark]:
     """The marks that still hold: a segment stays clean while every segment before it is
     unchanged (once an older segment is merged, the tombstones it kept alive may go)."""
     names = list(names)
     position = {name: i for i, name in enumerate(names)}
     return {
-        name: before for name, before in clean.items()
-        if name in position and tuple(names[: position[name]]) == before
+        name: mark for name, mark in clean.items()
+        if name in position and tuple(names[: position[name]]) == mark.before
     }
 
 
@@ -258,6 +272,7 @@ def fruitless(estimated_dead: int, reclaimed: int) -> bool:
 
 
 __all__ = [
+    "CleanMark",
     "DEFAULT_MAX_MERGE_BYTES",
     "DEFAULT_MIN_DEAD_BYTES",
     "DEFAULT_RATIO",

@@ -13,7 +13,13 @@ Both are enforced without a check on any read or write path:
   then on (``due = -inf`` sends its next operation through ``enter()``, which raises);
 - the directory's (device, inode) is compared with the one opened (:func:`moved`) only
   when a handle looks at the files anyway: a writer once a second and before each
-  rotation, a reader when the MANIFEST it holds is replaced, and on ``refresh()``.
+  rotation, a reader when the MANIFEST it holds is replaced, and on ``refresh()``;
+- a writer also looks whether its newest segment was deleted (``st_nlink == 0``, which
+  ``rm -rf DIR/*`` causes without changing the directory's identity) once a second, at
+  ``flush()`` and ``sync()``, and after the ``fdatasync`` of each write with
+  ``durability="fsync"`` (one ``fstat`` beside a disk flush); with ``durability="flush"``
+  writes pay nothing for it, so one that returns within that second after an ``rm -rf``
+  went to the deleted file.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import threading
 import weakref
 
 from ..errors import Error
-from ..segments import files
+from ..segments import files, segment
 
 log = logging.getLogger("pysos")
 
@@ -54,6 +60,18 @@ class Belonging:
         why = moved(self.directory, self.identity)
         if why is not None:
             self._refuse(why)
+
+    def _check_written(self) -> None:
+        """A writer's look: refuse from now on if our path leads elsewhere, or if the newest
+        segment was deleted (see :meth:`_check_unlinked`)."""
+        self._check_identity()
+        self._check_unlinked(self._fds[self._active])
+
+    def _check_unlinked(self, fd: int) -> None:
+        """Refuse from now on if ``fd``, the newest segment, was deleted: with its directory
+        (``rm -rf DIR``) or alone (``rm -rf DIR/*``, which leaves the directory as it was)."""
+        if files.unlinked(fd):
+            self._refuse(deleted(self.directory, segment.segment_name(self._active)))
 
     def _refuse(self, why: str) -> None:
         """Make this and every later operation raise ``pysos.Error(why)``."""
@@ -113,6 +131,15 @@ def moved(directory: str, identity: tuple[int, int]) -> str | None:
     return (
         f"pysos store directory {directory!r} was moved, deleted or replaced since this handle "
         "opened it; the handle stops rather than mix two stores: open the store again"
+    )
+
+
+def deleted(directory: str, name: str) -> str:
+    """Why a writer whose newest segment has no name left refuses everything."""
+    return (
+        f"pysos store {directory!r}: its newest segment {name} was deleted (with the directory or "
+        "its files) while this handle wrote to it; what was written to it since is gone, and the "
+        "handle stops: open the store again"
     )
 
 

@@ -113,7 +113,7 @@ class Writer(Store):
         now = clock.monotonic()
         if force or now >= self.due:
             self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
-            self._check_identity()  # once a second: no write path pays for it
+            self._check_written()  # once a second: no write path pays for it
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
@@ -237,6 +237,7 @@ class Writer(Store):
                 files.write_all_at(fd, memoryview(data)[written:], end + written)
             if self._fsync_each_write:
                 files.fdatasync(fd)
+                self._check_unlinked(fd)  # durable only in a file that still has a name
         except BaseException:
             self._cut_back(fd, end)
             raise
@@ -432,9 +433,14 @@ class Writer(Store):
 
     # --- syncing, closing ----------------------------------------------------------------
 
+    def flush(self) -> None:
+        self.check_open()
+        self._check_written()  # every call reached the OS: but into a file of this store?
+
     def sync(self) -> None:
         self.check_open()
         files.fsync(self._fds[self._active])
+        self._check_written()
         files.fsync_dir(self.directory)
 
     def close(self) -> None:

@@ -14,6 +14,14 @@ may come from an archive, a shared folder or an attacker (DESIGN.md, "In the fie
 - nothing existing is ever truncated by name: a file pysos rewrites (a hint, the
   MANIFEST's temp file) is unlinked (which removes a planted link, never its target) and
   created afresh with ``O_EXCL``;
+- the two kinds of file pysos changes in place, the newest segment (appended to, a torn
+  tail cut) and the lock files (the holder's pid written, emptied on release), are opened
+  for writing only while they have one name (``st_nlink == 1``, :func:`open_rw`,
+  :func:`open_lock`): a hard link is the same file under another name, maybe outside the
+  store (a victim linked in by another user of a shared folder, or the other half of a
+  ``cp -al`` backup), and a write through it would change that file too. Reading a
+  hard-linked file changes nothing, so :func:`open_read` accepts it (a readonly handle or
+  ``check()`` on a ``cp -al`` copy works);
 - a new file takes the permission bits of the store's MANIFEST, so a store its owner made
   private stays private through rotations, compactions and repairs.
 
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shlex
 import stat
 
 from ..errors import CorruptionError
@@ -38,8 +47,9 @@ DEFAULT_MODE = 0o644  # for the files of a new store (the umask applies)
 MODE_TEMPLATE = "MANIFEST"
 
 
-def _open(path: str, flags: int, mode: int = DEFAULT_MODE) -> int:
-    """``os.open`` with :data:`_SAFE`; refuse (and close) anything but a regular file."""
+def _open(path: str, flags: int, mode: int = DEFAULT_MODE, sole: bool = False) -> int:
+    """``os.open`` with :data:`_SAFE`; refuse (and close) anything but a regular file, and
+    with ``sole`` a file with more than one name (see :func:`open_rw`)."""
     try:
         fd = os.open(path, flags | _SAFE, mode)
     except OSError as exc:
@@ -51,15 +61,29 @@ def _open(path: str, flags: int, mode: int = DEFAULT_MODE) -> int:
             raise CorruptionError(f"{path}: is not a regular file (a FIFO or device) (at byte 0)") from None
         raise
     try:
-        mode_bits = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except BaseException:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode_bits):
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        what = "a directory" if stat.S_ISDIR(mode_bits) else "a FIFO, socket or device"
+        what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
         raise CorruptionError(f"{path}: is not a regular file ({what}); pysos refuses to use it (at byte 0)")
+    if sole and st.st_nlink != 1:
+        os.close(fd)
+        raise CorruptionError(_linked(path, st.st_nlink))
     return fd
+
+
+def _linked(path: str, nlink: int) -> str:
+    store = shlex.quote(os.path.dirname(path) or ".")
+    linked = shlex.quote((os.path.dirname(path) or ".") + ".linked")
+    return (
+        f"{path}: has {nlink} hard links; pysos writes to this file in place, which would change it "
+        f"under its other names too (a copy made with 'cp -al', or a file linked in from outside the "
+        f"store), so it refuses to (at byte 0). A hard-linked copy can be read (readonly=True); to write "
+        f"to this store, give it files of its own, e.g. mv {store} {linked} && cp -a {linked} {store}"
+    )
 
 
 def _mode_for(path: str) -> int | None:
@@ -105,8 +129,9 @@ def create_fresh(path: str) -> int:
 
 
 def open_rw(path: str) -> int:
-    """Open an existing regular file for reading and writing (never creates it)."""
-    return _open(path, os.O_RDWR)
+    """Open an existing regular file for reading and writing (never creates it); refuse
+    one that has other names (hard links): writing to it would change them too."""
+    return _open(path, os.O_RDWR, sole=True)
 
 
 def open_read(path: str) -> int:
@@ -115,15 +140,16 @@ def open_read(path: str) -> int:
 
 
 def open_lock(path: str) -> int:
-    """Open (creating it if needed) a lock file for reading and writing."""
+    """Open (creating it if needed) a lock file for reading and writing; refuse one that
+    has other names (its holder writes its pid there and empties it on release)."""
     try:
-        return _open(path, os.O_RDWR)
+        return _open(path, os.O_RDWR, sole=True)
     except FileNotFoundError:
         pass
     try:
         return _create(path, os.O_RDWR | os.O_CREAT | os.O_EXCL)
     except FileExistsError:  # another process created it meanwhile
-        return _open(path, os.O_RDWR)
+        return _open(path, os.O_RDWR, sole=True)
 
 
 def read_file(path: str, limit: int | None = None) -> bytes:
@@ -216,6 +242,12 @@ def truncate(fd: int, length: int) -> None:
 
 def size(fd: int) -> int:
     return os.fstat(fd).st_size
+
+
+def unlinked(fd: int) -> bool:
+    """True if the open file ``fd`` has no name left (deleted, maybe with its directory):
+    what is written to it is gone once the last descriptor closes."""
+    return os.fstat(fd).st_nlink == 0
 
 
 def end(fd: int) -> int:

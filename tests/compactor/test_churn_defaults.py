@@ -282,3 +282,70 @@ def test_thread_stands_aside_while_a_daemon_watches(store_path):
     with pysos.Dict(store_path, autocompact=False) as d:
         d.compact()
     assert unexpected_files(store_path) == []
+
+
+# --- the outputs of a fruitless merge --------------------------------------------------------
+
+
+def test_thread_reclaims_garbage_added_to_a_fruitless_merges_output(store_path):
+    """A segment the thread marked clean after a fruitless merge (it had to keep the
+    tombstones an older segment needs) gets its records overwritten: that new garbage is
+    reclaimed though no older segment changes, and disk comes within 2 x live + 2 x the
+    floor (the default bound, 2 x live + 8 MiB, scaled to this store's 57 KiB floor)."""
+    size = 256 * 1024
+    floor = 57 * 1024
+    with pysos.Dict(store_path, segment_size=size) as d:
+        store, thread = d._store, d._store.compactor
+        thread.ratio, thread.max_merge_bytes = 0.0, 64 * 1024  # one segment per merge here
+        thread.min_dead_bytes = 1 << 40  # nothing while building
+        for i in range(600):  # ~24 KB in the oldest segment, all dead once deleted
+            d[f"victim{i:05d}"] = 0
+        store.seal()
+        with d.batch():  # ~24 KB of tombstones the oldest segment keeps alive, ~16 KB shadowed, ~180 KB live
+            for i in range(600):
+                del d[f"victim{i:05d}"]
+            for i in range(180):
+                d[f"hot{i}"] = "y" * 60
+                d[f"hot{i}"] = "x" * 1000
+        store.seal()
+        oldest, marked = manifest.read(str(store_path)).segments[:2]
+        thread.min_dead_bytes = floor  # above the tombstones and the oldest segment's dead bytes, below them and the shadowed
+        thread.poke()
+        wait_for(lambda: thread.compactions == 1, what="the fruitless merge")
+        time.sleep(0.2)
+        assert manifest.read(str(store_path)).segments[0] == oldest and len(thread._clean) == 1, thread._clean
+        model = {}
+        written = 0
+        while True:
+            for i in range(180):  # every record of the marked segment is overwritten (small values)
+                d[f"hot{i}"] = model[f"hot{i}"] = written
+                written += 30
+            time.sleep(0.002)
+            stats = d.stats()
+            if stats["disk_bytes"] <= 2 * stats["live_bytes"] + 2 * floor:
+                break
+            assert written < 4 * MiB, (stats, thread._clean)
+        assert manifest.read(str(store_path)).segments[0] == oldest  # no older segment changed meanwhile
+        assert dict(d.items()) == model
+    assert contents(store_path) == model
+
+
+def test_daemon_counts_garbage_added_to_a_fruitless_merges_output(store_path, monkeypatch):
+    """The daemon marks a fruitless merge's outputs with what its estimate calls dead in them
+    right after the merge; records of theirs overwritten later count as dead again."""
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    monkeypatch.setattr(plan, "fruitless", lambda estimated, reclaimed: True)  # as if it were
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d.update({f"k{i}": "x" * 100 for i in range(50)})
+        d.update({f"k{i}": "y" * 100 for i in range(50)})  # shadowed in the segment: dead
+        d._store.seal()
+        watch = StoreWatch(str(store_path), "dict")
+        result = watch.compact_if_due(plan.Policy(ratio=0.0, min_dead_bytes=1), 10**6, lambda n: None)
+        assert result is not None and result["reclaimed_bytes"] > 5000
+        (output,) = result["outputs"]
+        assert set(watch.clean) == {output} and watch.clean[output].kept == 0
+        d.update({f"k{i}": 0 for i in range(25)})
+        _, estimates = watch.estimates()
+        assert estimates[0].name == output and estimates[0].dead > 25 * 100

@@ -193,18 +193,28 @@ def test_dead_from_locations_is_exact():
 
 
 def test_fruitless_merge_outputs_count_clean_until_an_older_segment_changes():
-    """Outputs of a merge that reclaimed under half its estimate get no dead bytes in the
-    next plans, until a segment before them is replaced."""
+    """Outputs of a merge that reclaimed under half its estimate get none of the dead bytes
+    they were marked with in the next plans, until a segment before them is replaced."""
     assert plan.fruitless(estimated_dead=100, reclaimed=10)
     assert not plan.fruitless(estimated_dead=100, reclaimed=60)
     clean = {}
-    plan.mark_clean(clean, ["a", "b", "out", "w"], ["out"])
+    plan.mark_clean(clean, ["a", "b", "out", "w"], {"out": 8})
     estimates = segs((10, 5), (10, 5), (10, 8), (1, 0))
     estimates[2] = E("out", 10, 8)
     assert [e.dead for e in plan.discount(estimates, clean)] == [5, 5, 0, 0]
     assert plan.still_clean(clean, ["a", "b", "out", "w2"]) == clean      # newer segments do not matter
     assert plan.still_clean(clean, ["merged", "out", "w2"]) == {}          # an older one changed
     assert plan.still_clean(clean, ["a", "b", "w2"]) == {}                  # it was merged itself
+
+
+def test_garbage_added_to_a_clean_segment_counts():
+    """Records of a clean segment overwritten, deleted or expired after it was marked are
+    dead bytes beyond those it was marked with: they count, the marked ones still do not."""
+    clean = {}
+    plan.mark_clean(clean, ["a", "out", "w"], {"out": 8})
+    later = [E("a", 10, 5), E("out", 100, 8 + 60), E("w", 1, 0)]
+    assert [e.dead for e in plan.discount(later, clean)] == [5, 60, 0]
+    assert plan.plan(plan.discount(later, clean), plan.Policy(ratio=0.5, min_dead_bytes=50, max_merge_bytes=100)) == (1, 2)
 
 
 # --- throttle ----------------------------------------------------------------------------------

@@ -258,3 +258,105 @@ def test_files_layer_refuses_links_and_fifos(tmp_path):
         for opener in (files.open_read, files.open_rw, files.read_file, files.open_lock):
             with pytest.raises(pysos.CorruptionError):
                 opener(str(tmp_path / name))
+
+
+# --- hard links ----------------------------------------------------------------------------------
+
+
+def test_hard_linked_newest_segment_is_never_written_and_readers_read_it(store_path, outside):
+    """A newest segment that is a hard link to a file outside the store (which has a 'torn
+    tail'): a writer refuses it with CorruptionError naming the links, and never cuts or
+    appends to the file; a readonly handle reads it (reading changes nothing); repair
+    salvages into new files and leaves it as it was."""
+    current = _store(store_path)
+    newest = current.segments[-1]
+    victim = outside / "victim"
+    victim.write_bytes((store_path / newest).read_bytes() + b'{"c":"0000')  # looks like a torn tail
+    before = victim.read_bytes()
+    os.unlink(store_path / newest)
+    os.link(victim, store_path / newest)
+    with pytest.raises(pysos.CorruptionError, match="2 hard links"):
+        pysos.Dict(store_path)
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert len(r) == 10
+    pysos.repair(store_path)  # salvages into new files; the link is set aside, not written
+    assert victim.read_bytes() == before
+    with pysos.Dict(store_path) as d:
+        assert len(d) == 10
+        d["after"] = 1
+    assert victim.read_bytes() == before
+
+
+@pytest.mark.parametrize("lock", ["writer", "compact", "manifest"])
+def test_hard_linked_lock_file_is_refused_and_its_target_kept(store_path, outside, lock):
+    """A lock file that is a hard link to a file outside the store: the writer, repair,
+    a compaction and the daemon's --once (of the locks each takes) refuse it; the file is never truncated or written (a lock's
+    holder writes its pid there and empties it on release)."""
+    _store(store_path)
+    victim = outside / "victim"
+    victim.write_bytes(PRECIOUS)
+    path = store_path / f"{lock}.lock"
+    if path.exists():
+        os.unlink(path)
+    os.link(victim, path)
+    attempts = [lambda: pysos.Dict(store_path).close(), lambda: pysos.repair(store_path)]
+    if lock != "writer":
+        attempts.append(lambda: merge.compact_all(str(store_path), segment_size=4096))
+    for attempt in attempts:
+        with pytest.raises(pysos.CorruptionError, match="hard links"):
+            attempt()
+    assert (daemon_main(["--once", str(store_path)]) != 0) == (lock != "writer")  # it takes no writer lock
+    assert victim.read_bytes() == PRECIOUS
+
+
+def test_hard_link_planted_at_the_next_segment_name_is_skipped(store_path, outside):
+    """A hard link to an outside file planted at the name the next rotation would take:
+    the writer skips the name (O_EXCL) and never writes to the file."""
+    current = _store(store_path)
+    victim = outside / "victim"
+    victim.write_bytes(PRECIOUS)
+    os.link(victim, store_path / segment.segment_name(current.next_number))
+    with pysos.Dict(store_path, segment_size=300, autocompact=False) as d:
+        for i in range(20):
+            d[f"n{i}"] = "w" * 40  # rotates
+    assert victim.read_bytes() == PRECIOUS
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert r["n19"] == "w" * 40
+
+
+def test_cp_al_backup_reads_and_the_writer_says_how_to_write(store_path, tmp_path):
+    """A store backed up with 'cp -al' (every file hard-linked): the backup opens readonly
+    and checks clean; a writer of either copy is refused with a message naming 'cp -al' and
+    a fix; after that fix (mv + cp -a) the store is writable and the backup unchanged."""
+    import shlex
+    import subprocess
+
+    _store(store_path)
+    backup = tmp_path / "backup"
+    subprocess.run(["cp", "-al", str(store_path), str(backup)], check=True)
+    with pysos.Dict(backup, readonly=True) as r:
+        assert len(r) == 10
+    assert pysos.check(backup) == []
+    with pytest.raises(pysos.CorruptionError, match="cp -al") as refused:
+        pysos.Dict(store_path)
+    fix = str(refused.value).split("e.g. ", 1)[1].rstrip(".")
+    assert fix.startswith("mv ") and "cp -a " in fix
+    subprocess.run(fix, shell=True, check=True)
+    frozen = {name: (backup / name).read_bytes() for name in os.listdir(backup)}
+    with pysos.Dict(store_path, segment_size=300, autocompact=False) as d:
+        d["new"] = "after the fix"
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert r["new"] == "after the fix"
+    assert {name: (backup / name).read_bytes() for name in os.listdir(backup)} == frozen
+    assert shlex.split(fix)  # a command a shell can run
+
+
+def test_files_layer_refuses_hard_links_for_writing_only(tmp_path):
+    """files.open_rw and open_lock refuse a file with two names; open_read and read_file read it."""
+    (tmp_path / "real").write_bytes(b"x")
+    os.link(tmp_path / "real", tmp_path / "other")
+    for opener in (files.open_rw, files.open_lock):
+        with pytest.raises(pysos.CorruptionError, match="2 hard links"):
+            opener(str(tmp_path / "real"))
+    files.close(files.open_read(str(tmp_path / "real")))
+    assert files.read_file(str(tmp_path / "real")) == b"x"

@@ -26,6 +26,9 @@ SWAPPER = textwrap.dedent("""
         os.rename(path, path + ".old")
     elif how.startswith("delete"):
         shutil.rmtree(path)
+    elif how == "empty":  # rm -rf path/*: the directory stays, its files go
+        for name in os.listdir(path):
+            os.unlink(os.path.join(path, name))
     if how in ("replace", "delete"):
         with pysos.Dict(path, autocompact=False) as d:
             d.update({f"k{i}": "new" for i in range(5)})
@@ -110,6 +113,58 @@ def test_writer_whose_directory_was_deleted_stops_reporting_success(store_path, 
         assert refusal is not None and MOVED in str(refusal)
     finally:
         d.close()
+
+
+def test_writer_whose_files_were_deleted_stops_at_its_next_look(store_path, quick_checks):
+    """rm -rf DIR/* (the directory stays, so its identity does not change): the writer's
+    regular look finds its newest segment unlinked and stops with a clear error."""
+    d = pysos.Dict(store_path, autocompact=False)
+    try:
+        d["a"] = 1
+        _swap(store_path, "empty")
+        refusal = _write_until_refused(d, "late")
+        assert refusal is not None and "deleted" in str(refusal)
+    finally:
+        d.close()
+    assert os.listdir(store_path) == []  # closing wrote nothing there
+
+
+@pytest.mark.parametrize("how", ["delete-only", "empty"])
+def test_fsync_writer_refuses_the_first_write_after_its_files_are_deleted(store_path, how):
+    """durability='fsync': the first write after the store's files are deleted (between two of
+    the writer's looks) raises pysos.Error instead of reporting a durable write, and so does
+    every later call."""
+    d = pysos.Dict(store_path, durability="fsync", autocompact=False)
+    try:
+        d["a"] = 1
+        d._store.due = time.monotonic() + 60  # no regular look before the writes below
+        _swap(store_path, how)
+        with pytest.raises(pysos.Error, match="deleted"):
+            d["b"] = 2
+        with pytest.raises(pysos.Error, match="deleted"):
+            d["c"] = 3
+    finally:
+        d.close()
+
+
+@pytest.mark.parametrize("how", ["delete-only", "empty"])
+def test_flush_and_sync_report_deleted_files(store_path, how):
+    """durability='flush' (the default): a write between the deletion and the writer's next
+    look still returns (the documented window), but flush() and sync() raise pysos.Error."""
+    for call in ("flush", "sync"):
+        path = store_path / call
+        d = pysos.Dict(path, autocompact=False)
+        try:
+            d["a"] = 1
+            d._store.due = time.monotonic() + 60
+            _swap(path, how)
+            d["late"] = 2  # reaches the unlinked file: the window README states
+            with pytest.raises(pysos.Error, match="deleted"):
+                getattr(d, call)()
+            with pytest.raises(pysos.Error, match="deleted"):
+                d["again"] = 3
+        finally:
+            d.close()
 
 
 @pytest.mark.parametrize("how", ["replace", "delete"])
