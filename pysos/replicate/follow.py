@@ -40,20 +40,44 @@ state.json`` records the URL, and the follower refuses a DIR with a store it did
 or one that has what the replica lacks (a newer generation, a longer newest segment: a
 writer changed it since, e.g. after a promotion), which following would overwrite.
 Network and server errors are logged (one line each) and retried with backoff while DIR
-keeps serving its last good state. A replica that lost bytes our newest segment has
-(taken over by an older copy of the store) cannot be followed in place: exit 1.
+keeps serving its last good state.
+
+Hostile surroundings (DESIGN.md, "In the field"):
+
+- **Diverged copy.** A replica that lacks what a file readers read has (taken over by an
+  older copy of the store: the old primary's last commits are in our copy) cannot be
+  followed in place, as replacing those files under readers would show them a mix:
+  :class:`Diverged`, exit 1, naming ``--resync``. With ``--resync`` the follower first
+  publishes DIR's own state under fresh segment numbers (hard links), deletes the old
+  names, then applies the replica's commit as onto an empty copy: readers see the old
+  state, then the new one (a reader whose MANIFEST names a segment that is another file
+  now reads the store afresh, :meth:`pysos.engine.reader.Reader._replaced`).
+- **Planted files.** Every file is opened through :mod:`pysos.segments.files`: a link, a
+  FIFO or a device under a name the follower reads or writes is never followed nor blocked
+  on; the follower stops with one line (:class:`FatalError`). A temp name (``.part``,
+  ``MANIFEST.PID.tmp``) is unlinked and created afresh, as everywhere in pysos.
+- **DIR replaced.** DIR's (device, inode) is noted at start and compared before and after
+  every request and before every MANIFEST swap (:meth:`Follower.check`): a DIR renamed
+  away, deleted or replaced stops the follower, which writes nothing into the new one.
+- **Ctrl-C.** SIGINT/SIGTERM sets ``stop``, checked at the same points: a long first copy
+  stops at the next file or ranged GET (exit 130 or 143), leaving ``.part`` files (removed
+  by the next run) and no MANIFEST; between polls or during a later step it exits 0 with
+  DIR at its last commit.
 
 Exit status: 0 stopped by SIGINT/SIGTERM; 1 cannot follow any more (see above); 2 could
 not start (bad URL, missing bucket, bad credentials, no replica there, DIR not ours or
-already followed). Each is one line on stderr, never a traceback.
+already followed); 130 (SIGINT) or 143 (SIGTERM) interrupted while catching up at start.
+Each is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import zlib
@@ -66,7 +90,7 @@ from ..segments import files, locks, manifest, recovery, segment
 from ..segments.manifest import Manifest
 from . import remote
 from .client import NotFound, RemoteError, S3, parse_url
-from .restore import MARKER, _TEMP, _restore_file
+from .restore import MARKER, _TEMP, _parts_match, _restore_file
 
 log = logging.getLogger("pysos.replicate")
 
@@ -78,16 +102,63 @@ class FollowError(Error):
     """The follower cannot start or cannot go on (message: one line, the cause)."""
 
 
+class FatalError(FollowError):
+    """DIR cannot follow the remote any more (exit 1)."""
+
+
+class Diverged(FatalError):
+    """DIR's copy has what the replica lacks: ``--resync`` replaces it, else exit 1."""
+
+
+class Interrupted(Exception):
+    """SIGINT/SIGTERM (``stop``) arrived during a step, which was abandoned between two
+    files or two requests: DIR is as a kill there would leave it (a restart resumes)."""
+
+
+def _resync_hint(directory: str) -> str:
+    return (f"follow it into a new directory, or run 'pysos follow URL {directory} --resync' to "
+            "discard this copy and copy the replica afresh")
+
+
+def _unsafe(exc: files.NotRegularFile) -> FatalError:
+    return FatalError(f"{exc.path} is {exc.what}, which the follower did not make: it never reads or "
+                      "writes through one; stopping (remove it, then run 'pysos follow' again)")
+
+
 def state_dir(directory: str) -> str:
     return os.path.abspath(directory).rstrip(os.sep) + ".follow"
 
 
-class Follower:
-    """Keeps one directory a copy of one replica (see the module docstring)."""
+class _Guarded:
+    """The client as a :class:`Follower` uses it: before and after every request, the
+    follower checks that it may go on (:meth:`Follower.check`)."""
 
-    def __init__(self, directory: str | os.PathLike, client: Any) -> None:  # an S3, or one with its methods
+    def __init__(self, follower: "Follower", client: Any) -> None:
+        self.follower, self.client = follower, client
+        self.location, self.counters = client.location, client.counters
+
+    def get(self, name: str, **options: Any) -> Any:
+        self.follower.check()
+        found = self.client.get(name, **options)
+        self.follower.check()
+        return found
+
+
+class Follower:
+    """Keeps one directory a copy of one replica (see the module docstring).
+
+    ``stop``: once set, the step under way is abandoned at its next file or request
+    (:class:`Interrupted`). ``resync``: a copy that has diverged from the replica is
+    replaced by the replica's (:meth:`_set_aside`) instead of stopping the follower.
+    """
+
+    def __init__(self, directory: str | os.PathLike, client: Any, *,  # an S3, or one with its methods
+                 stop: threading.Event | None = None, resync: bool = False) -> None:
         self.directory = os.path.abspath(os.fspath(directory))
-        self.client = client
+        self.client = _Guarded(self, client)
+        self.stop = stop or threading.Event()
+        self.resync = resync
+        self.identity: tuple[int, int] | None = None  # DIR's (device, inode) once made
         self.url = str(client.location)
         self.etag: str | None = None
         self.body: dict | None = None  # the remote commit DIR holds now
@@ -100,6 +171,23 @@ class Follower:
 
     # --- start and stop ---------------------------------------------------------------
 
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if asked to stop, :class:`FatalError` if DIR's path no
+        longer leads to the directory this follower made or found (renamed away, deleted,
+        replaced): it then writes nothing into whatever has the name now. Called before and
+        after every request and before a MANIFEST swap: one ``stat``."""
+        if self.stop.is_set():
+            raise Interrupted()
+        if self.identity is None:
+            return
+        try:
+            if files.identity(self.directory) == self.identity:
+                return
+        except OSError:
+            pass
+        raise FatalError(f"{self.directory} was moved, deleted or replaced while being followed: stopping, "
+                         "writing nothing into what has that name now (run 'pysos follow' again to follow into it)")
+
     def start(self) -> None:
         """Read the remote (a bad URL, bucket or credentials: RemoteError before DIR is
         touched), claim DIR (refusing one this follower did not make), lock it, bring it up
@@ -108,6 +196,14 @@ class Follower:
         if found is None:
             raise FollowError(f"{self.url} holds no pysos replica (no MANIFEST there)")
         files.makedirs(self.directory)
+        self.identity = files.identity(self.directory)
+        try:
+            self._start(found)
+        except files.NotRegularFile as exc:
+            self.close()
+            raise _unsafe(exc) from None
+
+    def _start(self, found: tuple[bytes, str]) -> None:
         fresh = self._check_ours()
         writer = locks.FileLock(self.directory, locks.WRITER)
         try:
@@ -127,6 +223,7 @@ class Follower:
                 files.unlink(os.path.join(self.directory, name))
         if fresh:
             files.makedirs(state_dir(self.directory))
+            self._check_state_dir()
             files.atomic_write(os.path.join(state_dir(self.directory), "state.json"),
                                orjson.dumps({"url": self.url}) + b"\n")
             files.atomic_write(os.path.join(self.directory, MARKER), orjson.dumps({"url": self.url}) + b"\n")
@@ -147,11 +244,14 @@ class Follower:
             sizes[body["tail"]["name"]] = body["tail"]["size"]
         newest = local.segments[-1]
         if local.generation > body["store"]["generation"] or self._size(newest) > sizes.get(newest, -1) >= 0:
+            if self.resync:
+                self._set_aside(local, body)
+                return
             self.close()
             raise FollowError(
                 f"{self.directory} has changes the replica at {self.url} does not (was it opened for "
-                "writing, or did the replica go back to an older copy?): not following it; follow "
-                "into a new directory"
+                f"writing, or did the replica go back to an older copy?): not following it; "
+                + _resync_hint(self.directory)
             )
 
     def close(self) -> None:
@@ -164,8 +264,11 @@ class Follower:
         names = [n for n in files.listdir(self.directory) if n not in recovery._LOCK_FILES]
         if not names:
             return True
+        self._check_state_dir()
         try:
             state = orjson.loads(files.read_file(os.path.join(state_dir(self.directory), "state.json")))
+        except files.NotRegularFile:
+            raise
         except (OSError, ValueError):
             state = {}
         ours = isinstance(state, dict) and state.get("url") == self.url
@@ -177,6 +280,18 @@ class Follower:
                               "follow into a new or empty directory")
         return False
 
+    def _check_state_dir(self) -> None:
+        """``DIR.follow`` is a directory itself, not a link to one (written into, it would
+        put the follower's state wherever the link leads)."""
+        path = state_dir(self.directory)
+        try:
+            mode = files.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        if not stat.S_ISDIR(mode):
+            what = "a symbolic link" if stat.S_ISLNK(mode) else "not a directory"
+            raise files.NotRegularFile(path, what, f"{path}: is {what}")
+
     # --- one poll -----------------------------------------------------------------------
 
     def poll(self) -> bool:
@@ -187,7 +302,10 @@ class Follower:
         if found is None:
             self.not_modified += 1
             return False
-        self._step(found)
+        try:
+            self._step(found)
+        except files.NotRegularFile as exc:
+            raise _unsafe(exc) from None
         return True
 
     def _read(self, etag: str | None = None) -> tuple[bytes, str] | None:
@@ -207,6 +325,11 @@ class Follower:
             try:
                 self._apply(body)
                 break
+            except Diverged:
+                if not self.resync:
+                    raise
+                self._set_aside(manifest.read(self.directory), body)
+                found = (data, etag)  # and apply the same commit again, onto nothing of ours
             except NotFound:  # retention deleted an object of this commit: a newer one is there
                 again = self._read()
                 if again is None:
@@ -243,14 +366,12 @@ class Follower:
             if name == newest or (name not in named and self._size(name)):
                 self._grow(name, size, parts, kind, visible=name == newest)
             elif self.trusted.get(name) != size:  # a file we have not checked, or a new one
-                _restore_file(self.client, self.directory, kind, name, size, parts, "segment")
-                self.trusted[name] = size
+                self._fetch(name, size, parts, kind, "segment", visible=name in named)
         for entry in body["segments"]:
             hint = entry.get("hint")
             name = segment.hint_name(entry["name"])
             if hint and self.trusted.get(name) != hint[1]:
-                _restore_file(self.client, self.directory, kind, name, hint[1], [hint], entry["name"])
-                self.trusted[name] = hint[1]
+                self._fetch(name, hint[1], [hint], kind, entry["name"], visible=entry["name"] in named)
         store = body["store"]
         version = local.version if local is not None else manifest.VERSION_ONE
         new = Manifest(kind, store["generation"], tuple(name for name, _, _ in wanted),
@@ -258,14 +379,61 @@ class Follower:
                        tuple(store["compactions"]), store.get("version", version), store.get("codec", "json"))
         if new == local:
             return
-        files.fsync_dir(self.directory)  # the files it names, before the MANIFEST that names them
-        with locks.FileLock(self.directory, locks.MANIFEST):
-            manifest.write(self.directory, new)
+        self._publish(new)
         if local is None:
             files.unlink(os.path.join(self.directory, MARKER))  # DIR opens as a store from now on
         # As the compactor: only after the swap, delete what the MANIFEST no longer names.
         for name in recovery._remove_unnamed(self.directory, new):
             self.trusted.pop(name, None)
+
+    def _fetch(self, name: str, size: int, parts: list, kind: str, check: str, *, visible: bool) -> None:
+        """Make ``name`` the remote's file: fetched whole, checked, renamed into place. A
+        file readers may read already (``visible``: the local MANIFEST names it, or its
+        segment) is only checked: the replica names the same file, or our copy has diverged
+        (:class:`Diverged`); replacing it under readers would show them a mix."""
+        self.check()
+        if visible:
+            try:
+                same = _parts_match(os.path.join(self.directory, name), size, parts)
+            except FileNotFoundError:
+                same = None  # a hint we did not have: readers read none meanwhile
+            if same is False:
+                raise Diverged(f"{self.directory}/{name} differs from the replica's file of that name (the "
+                               "replica was taken over by another copy of the store); " + _resync_hint(self.directory))
+            if same:
+                self.trusted[name] = size
+                return
+        _restore_file(self.client, self.directory, kind, name, size, parts, check)
+        self.trusted[name] = size
+
+    def _publish(self, new: Manifest) -> None:
+        """The compactor's MANIFEST swap, in DIR only if DIR is still the directory we follow."""
+        files.fsync_dir(self.directory)  # the files it names, before the MANIFEST that names them
+        self.check()
+        with locks.FileLock(self.directory, locks.MANIFEST):
+            manifest.write(self.directory, new)
+
+    def _set_aside(self, local: Manifest, body: dict) -> None:
+        """``--resync``: DIR's copy has diverged from the replica. Publish the same state
+        under fresh segment names (hard links: the very same files), numbered above every
+        name DIR or the replica uses, and delete the old names; the replica's commit is
+        then applied as onto an empty copy, fetched whole under its own names (which no
+        MANIFEST readers may read names meanwhile) and published with the next swap.
+        Readers see the old state (under either set of names), then the new one."""
+        log.warning("pysos follow: %s has what the replica at %s lacks; --resync: replacing it with a "
+                    "fresh copy of the replica", self.directory, self.url)
+        numbers = [segment.segment_number(n) for n in files.listdir(self.directory)]
+        numbers += [segment.segment_number(e["name"]) for e in body["segments"]]
+        numbers += [segment.segment_number(body["tail"]["name"]) if body["tail"] else None]
+        first = max([local.next_number, body["store"]["next_segment"], *(n + 1 for n in numbers if n is not None)])
+        names = tuple(segment.segment_name(first + i) for i in range(len(local.segments)))
+        for old, fresh in zip(local.segments, names):
+            self.check()
+            files.link(os.path.join(self.directory, old), os.path.join(self.directory, fresh))
+        aside = dataclasses.replace(local, segments=names, next_number=first + len(names))
+        self._publish(aside)
+        recovery._remove_unnamed(self.directory, aside)
+        self.trusted.clear()
 
     def _size(self, name: str) -> int:
         try:
@@ -287,6 +455,8 @@ class Follower:
             if have > size:
                 return self._diverged(name, size, parts, kind, visible,
                                       f"{have} bytes here, {size} in the remote")
+            if have > trusted:
+                self.check()  # between files: a restart checks a long local file in place
             new, offset = [], 0
             for part in parts:
                 start, end = offset, offset + part[1]
@@ -352,9 +522,9 @@ class Follower:
         """Our copy of ``name`` is not a prefix of the remote's: fetch it whole, unless
         readers follow it as the newest segment (then it cannot be replaced under them)."""
         if visible:
-            raise FatalError(
+            raise Diverged(
                 f"{self.directory}/{name} has bytes the replica does not ({why}): the replica was "
-                f"taken over by an older copy of the store; follow it into a new directory"
+                f"taken over by an older copy of the store; " + _resync_hint(self.directory)
             )
         log.warning("pysos follow: %s: %s; fetching it again", name, why)
         self.trusted.pop(name, None)
@@ -366,10 +536,6 @@ class Follower:
                 "not_modified": self.not_modified, "steps": self.steps, **self.client.counters.snapshot()}
 
 
-class FatalError(FollowError):
-    """DIR cannot follow the remote any more (exit 1)."""
-
-
 # --- the command ----------------------------------------------------------------------
 
 DESCRIPTION = """\
@@ -378,7 +544,12 @@ Keep DIR (created if missing) an up-to-date local copy of the replica at URL
 conditional GET, until SIGINT/SIGTERM. Any process opens DIR with readonly=True and
 follows it as it follows a local writer; DIR refuses a writable open while followed.
 Credentials, endpoint and region come from the standard AWS environment/config.
-Exit status: 0 stopped; 1 cannot follow any more; 2 could not start."""
+A DIR whose copy has diverged from the replica (it holds the old primary's last
+commits after a takeover) stops the follower; --resync replaces such a copy with
+the replica's, in place (readers see the old copy, then the new one).
+Exit status: 0 stopped; 1 cannot follow any more (a diverged copy without
+--resync, a link or FIFO planted in DIR, DIR moved or deleted); 2 could not start;
+130 interrupted (SIGINT; 143 SIGTERM) before DIR caught up at start: run it again."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -387,30 +558,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX")
     parser.add_argument("dir", metavar="DIR", help="the local copy (a new or empty directory the first time)")
     parser.add_argument("--interval", type=_seconds, default=1.0, help="seconds between polls (default 1)")
+    parser.add_argument("--resync", action="store_true",
+                        help="if DIR's copy has diverged from the replica (it holds commits the replica "
+                             "no longer has, e.g. the old primary's last ones after a takeover), discard "
+                             "it and copy the replica afresh, in place (readers of DIR see the old state, "
+                             "then the new one); without it such a DIR stops the follower")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
 
 def run_args(args) -> int:
-    return run(args.url, args.dir, interval=args.interval, verbose=args.verbose)
+    return run(args.url, args.dir, interval=args.interval, verbose=args.verbose, resync=args.resync)
 
 
 def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, client=None,
-        stop: threading.Event | None = None) -> int:
+        stop: threading.Event | None = None, resync: bool = False) -> int:
     """Follow ``url`` into ``directory`` until ``stop`` is set or SIGINT/SIGTERM; return the
     exit status (see the module docstring)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = stop or threading.Event()
-    previous = {}
+    previous: dict[int, Any] = {}
+    received: list[int] = [int(signal.SIGINT)]  # the signal that set ``stop`` last
+
+    def stopping(number: int, _frame: Any) -> None:
+        received.append(number)
+        stop.set()
+
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
-            previous[number] = signal.signal(number, lambda *_: stop.set())
+            previous[number] = signal.signal(number, stopping)
     follower = None
     try:
         try:
-            follower = Follower(directory, client or S3(parse_url(url)))
+            follower = Follower(directory, client or S3(parse_url(url)), stop=stop, resync=resync)
             follower.start()
+        except Interrupted:
+            return _fail(f"interrupted before {os.path.abspath(directory)} caught up with {url}; readers of it "
+                         "see its last whole copy, if it has one; run the same command again to resume",
+                         128 + received[-1])
         except FatalError as exc:
             return _fail(str(exc), EXIT_FAILED)
         except (Error, ValueError, OSError) as exc:
@@ -420,8 +606,8 @@ def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, cl
     finally:
         if follower is not None:
             follower.close()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _loop(follower: Follower, interval: float, stop: threading.Event) -> int:
@@ -431,6 +617,8 @@ def _loop(follower: Follower, interval: float, stop: threading.Event) -> int:
         try:
             follower.poll()
             failures = 0
+        except Interrupted:  # the step is abandoned: DIR keeps its last commit
+            break
         except FatalError as exc:
             return _fail(str(exc), EXIT_FAILED)
         except (Error, OSError) as exc:  # the network, the server, a full disk: try again later
