@@ -417,9 +417,9 @@ class Follower:
         """``--resync``: DIR's copy has diverged from the replica. Publish the same state
         under fresh segment names (hard links: the very same files), numbered above every
         name DIR or the replica uses, and delete the old names; the replica's commit is
-        then applied as onto an empty copy, fetched whole under its own names (which no
-        MANIFEST readers may read names meanwhile) and published with the next swap.
-        Readers see the old state (under either set of names), then the new one."""
+        then applied as onto an empty copy: its files are fetched whole under their own
+        names, which the published MANIFEST no longer names, and published with the next
+        swap. Readers see the old state (under either set of names), then the new one."""
         log.warning("pysos follow: %s has what the replica at %s lacks; --resync: replacing it with a "
                     "fresh copy of the replica", self.directory, self.url)
         numbers = [segment.segment_number(n) for n in files.listdir(self.directory)]
@@ -520,7 +520,7 @@ class Follower:
 
     def _diverged(self, name: str, size: int, parts: list, kind: str, visible: bool, why: str) -> None:
         """Our copy of ``name`` is not a prefix of the remote's: fetch it whole, unless
-        readers follow it as the newest segment (then it cannot be replaced under them)."""
+        readers may read it (``visible``: then it cannot be replaced under them)."""
         if visible:
             raise Diverged(
                 f"{self.directory}/{name} has bytes the replica does not ({why}): the replica was "
