@@ -254,8 +254,7 @@ class Follower:
             except Diverged:
                 if not self.resync:
                     raise
-                self._set_aside(manifest.read(self.directory), body)
-                found = (data, etag)  # and apply the same commit again, onto nothing of ours
+                self._set_aside(manifest.read(self.directory), body)  # then apply it again
             except NotFound:  # retention deleted an object of this commit: a newer one is there
                 again = self._read()
                 if again is None:
