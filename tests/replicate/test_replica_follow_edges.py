@@ -26,7 +26,7 @@ def primary_and_follower(bucket, tmp_path, records=20, **options):
     primary = pysos.Dict(tmp_path / "src", segment_size=1024, autocompact=False)
     for i in range(records):
         primary[f"k{i}"] = "x" * 40
-    rep = replicator(tmp_path / "src", bucket)
+    rep = replicator(tmp_path / "src", bucket, client=bucket.client())
     return primary, rep, Follower(tmp_path / "dst", bucket.client(), **options)
 
 
@@ -198,7 +198,7 @@ def test_ctrl_c_during_a_long_first_copy_stops_promptly_with_130_and_a_restart_r
     primary = pysos.Dict(tmp_path / "src", segment_size=1024, autocompact=False)
     for i in range(200):
         primary[f"k{i}"] = "x" * 40
-    rep = replicator(tmp_path / "src", bucket)
+    rep = replicator(tmp_path / "src", bucket, client=bucket.client())
     objects = len(rep.body["segments"]) + 1
     assert objects >= 15
     proc = subprocess.Popen([sys.executable, os.path.join(HERE, "slow_follow.py"), "0.05", "follow",
@@ -238,7 +238,7 @@ def test_stop_between_ranged_gets_of_one_file_abandons_the_step(bucket, tmp_path
     primary = pysos.Dict(tmp_path / "src", segment_size=4096, autocompact=False)
     for i in range(60):
         primary[f"k{i}"] = "x" * 40
-    rep = replicator(tmp_path / "src", bucket)
+    rep = replicator(tmp_path / "src", bucket, client=bucket.client())
     big = [p for e in rep.body["segments"] for p in e["parts"] if p[1] > 3 * 256 and not p[0].startswith("log/")]
     assert big, "a sealed segment in one data object of several ranges"
     stopping = threading.Event()
@@ -272,7 +272,7 @@ def diverged(bucket, tmp_path, **options):
     a = pysos.Dict(tmp_path / "a", segment_size=1024, autocompact=False)
     for i in range(20):
         a[f"k{i}"] = "a" * 40
-    rep_a = replicator(tmp_path / "a", bucket)
+    rep_a = replicator(tmp_path / "a", bucket, client=bucket.client())
     f = Follower(tmp_path / "dst", bucket.client(), **options)
     f.start()
     restore(bucket.url(), tmp_path / "b", client=bucket.client())
@@ -283,7 +283,7 @@ def diverged(bucket, tmp_path, **options):
     b = pysos.Dict(tmp_path / "b", segment_size=1024, autocompact=False)
     for i in range(12):
         b[f"b{i}"] = "b" * 30
-    replicator(tmp_path / "b", bucket, takeover=True)
+    replicator(tmp_path / "b", bucket, client=bucket.client(), takeover=True)
     return a, b, f
 
 
