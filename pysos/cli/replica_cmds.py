@@ -80,7 +80,8 @@ def register(sub):
     p = command(sub, "follow", summary="keep a read-only local copy of a replica up to date",
                 description=FOLLOW,
                 examples=["pysos follow s3://backups/users /srv/users-replica",
-                          "pysos follow --interval 0.5 s3://backups/users /srv/users-replica"])
+                          "pysos follow --interval 0.5 s3://backups/users /srv/users-replica",
+                          "pysos follow --resync s3://backups/users /srv/users-replica"])
     follow_arguments(p)
     p.set_defaults(func=cmd_follow)
 

@@ -104,8 +104,19 @@ class Reader(Store):
             self._catch_up_tail()
 
     def _adopt(self, new: Manifest, stamp=None) -> None:
+        if self._replaced(new):
+            self._load(new)
+            return
         super()._adopt(new, stamp)
         self._live_bytes = None  # a reader indexed new records; a merge alone copies records byte for byte
+
+    def _replaced(self, new: Manifest) -> bool:
+        """Whether a segment both our MANIFEST and ``new`` name is another file now than the
+        one we hold open: never within one store's history (numbers only grow), but a
+        follower's ``--resync`` replaces its copy by the replica's, whose names may overlap
+        (pysos.replicate.follow). Then we read the new files from scratch."""
+        return any(not files.same_file(self._fds[_number(name)], self._path(name))
+                   for name in set(self._manifest.segments).intersection(new.segments))
 
     # --- a reader refuses every change -------------------------------------------------------
 

@@ -40,12 +40,34 @@ state.json`` records the URL, and the follower refuses a DIR with a store it did
 or one that has what the replica lacks (a newer generation, a longer newest segment: a
 writer changed it since, e.g. after a promotion), which following would overwrite.
 Network and server errors are logged (one line each) and retried with backoff while DIR
-keeps serving its last good state. A replica that lost bytes our newest segment has
-(taken over by an older copy of the store) cannot be followed in place: exit 1.
+keeps serving its last good state.
+
+Hostile surroundings (DESIGN.md, "In the field"):
+
+- **Diverged copy.** A replica that lacks what a file readers read has (taken over by an
+  older copy of the store: the old primary's last commits are in our copy) cannot be
+  followed in place, as replacing those files under readers would show them a mix:
+  :class:`Diverged`, exit 1, naming ``--resync``. With ``--resync`` the follower first
+  publishes DIR's own state under fresh segment numbers (hard links), deletes the old
+  names, then applies the replica's commit as onto an empty copy: readers see the old
+  state, then the new one (a reader whose MANIFEST names a segment that is another file
+  now reads the store afresh, :meth:`pysos.engine.reader.Reader._replaced`).
+- **Planted files.** Every file is opened through :mod:`pysos.segments.files`: a link, a
+  FIFO or a device under a name the follower reads or writes is never followed nor blocked
+  on; the follower stops with one line (:class:`FatalError`). A temp name (``.part``,
+  ``MANIFEST.PID.tmp``) is unlinked and created afresh, as everywhere in pysos.
+- **DIR replaced.** DIR's (device, inode) is noted at start and compared before and after
+  every request and before every MANIFEST swap (:meth:`Follower.check`): a DIR renamed
+  away, deleted or replaced stops the follower, which writes nothing into the new one.
+- **Ctrl-C.** SIGINT/SIGTERM sets ``stop``, checked at the same points: a long first copy
+  stops at the next file or ranged GET (exit 130 or 143), leaving ``.part`` files (removed
+  by the next run) and no MANIFEST; between polls or during a later step it exits 0 with
+  DIR at its last commit.
 
 Exit status: 0 stopped by SIGINT/SIGTERM; 1 cannot follow any more (see above); 2 could
 not start (bad URL, missing bucket, bad credentials, no replica there, DIR not ours or
-already followed). Each is one line on stderr, never a traceback.
+already followed); 130 (SIGINT) or 143 (SIGTERM) interrupted while catching up at start.
+Each is one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -56,318 +78,18 @@ import os
 import signal
 import sys
 import threading
-import zlib
 from typing import Any
 
-import orjson
+from ..errors import Error
+from .client import S3, parse_url
+from .follower import Diverged, FatalError, Follower, FollowError, Interrupted, state_dir
 
-from ..errors import CorruptionError, Error, LockedError
-from ..segments import files, locks, manifest, recovery, segment
-from ..segments.manifest import Manifest
-from . import remote
-from .client import NotFound, RemoteError, S3, parse_url
-from .restore import MARKER, _TEMP, _restore_file
+__all__ = ["Diverged", "FatalError", "Follower", "FollowError", "Interrupted", "main", "run", "state_dir"]
 
 log = logging.getLogger("pysos.replicate")
 
 EXIT_OK, EXIT_FAILED, EXIT_START = 0, 1, 2
 MAX_BACKOFF = 30.0  # seconds between retries at most after repeated failures
-
-
-class FollowError(Error):
-    """The follower cannot start or cannot go on (message: one line, the cause)."""
-
-
-def state_dir(directory: str) -> str:
-    return os.path.abspath(directory).rstrip(os.sep) + ".follow"
-
-
-class Follower:
-    """Keeps one directory a copy of one replica (see the module docstring)."""
-
-    def __init__(self, directory: str | os.PathLike, client: Any) -> None:  # an S3, or one with its methods
-        self.directory = os.path.abspath(os.fspath(directory))
-        self.client = client
-        self.url = str(client.location)
-        self.etag: str | None = None
-        self.body: dict | None = None  # the remote commit DIR holds now
-        self.lineage: str | None = None
-        # file name -> how many of its first bytes are known to be the remote's (checked
-        # this run); a file is checked once, its new bytes as they come
-        self.trusted: dict[str, int] = {}
-        self.polls = self.not_modified = self.steps = 0
-        self._locks: list[locks.FileLock] = []
-
-    # --- start and stop ---------------------------------------------------------------
-
-    def start(self) -> None:
-        """Read the remote (a bad URL, bucket or credentials: RemoteError before DIR is
-        touched), claim DIR (refusing one this follower did not make), lock it, bring it up
-        to date."""
-        found = self._read()
-        if found is None:
-            raise FollowError(f"{self.url} holds no pysos replica (no MANIFEST there)")
-        files.makedirs(self.directory)
-        fresh = self._check_ours()
-        writer = locks.FileLock(self.directory, locks.WRITER)
-        try:
-            writer.acquire(timeout=0.0, note="follow " + self.url)
-        except LockedError as exc:
-            raise FollowError(str(exc)) from None
-        self._locks.append(writer)
-        compact = locks.FileLock(self.directory, locks.COMPACT)
-        try:
-            compact.acquire(timeout=0.0)
-        except LockedError as exc:
-            self.close()
-            raise FollowError(str(exc)) from None
-        self._locks.append(compact)
-        for name in files.listdir(self.directory):
-            if name.endswith(_TEMP):  # a fetch or a check that a kill interrupted
-                files.unlink(os.path.join(self.directory, name))
-        if fresh:
-            files.makedirs(state_dir(self.directory))
-            files.atomic_write(os.path.join(state_dir(self.directory), "state.json"),
-                               orjson.dumps({"url": self.url}) + b"\n")
-            files.atomic_write(os.path.join(self.directory, MARKER), orjson.dumps({"url": self.url}) + b"\n")
-        else:
-            self._check_not_ahead(remote.decode(found[0], self.url + remote.MANIFEST))
-        self._step(found)
-
-    def _check_not_ahead(self, body: dict) -> None:
-        """Refuse a DIR that has what the replica does not: a writer changed it since (a
-        promoted copy), or the replica went back to an older copy. Following would replace
-        those changes."""
-        try:
-            local = manifest.read(self.directory)
-        except FileNotFoundError:
-            return  # a first copy under way
-        sizes = {e["name"]: e["size"] for e in body["segments"]}
-        if body["tail"] is not None:
-            sizes[body["tail"]["name"]] = body["tail"]["size"]
-        newest = local.segments[-1]
-        if local.generation > body["store"]["generation"] or self._size(newest) > sizes.get(newest, -1) >= 0:
-            self.close()
-            raise FollowError(
-                f"{self.directory} has changes the replica at {self.url} does not (was it opened for "
-                "writing, or did the replica go back to an older copy?): not following it; follow "
-                "into a new directory"
-            )
-
-    def close(self) -> None:
-        for lock in reversed(self._locks):
-            lock.release()
-        self._locks.clear()
-
-    def _check_ours(self) -> bool:
-        """True if DIR is new (empty); FollowError unless it is a copy we are making or made."""
-        names = [n for n in files.listdir(self.directory) if n not in recovery._LOCK_FILES]
-        if not names:
-            return True
-        try:
-            state = orjson.loads(files.read_file(os.path.join(state_dir(self.directory), "state.json")))
-        except (OSError, ValueError):
-            state = {}
-        ours = isinstance(state, dict) and state.get("url") == self.url
-        if ours and os.path.exists(self.directory.rstrip(os.sep) + ".replica"):
-            raise FollowError(f"{self.directory} is replicated itself ({self.directory}.replica exists): "
-                              "it is a primary now, not a follower's copy")
-        if not ours or (manifest.NAME not in names and MARKER not in names):
-            raise FollowError(f"{self.directory} is not empty and not a follower's copy of {self.url}: "
-                              "follow into a new or empty directory")
-        return False
-
-    # --- one poll -----------------------------------------------------------------------
-
-    def poll(self) -> bool:
-        """One conditional GET of the remote MANIFEST, and a step if it changed (True).
-        Raises RemoteError/OSError/CorruptionError: DIR is then unchanged but for verified
-        whole units, and the next poll goes on from there."""
-        found = self._read(self.etag)
-        if found is None:
-            self.not_modified += 1
-            return False
-        self._step(found)
-        return True
-
-    def _read(self, etag: str | None = None) -> tuple[bytes, str] | None:
-        """The remote MANIFEST; None if it is still ``etag`` (304) or there is none."""
-        self.polls += 1
-        try:
-            return self.client.get(remote.MANIFEST, if_none_match=etag)
-        except NotFound:
-            if etag is not None:
-                raise RemoteError(f"{self.url}: the replica's MANIFEST disappeared") from None
-            return None
-
-    def _step(self, found: tuple[bytes, str]) -> None:
-        for _ in range(8):
-            data, etag = found
-            body = remote.decode(data, self.url + remote.MANIFEST)
-            try:
-                self._apply(body)
-                break
-            except NotFound:  # retention deleted an object of this commit: a newer one is there
-                again = self._read()
-                if again is None:
-                    raise RemoteError(f"{self.url}: the replica's MANIFEST disappeared") from None
-                found = again
-        else:
-            raise RemoteError(f"{self.url}: objects keep disappearing (retention deletes them as we fetch)")
-        self.etag, self.body = etag, body
-        self.steps += 1
-
-    def _apply(self, body: dict) -> None:
-        if body["lineage"] != self.lineage:
-            if self.lineage is not None:
-                log.warning("pysos follow: %s now holds lineage %s (was %s): checking every file again",
-                            self.url, body["lineage"], self.lineage)
-            self.trusted.clear()
-            self.lineage = body["lineage"]
-        if body["tail"] is None:
-            return  # a replica with no commit of a store yet
-        try:
-            local: Manifest | None = manifest.read(self.directory)
-        except FileNotFoundError:
-            local = None
-        if local is not None and local.kind != body["kind"]:
-            raise FatalError(f"{self.url} now holds a {body['kind']}, {self.directory} a {local.kind}")
-        newest = local.segments[-1] if local is not None else None
-        named = set(local.segments) if local is not None else set()
-        kind = body["kind"]
-        wanted = [(e["name"], e["size"], e["parts"]) for e in body["segments"]]
-        wanted.append((body["tail"]["name"], body["tail"]["size"], body["tail"]["parts"]))
-        for name, size, parts in wanted:
-            if sum(part[1] for part in parts) != size:
-                raise CorruptionError(f"{self.url}: the commit's parts of {name} do not add up to its size")
-            if name == newest or (name not in named and self._size(name)):
-                self._grow(name, size, parts, kind, visible=name == newest)
-            elif self.trusted.get(name) != size:  # a file we have not checked, or a new one
-                _restore_file(self.client, self.directory, kind, name, size, parts, "segment")
-                self.trusted[name] = size
-        for entry in body["segments"]:
-            hint = entry.get("hint")
-            name = segment.hint_name(entry["name"])
-            if hint and self.trusted.get(name) != hint[1]:
-                _restore_file(self.client, self.directory, kind, name, hint[1], [hint], entry["name"])
-                self.trusted[name] = hint[1]
-        store = body["store"]
-        version = local.version if local is not None else manifest.VERSION_ONE
-        new = Manifest(kind, store["generation"], tuple(name for name, _, _ in wanted),
-                       tuple(e["size"] for e in body["segments"]), store["next_segment"],
-                       tuple(store["compactions"]), store.get("version", version), store.get("codec", "json"))
-        if new == local:
-            return
-        files.fsync_dir(self.directory)  # the files it names, before the MANIFEST that names them
-        with locks.FileLock(self.directory, locks.MANIFEST):
-            manifest.write(self.directory, new)
-        if local is None:
-            files.unlink(os.path.join(self.directory, MARKER))  # DIR opens as a store from now on
-        # As the compactor: only after the swap, delete what the MANIFEST no longer names.
-        for name in recovery._remove_unnamed(self.directory, new):
-            self.trusted.pop(name, None)
-
-    def _size(self, name: str) -> int:
-        try:
-            return files.lstat(os.path.join(self.directory, name)).st_size
-        except FileNotFoundError:
-            return 0
-
-    def _grow(self, name: str, size: int, parts: list, kind: str, *, visible: bool) -> None:
-        """Bring a file we have a prefix of (maybe all) to the remote's ``size`` bytes in
-        place: fetch only the bytes we lack, check every part's CRC over our bytes and those,
-        check that they are whole units, append them in one write."""
-        path = os.path.join(self.directory, name)
-        trusted = self.trusted.get(name, 0)
-        fd = files.open_rw(path)
-        try:
-            have = files.size(fd)
-            if have == size and trusted == size:
-                return
-            if have > size:
-                return self._diverged(name, size, parts, kind, visible,
-                                      f"{have} bytes here, {size} in the remote")
-            new, offset = [], 0
-            for part in parts:
-                start, end = offset, offset + part[1]
-                offset = end
-                if end <= trusted:
-                    continue
-                ours = files.pread(fd, min(end, have) - start, start) if start < have else b""
-                need = end - max(start, have)
-                theirs = b""
-                if need > 0:
-                    theirs = self.client.get(part[0], byte_range=(-need, None))[0]
-                    if len(theirs) != need:
-                        raise RemoteError(f"{self.url}: {part[0]} is shorter than the commit says")
-                if "%08x" % zlib.crc32(theirs, zlib.crc32(ours)) != part[2]:
-                    return self._diverged(name, size, parts, kind, visible,
-                                          f"the bytes {start}-{end} do not match the remote's")
-                new.append(theirs)
-            data = b"".join(new)
-            self._check_units(fd, name, trusted, have, data)
-            if data:
-                files.write_all_at(fd, data, have)  # one write: readers see whole units or a torn tail
-                files.fsync(fd)
-            self.trusted[name] = size
-        finally:
-            files.close(fd)
-
-    def _check_units(self, fd: int, name: str, trusted: int, have: int, data: bytes) -> None:
-        """Our bytes from ``trusted`` (the end of a unit), then ``data``, are whole units
-        (records and complete batches, each record's checksum right): our bytes are
-        scanned in place, the last unit we have a part of plus ``data`` in a temp file."""
-        def fail(scanner: segment.Scanner, base: int) -> CorruptionError:
-            at, reason = scanner.problem or (scanner.good_end, "unfinished record or batch")
-            return CorruptionError(f"{self.url}: {name}: {reason} at byte {base + at}")
-
-        ours = segment.Scanner(fd, trusted, have)
-        for _ in ours:
-            pass
-        if ours.problem is not None:
-            raise fail(ours, 0)
-        start = ours.good_end
-        if start == have and not data:
-            return
-        temp = os.path.join(self.directory, name + _TEMP)
-        written = files.create_fresh(temp)
-        try:
-            try:
-                files.write_all(written, files.pread(fd, have - start, start) + data)
-            finally:
-                files.close(written)
-            check = files.open_read(temp)
-            try:
-                scanner = segment.Scanner(check)
-                for _ in scanner:
-                    pass
-            finally:
-                files.close(check)
-            if scanner.problem is not None or scanner.good_end != scanner.end:
-                raise fail(scanner, start)
-        finally:
-            files.unlink(temp)
-
-    def _diverged(self, name: str, size: int, parts: list, kind: str, visible: bool, why: str) -> None:
-        """Our copy of ``name`` is not a prefix of the remote's: fetch it whole, unless
-        readers follow it as the newest segment (then it cannot be replaced under them)."""
-        if visible:
-            raise FatalError(
-                f"{self.directory}/{name} has bytes the replica does not ({why}): the replica was "
-                f"taken over by an older copy of the store; follow it into a new directory"
-            )
-        log.warning("pysos follow: %s: %s; fetching it again", name, why)
-        self.trusted.pop(name, None)
-        _restore_file(self.client, self.directory, kind, name, size, parts, "segment")
-        self.trusted[name] = size
-
-    def stats(self) -> dict:
-        return {"seq": self.body and self.body["seq"], "polls": self.polls,
-                "not_modified": self.not_modified, "steps": self.steps, **self.client.counters.snapshot()}
-
-
-class FatalError(FollowError):
-    """DIR cannot follow the remote any more (exit 1)."""
 
 
 # --- the command ----------------------------------------------------------------------
@@ -378,7 +100,12 @@ Keep DIR (created if missing) an up-to-date local copy of the replica at URL
 conditional GET, until SIGINT/SIGTERM. Any process opens DIR with readonly=True and
 follows it as it follows a local writer; DIR refuses a writable open while followed.
 Credentials, endpoint and region come from the standard AWS environment/config.
-Exit status: 0 stopped; 1 cannot follow any more; 2 could not start."""
+A DIR whose copy has diverged from the replica (it holds the old primary's last
+commits after a takeover) stops the follower; --resync replaces such a copy with
+the replica's, in place (readers see the old copy, then the new one).
+Exit status: 0 stopped; 1 cannot follow any more (a diverged copy without
+--resync, a link or FIFO planted in DIR, DIR moved or deleted); 2 could not start;
+130 interrupted (SIGINT; 143 SIGTERM) before DIR caught up at start: run it again."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -387,30 +114,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", metavar="URL", help="s3://BUCKET/PREFIX")
     parser.add_argument("dir", metavar="DIR", help="the local copy (a new or empty directory the first time)")
     parser.add_argument("--interval", type=_seconds, default=1.0, help="seconds between polls (default 1)")
+    parser.add_argument("--resync", action="store_true",
+                        help="if DIR's copy has diverged from the replica (it holds commits the replica "
+                             "no longer has, e.g. the old primary's last ones after a takeover), discard "
+                             "it and copy the replica afresh, in place (readers of DIR see the old state, "
+                             "then the new one); without it such a DIR stops the follower")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
 
 
 def run_args(args) -> int:
-    return run(args.url, args.dir, interval=args.interval, verbose=args.verbose)
+    return run(args.url, args.dir, interval=args.interval, verbose=args.verbose, resync=args.resync)
 
 
 def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, client=None,
-        stop: threading.Event | None = None) -> int:
+        stop: threading.Event | None = None, resync: bool = False) -> int:
     """Follow ``url`` into ``directory`` until ``stop`` is set or SIGINT/SIGTERM; return the
     exit status (see the module docstring)."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(message)s", stream=sys.stderr)
     logging.getLogger("botocore").setLevel(logging.WARNING)
     stop = stop or threading.Event()
-    previous = {}
+    previous: dict[int, Any] = {}
+    received: list[int] = [int(signal.SIGINT)]  # the signal that set ``stop`` last
+
+    def stopping(number: int, _frame: Any) -> None:
+        received.append(number)
+        stop.set()
+
     if threading.current_thread() is threading.main_thread():
         for number in (signal.SIGINT, signal.SIGTERM):
-            previous[number] = signal.signal(number, lambda *_: stop.set())
+            previous[number] = signal.signal(number, stopping)
     follower = None
     try:
         try:
-            follower = Follower(directory, client or S3(parse_url(url)))
+            follower = Follower(directory, client or S3(parse_url(url)), stop=stop, resync=resync)
             follower.start()
+        except Interrupted:
+            return _fail(f"interrupted before {os.path.abspath(directory)} caught up with {url}; readers of it "
+                         "see its last whole copy, if it has one; run the same command again to resume",
+                         128 + received[-1])
         except FatalError as exc:
             return _fail(str(exc), EXIT_FAILED)
         except (Error, ValueError, OSError) as exc:
@@ -420,8 +162,8 @@ def run(url: str, directory, *, interval: float = 1.0, verbose: bool = False, cl
     finally:
         if follower is not None:
             follower.close()
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _loop(follower: Follower, interval: float, stop: threading.Event) -> int:
@@ -431,6 +173,8 @@ def _loop(follower: Follower, interval: float, stop: threading.Event) -> int:
         try:
             follower.poll()
             failures = 0
+        except Interrupted:  # the step is abandoned: DIR keeps its last commit
+            break
         except FatalError as exc:
             return _fail(str(exc), EXIT_FAILED)
         except (Error, OSError) as exc:  # the network, the server, a full disk: try again later

@@ -166,8 +166,11 @@ def _download(client, body: dict, directory: str, workers: int) -> int:
 
 def _restore_file(client, directory: str, kind: str, name: str, size: int, parts, check: str) -> None:
     path = os.path.join(directory, name)
-    if os.path.exists(path) and _parts_match(path, size, parts):
-        return  # a resumed restore: already fetched and checked
+    try:
+        if _parts_match(path, size, parts):  # a link or a FIFO there: NotRegularFile
+            return  # a resumed restore: already fetched and checked
+    except FileNotFoundError:
+        pass
     temp = path + _TEMP
     fd = files.create_fresh(temp)
     try:

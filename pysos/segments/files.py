@@ -47,6 +47,16 @@ DEFAULT_MODE = 0o644  # for the files of a new store (the umask applies)
 MODE_TEMPLATE = "MANIFEST"
 
 
+class NotRegularFile(CorruptionError):
+    """A name pysos opens leads to a symbolic link, a FIFO, a socket, a device or a
+    directory: something other than pysos put it there. Nothing was read or written
+    through it. ``path`` is the name, ``what`` says what it is."""
+
+    def __init__(self, path: str, what: str, message: str) -> None:
+        super().__init__(message)
+        self.path, self.what = path, what
+
+
 def _open(path: str, flags: int, mode: int = DEFAULT_MODE, sole: bool = False) -> int:
     """``os.open`` with :data:`_SAFE`; refuse (and close) anything but a regular file, and
     with ``sole`` a file with more than one name (see :func:`open_rw`)."""
@@ -54,11 +64,13 @@ def _open(path: str, flags: int, mode: int = DEFAULT_MODE, sole: bool = False) -
         fd = os.open(path, flags | _SAFE, mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            raise CorruptionError(
+            raise NotRegularFile(
+                path, "a symbolic link",
                 f"{path}: is a symbolic link; pysos never follows links inside a store (at byte 0)"
             ) from None
         if exc.errno == errno.ENXIO:  # a FIFO opened for writing that no one reads
-            raise CorruptionError(f"{path}: is not a regular file (a FIFO or device) (at byte 0)") from None
+            raise NotRegularFile(path, "a FIFO or device",
+                                 f"{path}: is not a regular file (a FIFO or device) (at byte 0)") from None
         raise
     try:
         st = os.fstat(fd)
@@ -68,7 +80,8 @@ def _open(path: str, flags: int, mode: int = DEFAULT_MODE, sole: bool = False) -
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
         what = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, socket or device"
-        raise CorruptionError(f"{path}: is not a regular file ({what}); pysos refuses to use it (at byte 0)")
+        raise NotRegularFile(path, what,
+                             f"{path}: is not a regular file ({what}); pysos refuses to use it (at byte 0)")
     if sole and st.st_nlink != 1:
         os.close(fd)
         raise CorruptionError(_linked(path, st.st_nlink))
@@ -182,6 +195,22 @@ def identity(directory: str) -> tuple[int, int]:
     """(device, inode) of the directory ``directory`` leads to now: what a handle belongs to."""
     st = os.stat(directory)
     return st.st_dev, st.st_ino
+
+
+def link(src: str, dst: str) -> None:
+    """A second name ``dst`` for the file ``src`` (a link ``src`` is itself is not
+    followed); ``FileExistsError`` if ``dst`` is taken."""
+    os.link(src, dst, follow_symlinks=False)
+
+
+def same_file(fd: int, path: str) -> bool:
+    """Whether ``path`` still leads to the file open as ``fd`` (False if nothing is there)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def makedirs(directory: str) -> None:
