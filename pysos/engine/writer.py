@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
+from .batch import Batch
 from .core import Store, _number
 
 log = logging.getLogger("pysos")
@@ -49,7 +50,7 @@ class Writer(Store):
     __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
-        self._batch: _Batch | None = None
+        self._batch: Batch | None = None
         self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
@@ -385,7 +386,7 @@ class Writer(Store):
             if self._batch is not None:
                 yield
                 return
-            self._batch = batch = _Batch(self._live_bytes, self._active, self._active_end)
+            self._batch = batch = Batch(self._live_bytes, self._active, self._active_end)
             try:
                 yield
                 if batch.count:
@@ -407,7 +408,7 @@ class Writer(Store):
             if failed:
                 raise ObserverError.of(failed)
 
-    def _abort(self, batch: "_Batch") -> None:
+    def _abort(self, batch: Batch) -> None:
         batch.discarded = True
         for key, old in reversed(batch.undo):
             if old is None:
@@ -468,29 +469,3 @@ class Writer(Store):
         self.compactor = None  # its thread did not survive the fork
         self.segment_files.close_all()
         self._writer_lock.forget()  # the parent's lock stays the parent's
-
-
-class _Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start", "deadline_undo")
-
-    def __init__(self, live_bytes: int | None, segment: int, start: int):
-        self.pending = bytearray(record.BATCH_BEGIN_LINE)
-        self.count = 0
-        self.undo: list[tuple[Any, int | None]] = []
-        self.events: list[Callable[[], None]] = []
-        self.live_bytes_before = live_bytes
-        self.discarded = False
-        self.deadline_undo: list[tuple[Any, float | None]] = []  # (key, its deadline before)
-        self.segment, self.start = segment, start  # where the pending bytes go on commit
-
-    def retarget(self, location: int) -> int:
-        """A location a snapshot took while this batch was open, to read now: once the batch
-        is discarded, its pending bytes are gone, so a location into them becomes -1, which
-        names no segment: :meth:`Store.read_snapshot` then reads the key as it is now."""
-        if (
-            self.discarded
-            and location >> SEGMENT_SHIFT == self.segment
-            and (location >> OFFSET_SHIFT) & OFFSET_MASK >= self.start
-        ):
-            return -1
-        return location
