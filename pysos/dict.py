@@ -107,8 +107,21 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
     def __setitem__(self, key: Any, value: Any) -> None:
         """Store ``value`` under ``key``: on disk when this returns (one write)."""
-        if self._expire is not None:
-            self._put(key, value, self._expire)
+        expire = self._expire
+        if expire is not None:  # set(key, value), spelled out: one Python call per write
+            deadline = clock.wall() + expire
+            line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes
+            store, lock = self._store, self._lock
+            lock.acquire()
+            try:
+                if store.readonly or monotonic() >= store.due:
+                    store.enter(write=True)
+                if self._observers:
+                    self._write_observed(key, line, deadline)
+                else:
+                    store.write_expiring(key, line, deadline)
+            finally:
+                lock.release()
             return
         line = self._encoders.encode_item(key, value)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
@@ -136,10 +149,6 @@ class Dict(Handle, MutableMapping[Any, Any]):
             expire = self._expire
         elif type(expire) is not float and type(expire) is not int or not 0 < expire < _INF:
             expire = _check_expire(expire)  # None, or a clear error
-        self._put(key, value, expire)
-
-    def _put(self, key: Any, value: Any, expire: float | None) -> None:
-        """:meth:`set` with ``expire`` checked (the store default resolved)."""
         deadline = None if expire is None else clock.wall() + expire
         line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock

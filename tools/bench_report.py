@@ -68,6 +68,9 @@ def ratios(report, value_size=None):
         ("pysos fsync / raw + fdatasync", dict_row(report, "pysos-fsync", value_size),
          dict_row(report, "raw-fdatasync", value_size)),
         ("pysos batch / pysos", dict_row(report, "pysos-batch", value_size), pysos),
+        ("pysos expire / pysos", dict_row(report, "pysos-expire", value_size), pysos),
+        ("diskcache expire / pysos expire", dict_row(report, "diskcache-expire", value_size),
+         dict_row(report, "pysos-expire", value_size)),
     ]
     return [(label, [_div(_get(a, k), _get(b, k)) for k, _ in OPS]) for label, a, b in pairs]
 
@@ -92,6 +95,10 @@ def targets(report):
         _div(_get(row("pysos-fsync"), "insert_ops"), _get(row("raw-fdatasync"), "insert_ops")), 0.8)
     add("writes in batch() of 1,000 vs per call", _div(_get(row("pysos-batch"), "insert_ops"),
                                                       _get(p, "insert_ops")), 3)
+    expiring = row("pysos-expire")  # issue 19: expiry costs at most 10 % (ops/s at least 1/1.1 of without)
+    add("writes with expire=3600 vs without", _div(_get(expiring, "insert_ops"), _get(p, "insert_ops")), 0.91)
+    add("updates with expire=3600 vs without", _div(_get(expiring, "update_ops"), _get(p, "update_ops")), 0.91)
+    add("reads with expire=3600 vs without", _div(_get(expiring, "read_ops"), _get(p, "read_ops")), 0.91)
     add("reads vs pysos 1.3", _div(_get(p, "read_ops"), _get(old, "read_ops")), 2)
     add("reads vs semidbm", _div(_get(p, "read_ops"), _get(semi, "read_ops")), 1)
     add("reads vs raw pread", _div(_get(p, "read_ops"), _get(raw, "read_ops")), 0.7)

@@ -154,6 +154,14 @@ class PysosFsyncRow(PysosRow):
     durability = "fsync"
 
 
+class PysosExpireRow(PysosRow):
+    label = "pysos expire=3600"
+    note = "every item expires in an hour (a store default)"
+
+    def open(self, directory):
+        return self.pysos.Dict(Path(directory) / "store", durability=self.durability, expire=3600)
+
+
 class PysosBatchRow(PysosRow):
     label = "pysos batch() of 1,000"
     note = "all-or-nothing per batch"
@@ -249,6 +257,32 @@ class DiskcacheRow(Row):
         self.close(h)
         _sqlite_vacuum(str(Path(directory) / "cache.db"))
         return Path(directory)
+
+
+class ExpiringCache:
+    """diskcache.Cache as a mapping whose every set expires in an hour (``Cache[k] = v`` takes no expiry)."""
+
+    def __init__(self, cache):
+        self.cache = cache
+
+    def __setitem__(self, key, value):
+        self.cache.set(key, value, expire=3600)
+
+    def __getitem__(self, key):
+        return self.cache[key]
+
+    def __delitem__(self, key):
+        del self.cache[key]
+
+    def __len__(self):
+        return len(self.cache)
+
+
+class DiskcacheExpireRow(DiskcacheRow):
+    label = "diskcache.Cache expire=3600"
+
+    def open(self, directory):
+        return ExpiringCache(self.mod.Cache(str(directory)))
 
 
 class SemidbmHandle:
@@ -446,12 +480,14 @@ class DictRow(Row):
 ROWS = {
     "pysos": PysosRow,
     "pysos-fsync": PysosFsyncRow,
+    "pysos-expire": PysosExpireRow,
     "pysos-batch": PysosBatchRow,
     "pysos13": Pysos13Row,
     "shelve": ShelveRow,
     "sqlitedict-autocommit": SqliteDictRow,
     "sqlitedict": SqliteDictCommitRow,
     "diskcache": DiskcacheRow,
+    "diskcache-expire": DiskcacheExpireRow,
     "semidbm": SemidbmRow,
     "lmdb-sync": LmdbRow,
     "lmdb-nosync": LmdbNosyncRow,

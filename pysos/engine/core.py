@@ -379,7 +379,7 @@ class Store(belonging.Belonging, Expiry):
         files meanwhile (the snapshot pins them)."""
         with self.lock:
             self.enter()
-            snapshot, batch = take(), getattr(self, "_batch", None)  # see writer._Batch.retarget
+            snapshot, batch = take(), getattr(self, "_batch", None)  # see batch.Batch.retarget
             self.segment_files.pin()
         try:
             for key, location in snapshot:

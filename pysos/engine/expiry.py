@@ -37,8 +37,8 @@ class Expiry:
         second, a reader at every refresh)."""
         now = clock.wall()
         deadlines = self.deadlines
-        queue, heap = deadlines.queue, deadlines.heap  # Deadlines.first_passed, inline: once per reader read
-        if queue and queue[0][0] <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
+        heap = deadlines.heap  # Deadlines.first_passed, inline: once per reader read
+        if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
             due = deadlines.take_due(now)
             if due:
                 self._forget(due)

@@ -53,7 +53,7 @@ class Reader(Store):
             self._check_identity()
             self._load(recovery.existing_manifest(self.directory, self.kind))
         deadlines = self.deadlines
-        if self.refresh_interval and (deadlines.queue or deadlines.heap):  # look again by the next
+        if self.refresh_interval and deadlines.queued():  # look again by the next
             # deadline, if sooner; with no key left, next() drops the stale entries (see pysos.engine.expiry)
             self.watch(deadlines.next(), clock.wall())
 

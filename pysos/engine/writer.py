@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import LENGTH_MASK, OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
+from .batch import Batch
 from .core import Store, _number
 
 log = logging.getLogger("pysos")
@@ -49,7 +50,7 @@ class Writer(Store):
     __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
-        self._batch: _Batch | None = None
+        self._batch: Batch | None = None
         self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
@@ -79,6 +80,10 @@ class Writer(Store):
         self._check_step = max(min(_CHECK_STEP, self.segment_size // 16), 4096)
         self._seal_floor = min(_SEAL_FLOOR, self.segment_size // 4)
         self._seal_at = min(self.segment_size, self._active_end + self._check_step)
+        if self._expiring and self._manifest.version < manifest.VERSION_EXPIRY:
+            # Records that expire under a MANIFEST not marked so (written by other hands):
+            # mark it now, as our first expiring write would have (write_expiring counts on it).
+            self._mark_expiring()
 
     def _torn_tail(self, fd: int, end: int, size: int) -> None:
         log.warning(
@@ -118,7 +123,7 @@ class Writer(Store):
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
             deadlines = self.deadlines
-            if deadlines.queue or deadlines.heap:  # and by the next deadline, if sooner: after the
+            if deadlines.queued():  # and by the next deadline, if sooner: after the
                 # adoption, which may forget keys, and even with none left (next() drops the stale
                 # entries), so that due is never later than the first entry (see pysos.engine.expiry)
                 self.watch(deadlines.next(), clock.wall())
@@ -172,24 +177,43 @@ class Writer(Store):
 
     def write_expiring(self, key: Any, line: bytes, deadline: float) -> None:
         """:meth:`write` of a set record that carries ``deadline`` (see
-        :func:`record.encode_expiring`). The first one marks the store's MANIFEST version 2,
-        before the record is written: a pysos that does not know expiry must not open it."""
+        :func:`record.encode_expiring`).
+
+        The usual case, spelled out here (one Python call per expiring write): no batch, and
+        a deadline no earlier than the last one queued (a store default ``expire``), which
+        is appended to the queue of :class:`~pysos.segments.index.Deadlines`. That queue is
+        only ever non-empty in a store already marked expiring (see :meth:`_expiring_other`
+        and :meth:`_loaded`), so this case need not look at the MANIFEST."""
+        deadlines = self.deadlines
+        if deadline < deadlines.last or self._batch is not None:  # (last: inf if the queue is empty)
+            self._expiring_other(key, line, deadline)
+            return
+        idx = self.index
+        old = idx.get(key)
+        end = self._active_end
+        self._append(line)
+        length = len(line)
+        idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+        self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
+        self._expiring[key] = deadline  # Deadlines.set's in-order case, inline
+        deadlines.times.append(deadline)
+        deadlines.keys.append(key)
+        deadlines.last = deadline
+        if end + length >= self._seal_at:
+            self._checkpoint()
+
+    def _expiring_other(self, key: Any, line: bytes, deadline: float) -> None:
+        """:meth:`write_expiring`'s other cases: the first deadline queued, which marks the
+        store's MANIFEST version 2 before the record is written (a pysos that does not know
+        expiry must not open it); a deadline earlier than the last; a batch."""
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
         batch = self._batch
         if batch is not None:
             self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
             batch.deadline_undo.append((key, None))
-        else:  # write()'s set, spelled out: one Python call less per expiring write
-            idx = self.index
-            old = idx.get(key)
-            end = self._active_end
-            self._append(line)
-            length = len(line)
-            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
-            self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
-            if end + length >= self._seal_at:
-                self._checkpoint()
+        else:
+            self.write(key, line, False)
         if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
             self.watch(deadline, clock.wall())
 
@@ -385,7 +409,7 @@ class Writer(Store):
             if self._batch is not None:
                 yield
                 return
-            self._batch = batch = _Batch(self._live_bytes, self._active, self._active_end)
+            self._batch = batch = Batch(self._live_bytes, self._active, self._active_end)
             try:
                 yield
                 if batch.count:
@@ -407,7 +431,7 @@ class Writer(Store):
             if failed:
                 raise ObserverError.of(failed)
 
-    def _abort(self, batch: "_Batch") -> None:
+    def _abort(self, batch: Batch) -> None:
         batch.discarded = True
         for key, old in reversed(batch.undo):
             if old is None:
@@ -468,29 +492,3 @@ class Writer(Store):
         self.compactor = None  # its thread did not survive the fork
         self.segment_files.close_all()
         self._writer_lock.forget()  # the parent's lock stays the parent's
-
-
-class _Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start", "deadline_undo")
-
-    def __init__(self, live_bytes: int | None, segment: int, start: int):
-        self.pending = bytearray(record.BATCH_BEGIN_LINE)
-        self.count = 0
-        self.undo: list[tuple[Any, int | None]] = []
-        self.events: list[Callable[[], None]] = []
-        self.live_bytes_before = live_bytes
-        self.discarded = False
-        self.deadline_undo: list[tuple[Any, float | None]] = []  # (key, its deadline before)
-        self.segment, self.start = segment, start  # where the pending bytes go on commit
-
-    def retarget(self, location: int) -> int:
-        """A location a snapshot took while this batch was open, to read now: once the batch
-        is discarded, its pending bytes are gone, so a location into them becomes -1, which
-        names no segment: :meth:`Store.read_snapshot` then reads the key as it is now."""
-        if (
-            self.discarded
-            and location >> SEGMENT_SHIFT == self.segment
-            and (location >> OFFSET_SHIFT) & OFFSET_MASK >= self.start
-        ):
-            return -1
-        return location

@@ -17,7 +17,6 @@ the sum is then taken again over the index (one pass, no Python call per key) wh
 
 from __future__ import annotations
 
-import collections
 import heapq
 import itertools
 import operator
@@ -149,67 +148,83 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
 
 
 _heappush = heapq.heappush
+_INF = float("inf")
 _second = operator.itemgetter(1)
 
 
 class Deadlines:
     """When keys expire: ``by_key`` (key -> deadline, Unix seconds, only keys whose indexed
-    record expires), and the deadlines in order to find the next one: ``queue``, a FIFO of
-    ``(deadline, key)`` for deadlines no earlier than its last (the usual case: a store
-    default ``expire`` gives ever later deadlines, so an append and, once passed or stale,
-    a popleft: no heap work per write), and ``heap`` of ``(deadline, n, key)`` for the
-    others. An entry whose deadline is no longer its key's is stale and skipped. Stores
-    without expiry keep ``by_key`` empty, and their hot paths test only that."""
+    record expires), and the deadlines in order, to find the next one.
 
-    __slots__ = ("by_key", "queue", "heap", "_seq")
+    Most deadlines arrive in order (a store default ``expire`` gives ever later ones), so
+    they go to a FIFO kept as two parallel lists, ``times`` and ``keys``, from ``head`` on:
+    a write appends a float and a key, no tuple and no heap work (see
+    ``Writer.write_expiring``, which does that append inline while ``deadline >= last``).
+    ``last`` is the last queued deadline, ``inf`` while the queue is empty, so that the
+    first entry always takes :meth:`set`'s other branch, which tells whether the gate must be
+    aimed (deadlines are finite: JSON has no infinity, and ``expire`` is checked finite).
+    ``first`` is the first queued deadline (``inf`` when empty). The others go to ``heap``
+    of ``(deadline, n, key)``. An entry whose deadline is no longer its key's is stale
+    and skipped; :meth:`next` (called at least once a second by a handle that writes or
+    follows) starts again from ``by_key`` when most entries are stale. Stores without
+    expiry keep ``by_key`` empty, and their hot paths test only that."""
+
+    __slots__ = ("by_key", "times", "keys", "head", "first", "last", "heap", "_seq")
 
     def __init__(self) -> None:
         self.by_key: dict = {}
-        self.queue: collections.deque = collections.deque()
         self.heap: list = []
         self._seq = itertools.count()  # ties on a deadline never compare keys (1 vs "a")
+        self._empty_queue()
+
+    def _empty_queue(self) -> None:
+        self.times: list = []
+        self.keys: list = []
+        self.head = 0
+        self.first = self.last = _INF
 
     def set(self, key: Any, deadline: float) -> bool:
         """Give ``key`` its ``deadline``; True if that is now the earliest of all (whoever
         waits for the next deadline must be told: see ``Writer.write_expiring``)."""
         self.by_key[key] = deadline
-        queue, heap = self.queue, self.heap
-        if queue:
-            if deadline >= queue[-1][0]:  # the usual case: not the earliest
-                queue.append((deadline, key))
-                if not len(queue) & 1023:
-                    self._compact_if_stale()
-                return False
-            earlier = deadline < queue[0][0] and (not heap or deadline < heap[0][0])
-            _heappush(heap, (deadline, next(self._seq), key))
-            if not len(heap) & 1023:
-                self._compact_if_stale()
-            return earlier
-        queue.append((deadline, key))
-        return not heap or deadline < heap[0][0]
+        if deadline >= self.last:  # the usual case: queued after the last, not the earliest
+            self.times.append(deadline)
+            self.keys.append(key)
+            self.last = deadline
+            return False
+        heap = self.heap
+        if self.head == len(self.times):  # an empty queue (``last`` is inf): this starts it
+            self.times.append(deadline)
+            self.keys.append(key)
+            self.first = self.last = deadline
+            return not heap or deadline < heap[0][0]
+        earlier = deadline < self.first and (not heap or deadline < heap[0][0])
+        _heappush(heap, (deadline, next(self._seq), key))
+        return earlier
 
-    def _compact_if_stale(self) -> None:
-        """Mostly stale entries (keys rewritten or deleted): start again from ``by_key``."""
-        if len(self.queue) + len(self.heap) > 2 * len(self.by_key) + 1024:
-            self.queue = collections.deque((t, k) for k, t in sorted(self.by_key.items(), key=_second))
-            self.heap = []
+    def queued(self) -> int:
+        """How many entries (stale or not) wait in the queue and the heap."""
+        return len(self.times) - self.head + len(self.heap)
 
     def pop(self, key: Any) -> float | None:
         return self.by_key.pop(key, None)
 
     def clear(self) -> None:
         self.by_key.clear()
-        self.queue.clear()
         self.heap.clear()
+        self._empty_queue()
 
     def take_due(self, now: float) -> list:
         """Remove and return the keys whose deadline is ``<= now``."""
-        queue, heap, by_key, due = self.queue, self.heap, self.by_key, []
-        while queue and queue[0][0] <= now:
-            deadline, key = queue.popleft()
-            if by_key.get(key) == deadline:
+        times, keys, heap, by_key, due = self.times, self.keys, self.heap, self.by_key, []
+        head, end = self.head, len(times)
+        while head < end and times[head] <= now:
+            key = keys[head]
+            if by_key.get(key) == times[head]:
                 del by_key[key]
                 due.append(key)
+            head += 1
+        self._advance(head)
         while heap and heap[0][0] <= now:
             deadline, _, key = heapq.heappop(heap)
             if by_key.get(key) == deadline:
@@ -217,24 +232,46 @@ class Deadlines:
                 due.append(key)
         return due
 
+    def _advance(self, head: int) -> None:
+        """Drop the queue's entries before ``head`` (their memory once they are most of it)."""
+        times = self.times
+        if head >= len(times):
+            self._empty_queue()
+            return
+        if head > 1024 and 2 * head > len(times):
+            del times[:head], self.keys[:head]
+            head = 0
+        self.head = head
+        self.first = times[head]
+
     def first_passed(self, now: float) -> bool:
         """Whether the first entry (stale or not) of the queue or the heap is ``<= now``."""
-        queue, heap = self.queue, self.heap
-        return bool(queue and queue[0][0] <= now or heap and heap[0][0] <= now)
+        heap = self.heap
+        return self.first <= now or bool(heap) and heap[0][0] <= now
 
     def next(self) -> float | None:
         """The earliest deadline still pending, or ``None``."""
-        queue, heap, by_key = self.queue, self.heap, self.by_key
-        while queue:
-            deadline, key = queue[0]
-            if by_key.get(key) == deadline:
-                break
-            queue.popleft()
+        if self.queued() > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten or deleted)
+            self._rebuild()
+        times, keys, heap, by_key = self.times, self.keys, self.heap, self.by_key
+        head, end = self.head, len(times)
+        while head < end and by_key.get(keys[head]) != times[head]:
+            head += 1
+        self._advance(head)
         while heap:
             deadline, _, key = heap[0]
             if by_key.get(key) == deadline:
                 break
             heapq.heappop(heap)
-        if queue and (not heap or queue[0][0] <= heap[0][0]):
-            return queue[0][0]
-        return heap[0][0] if heap else None
+        first = min(self.first, heap[0][0] if heap else _INF)
+        return None if first == _INF else first
+
+    def _rebuild(self) -> None:
+        """Start again from ``by_key``: every deadline queued once, in order."""
+        pending = sorted(self.by_key.items(), key=_second)
+        self.heap = []
+        self._empty_queue()
+        if pending:
+            self.keys = [key for key, _ in pending]
+            self.times = [deadline for _, deadline in pending]
+            self.first, self.last = self.times[0], self.times[-1]

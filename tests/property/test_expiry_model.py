@@ -93,9 +93,11 @@ class ExpiryRules:
     def new_model(self):
         return ExpiringModel()
 
+    default_ttl = None  # the store's expire= (see ExpiryCompactionModel.reopen_with_default)
+
     def _open(self):  # no background thread: the merges happen when a rule says so
         self.store = self.store_class(self.path, durability=self.durability, segment_size=self.segment_size,
-                                      autocompact=False)
+                                      autocompact=False, expire=self.default_ttl)
 
     def _expect_files_agree(self):
         """The writer after a refresh, and a reader built from the files alone, hold the model."""
@@ -106,8 +108,15 @@ class ExpiryRules:
     @rule(key=FEW_KEYS, value=json_values)
     def set_few(self, key, value):
         """Plain writes to the few keys the expiring ones use: older records to resurface."""
-        self.store[key] = value
+        self._set_plain(key, value)
         self.model[key] = value
+
+    def _set_plain(self, key, value):
+        """A write that never expires, whatever the store's default."""
+        if self.default_ttl is None:
+            self.store[key] = value
+        else:
+            self.store.set(key, value, expire=None)
 
     @rule(key=FEW_KEYS | dict_keys, value=json_values, ttl=st.sampled_from([0.5, 1, 2, 5, 30]))
     def set_expiring(self, key, value, ttl):
@@ -237,7 +246,8 @@ class ExpiryRules:
         the index, which still points at the record) must drop it."""
         self.set_expiring(key, value, ttl)
         for n in range(3):
-            self.store["churn"] = self.model["churn"] = n
+            self._set_plain("churn", n)
+            self.model["churn"] = n
         self.store._store.seal()
         self.background_merge_before_the_writer_looks(ttl, max_merge)
 
@@ -332,6 +342,22 @@ class ExpiryCompactionModel(ExpiryRules, StoreMachine):
 
     def reader_contents(self):
         return dict(self.reader.items())
+
+    @rule(ttl=st.sampled_from([None, 0.5, 2, 30]))
+    def reopen_with_default(self, ttl):
+        """The store reopened with ``expire=ttl`` (``d[k] = v`` then expires: its own inline path)."""
+        self.store.close()
+        self.store = None
+        self.default_ttl = ttl
+        self._open()
+
+    @rule(key=FEW_KEYS | dict_keys, value=json_values)
+    def set_default(self, key, value):
+        """``d[k] = v``: the store's default expiry, if it has one (deadlines in order, mostly)."""
+        self.store[key] = value
+        self.model[key] = value  # (forgets an older deadline)
+        if self.default_ttl is not None:
+            self.model.deadlines[key] = self.clock.wall_now + self.default_ttl
 
     @precondition(lambda self: self.store is not None)
     @invariant()

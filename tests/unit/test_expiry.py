@@ -352,3 +352,23 @@ def test_daemon_clean_mark_ends_when_a_record_there_expires(store_path, clock):
         clock.advance(5)
         _, estimates = watch.estimates()
         assert estimates[1].dead >= 100  # the mark discounts only what was dead when it was made
+
+
+def test_expiring_records_under_a_version_1_manifest_are_marked_before_the_next_write(store_path, clock):
+    """Records that expire under a MANIFEST left at version 1 by other hands: the writer marks
+    it 2 on opening (its in-order expiring writes no longer look at the MANIFEST)."""
+    import dataclasses
+
+    with pysos.Dict(store_path, expire=60) as d:
+        d["a"] = 1
+    current = manifest.read(str(store_path))
+    manifest.write(str(store_path), dataclasses.replace(current, version=1, generation=current.generation + 1))
+    assert manifest.read(str(store_path)).version == 1
+    with pysos.Dict(store_path, expire=60) as d:
+        clock.advance(1)
+        d["b"] = 2  # after "a": the queue's usual case
+        assert manifest.read(str(store_path)).version == 2
+        assert dict(d) == {"a": 1, "b": 2}
+    clock.advance(59.5)  # past "a"'s deadline, before "b"'s
+    with pysos.Dict(store_path) as d:
+        assert dict(d) == {"b": 2}

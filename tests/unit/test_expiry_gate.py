@@ -77,12 +77,12 @@ def test_deadlines_in_and_out_of_order_come_due_in_order():
     keys = ["a", 1, 2.5, None, "b", 3]
     for step in range(5000):
         key, deadline = rng.choice(keys), float(step // 3) + rng.choice((0, 0, 0, -50, 10))
-        firsts = [q[0][0] for q in (deadlines.queue, deadlines.heap) if q]
+        firsts = [deadlines.first] + [entry[0] for entry in deadlines.heap[:1]]  # (first: inf if the queue is empty)
         earliest = deadlines.set(key, deadline)
         if earliest:  # earlier than every pending deadline: the gate must be told
             assert all(deadline < t for k, t in model.items() if k != key)
         else:  # no earlier than a first entry: the gate is aimed at or before it already
-            assert firsts and min(firsts) <= deadline
+            assert min(firsts) <= deadline
         model[key] = deadline
         if step % 97 == 0:
             now = float(step // 3) - 20
@@ -91,7 +91,7 @@ def test_deadlines_in_and_out_of_order_come_due_in_order():
             model = {k: t for k, t in model.items() if t > now}
             assert deadlines.next() == (min(model.values()) if model else None)
             assert deadlines.first_passed(now) is False
-    assert len(deadlines.queue) + len(deadlines.heap) <= 2 * len(deadlines.by_key) + 1024 + 1024
+    assert deadlines.queued() <= 2 * len(deadlines.by_key) + 1024 + 1024
 
 
 def test_a_key_forgotten_by_an_adopted_compaction_leaves_the_gate_aimed_for_the_next_deadline(store_path, clock):
@@ -114,3 +114,19 @@ def test_a_key_forgotten_by_an_adopted_compaction_leaves_the_gate_aimed_for_the_
         assert d.get("a") == 2
         clock.advance(0.1)
         assert "a" not in d and len(d) == 0
+
+
+def test_the_in_order_queue_lets_go_of_passed_and_stale_entries():
+    """A long churn of in-order deadlines (each key rewritten many times, most entries passed or
+    stale): the queue's lists stay within a small multiple of the keys still pending."""
+    from pysos.segments.index import Deadlines
+
+    deadlines = Deadlines()
+    for step in range(50_000):
+        assert deadlines.set(f"k{step % 100}", float(step)) is (step == 0)  # only the first is the earliest
+        if step % 1000 == 999:
+            assert len(deadlines.take_due(step - 500.0)) <= 100
+            assert deadlines.next() == min(deadlines.by_key.values())
+            assert len(deadlines.times) == len(deadlines.keys) <= 2 * 1024 + 2 * len(deadlines.by_key) + 1000
+    assert deadlines.take_due(float("inf")) and not deadlines.by_key and deadlines.queued() == 0
+    assert deadlines.first == deadlines.last == float("inf") and deadlines.next() is None
