@@ -123,15 +123,21 @@ def test_writer_lock_link_is_refused_and_its_target_kept(store_path, outside):
     assert target.read_bytes() == PRECIOUS
 
 
+def _newest_made_a_link(store_path, target, make_link):
+    """The newest segment's name made a link (``os.symlink`` or ``os.link``) to ``target``
+    outside the store, which gets the segment's bytes and what looks like a torn tail; returns
+    those bytes (what ``target`` must still hold when pysos is done with it)."""
+    newest = _store(store_path).segments[-1]
+    target.write_bytes((store_path / newest).read_bytes() + b'{"c":"0000')
+    os.unlink(store_path / newest)
+    make_link(target, store_path / newest)
+    return target.read_bytes()
+
+
 def test_newest_segment_link_is_never_cut_or_appended_to(store_path, outside):
     """A newest segment that is a symlink (to a file with a 'torn tail') is refused, not truncated."""
-    current = _store(store_path)
-    newest = current.segments[-1]
     target = outside / "target"
-    target.write_bytes((store_path / newest).read_bytes() + b'{"c":"0000')  # looks like a torn tail
-    before = target.read_bytes()
-    os.unlink(store_path / newest)
-    os.symlink(target, store_path / newest)
+    before = _newest_made_a_link(store_path, target, os.symlink)
     for readonly in (False, True):
         with pytest.raises(pysos.CorruptionError, match="symbolic link"):
             pysos.Dict(store_path, readonly=readonly)
@@ -268,13 +274,8 @@ def test_hard_linked_newest_segment_is_never_written_and_readers_read_it(store_p
     tail'): a writer refuses it with CorruptionError naming the links, and never cuts or
     appends to the file; a readonly handle reads it (reading changes nothing); repair
     salvages into new files and leaves it as it was."""
-    current = _store(store_path)
-    newest = current.segments[-1]
     victim = outside / "victim"
-    victim.write_bytes((store_path / newest).read_bytes() + b'{"c":"0000')  # looks like a torn tail
-    before = victim.read_bytes()
-    os.unlink(store_path / newest)
-    os.link(victim, store_path / newest)
+    before = _newest_made_a_link(store_path, victim, os.link)
     with pytest.raises(pysos.CorruptionError, match="2 hard links"):
         pysos.Dict(store_path)
     with pysos.Dict(store_path, readonly=True) as r:
