@@ -114,29 +114,26 @@ hashables = st.recursive(
     max_leaves=6,
 )
 tagged_scalars = st.one_of(scalars, st.dates(), tagged_datetimes, uuids, st.binary(max_size=16), all_decimals)
-tagged_values = st.recursive(
-    tagged_scalars,
-    lambda children: st.one_of(
+
+
+def _tagged_containers(children):
+    """What the tagged codec stores around values: lists, tuples, dicts, sets, frozensets."""
+    return st.one_of(
         st.lists(children, max_size=4),
         st.lists(children, max_size=4).map(tuple),
         st.dictionaries(tagged_dict_keys, children, max_size=4),
         st.sets(hashables, max_size=4),
         st.frozensets(hashables, max_size=3),
-    ),
-    max_leaves=10,
-)
+    )
+
+
+tagged_values = st.recursive(tagged_scalars, _tagged_containers, max_leaves=10)
 # For models compared with == (a NaN Decimal is unequal to itself, and a signaling NaN raises
 # on comparison): the same values without NaNs; exact round trips of NaNs are tested apart.
 comparable_tagged_values = st.recursive(
     st.one_of(scalars, st.dates(), tagged_datetimes, uuids, st.binary(max_size=16), finite_decimals,
               st.decimals(allow_nan=False, allow_infinity=True)),
-    lambda children: st.one_of(
-        st.lists(children, max_size=4),
-        st.lists(children, max_size=4).map(tuple),
-        st.dictionaries(tagged_dict_keys, children, max_size=4),
-        st.sets(hashables, max_size=4),
-        st.frozensets(hashables, max_size=3),
-    ),
+    _tagged_containers,
     max_leaves=10,
 )
 # Plain JSON whose dicts often have one key starting with "$": must come back unchanged.

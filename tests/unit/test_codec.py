@@ -13,6 +13,7 @@ import pytest
 
 import pysos
 from fake_clock import FakeClock
+from store_files import records
 from pysos import codec
 from pysos.segments import manifest, record, segment
 from strategies import exact
@@ -76,14 +77,6 @@ def _files(path):
     return {name: (path / name).read_bytes() for name in sorted(os.listdir(path)) if not name.endswith(".lock")}
 
 
-def _records(path):
-    out = []
-    for name in sorted(os.listdir(path)):
-        if name.endswith(".jsonl"):
-            out += [orjson.loads(line) for line in (path / name).read_bytes().splitlines()]
-    return out
-
-
 @pytest.mark.parametrize("value", SAMPLES, ids=repr)
 def test_each_type_round_trips_exactly(tagged, store_path, value):
     """Each added type comes back as the same type and value (microseconds, offsets, Decimal digits), also after a reopen."""
@@ -106,7 +99,7 @@ def test_records_hold_the_documented_tagged_objects(tagged, store_path):
     """On disk a value is plain JSON with the tags FORMAT.md lists; a set's items are sorted by their JSON."""
     tagged["v"] = [AWARE, date(2026, 11, 30), {3, 1, 2}, frozenset({"b", "a"}), (1, 2), b"\x00\x01",
                    uuid.UUID(int=255), Decimal("1.10"), {"$set": 1}]
-    (rec,) = _records(store_path)
+    (rec,) = records(store_path)
     assert rec["v"] == [
         {"$datetime": "2026-11-30T08:00:00.123456+05:30"}, {"$date": "2026-11-30"}, {"$set": [1, 2, 3]},
         {"$frozenset": ["a", "b"]}, {"$tuple": [1, 2]}, {"$bytes": "AAE="},
@@ -126,7 +119,7 @@ def test_only_single_dollar_member_dicts_are_escaped(tagged, store_path):
     """Dicts with several members, or no "$" member, are written as they are: only the ambiguous ones change."""
     tagged["a"] = {"$set": [1], "other": 2}
     tagged["b"] = {"x": {"$x": 1}}
-    recs = _records(store_path)
+    recs = records(store_path)
     assert recs[0]["v"] == {"$set": [1], "other": 2}
     assert recs[1]["v"] == {"x": {"$dict": {"$x": 1}}}
 
@@ -135,7 +128,7 @@ def test_equal_sets_are_equal_bytes(tagged, store_path):
     """A set's items are written in one canonical order, whatever the insertion order."""
     tagged["a"] = {"pear", "apple", "fig", 3, (1, "x")}
     tagged["b"] = {(1, "x"), 3, "fig", "apple", "pear"}
-    first, second = _records(store_path)
+    first, second = records(store_path)
     assert first["v"] == second["v"]
 
 
@@ -490,7 +483,7 @@ def test_zoneinfo_datetimes_round_trip_with_their_zone_and_fold(tagged, store_pa
     _same_zoned(tagged["k"], value)
     _same_zoned(tagged["n"]["at"][0], value)
     assert tagged["n"]["set"] == {value}
-    assert _records(store_path)[0]["v"] == {"$datetime": text}
+    assert records(store_path)[0]["v"] == {"$datetime": text}
     tagged.close()
     with pysos.Dict(store_path) as again:
         _same_zoned(again["k"], value)
@@ -534,7 +527,7 @@ def tagged_without_manifest(store_path, request):
     return store_path
 
 
-def test_repair_without_a_manifest_refuses_to_guess_the_codec_of_tagged_records(tagged_without_manifest):
+def test_repair_without_a_manifest_refuses_to_guess_the_codec_of_taggedrecords(tagged_without_manifest):
     """With no readable MANIFEST and tagged objects in the records, repair() without codec= raises
     FormatError asking which codec, and changes no file (it used to make a json store: dicts back)."""
     before = _files(tagged_without_manifest)

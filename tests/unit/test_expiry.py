@@ -3,19 +3,11 @@ absent everywhere at once, across reopen, compaction, hints and readers (clock f
 
 import os
 
-import orjson
 import pytest
 
 import pysos
 from pysos.segments import hints, manifest, segment
-
-
-def _lines(path):
-    out = []
-    for name in sorted(os.listdir(path)):
-        if name.endswith(".jsonl"):
-            out += [orjson.loads(line) for line in (path / name).read_bytes().splitlines()]
-    return out
+from store_files import records
 
 
 def _absent_everywhere(d, key):
@@ -149,7 +141,7 @@ def test_manifest_version_goes_to_2_with_the_first_expiring_record(store_path, c
         assert b'"version":1' in (store_path / "MANIFEST").read_bytes()
         d.set("b", 1, expire=5)
         assert manifest.read(str(store_path)).version == 2
-    assert [line for line in _lines(store_path) if line.get("k") == "b"][0]["x"] == clock.wall_now + 5
+    assert [line for line in records(store_path) if line.get("k") == "b"][0]["x"] == clock.wall_now + 5
     with pysos.Dict(store_path) as d:  # and stays 2 through rotations and compactions
         d.compact()
         assert manifest.read(str(store_path)).version == 2
@@ -166,7 +158,7 @@ def test_compaction_drops_expired_records_without_tombstones(store_path, clock):
         assert result["records_expired"] == 30
         assert dict(d) == {"keep": 1}
         assert d.stats()["live_bytes"] == d.stats()["disk_bytes"]
-    lines = _lines(store_path)
+    lines = records(store_path)
     assert [line["k"] for line in lines] == ["keep"]
     with pysos.Dict(store_path) as d:
         assert dict(d) == {"keep": 1}
@@ -190,7 +182,7 @@ def test_compaction_tombstones_an_expired_key_with_an_older_record(store_path, c
         assert result["records_expired"] == 1
         d.refresh()
         assert "a" not in d
-    tombstones = [line for line in _lines(store_path) if line.get("d") == 1]
+    tombstones = [line for line in records(store_path) if line.get("d") == 1]
     assert [t["k"] for t in tombstones] == ["a"]
     for opener in (lambda: pysos.Dict(store_path), lambda: pysos.Dict(store_path, readonly=True)):
         with opener() as d:
@@ -308,7 +300,7 @@ def test_background_merge_drops_expired_records(store_path, clock):
         assert compactor.compactions >= 1
         assert dict(d) == {"g": "x" * 50}
         assert d.stats()["live_bytes"] == d.stats()["disk_bytes"]
-    assert [line["k"] for line in _lines(store_path)] == ["g"]
+    assert [line["k"] for line in records(store_path)] == ["g"]
 
 
 def test_daemon_sees_expired_records_as_garbage(store_path, clock):
@@ -331,7 +323,7 @@ def test_daemon_sees_expired_records_as_garbage(store_path, clock):
             pass
         d.refresh()
         assert dict(d) == {"keep": 1}
-    assert [line["k"] for line in _lines(store_path)] == ["keep"]
+    assert [line["k"] for line in records(store_path)] == ["keep"]
 
 
 def test_daemon_clean_mark_ends_when_a_record_there_expires(store_path, clock):
