@@ -20,6 +20,9 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
                files on every read)
   write-expire d[k] = v on a writer opened with expire=3600 (every item expires)
   set-expire   d.set(k, v, expire=3600) on a writer opened without a default expire
+  set-never    d.set(k, v, expire=None) on such a writer (set-expire's call with expiry off)
+  write-expire-short  d[k] = v on a writer opened with expire=0.05: keys expire during the run,
+               so the count includes expiring them (the other -expire ops see none expire)
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
   write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
   read-tagged  d[k] on such a writer, keys written beforehand
@@ -41,7 +44,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "read-expire", "reader-read-expire",
+OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "set-never", "write-expire-short", "read-expire", "reader-read-expire",
        "write-tagged", "read-tagged", "raw-write",
        "raw-read")
 
@@ -89,9 +92,12 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
                     orjson.loads(os.pread(fd, length, offset))["v"]
         return
     expire = 3600 if op.endswith("-expire") and op != "set-expire" else None
+    if op == "write-expire-short":
+        expire = 0.05
     codec = "tagged" if op.endswith("-tagged") else None
     store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire, codec=codec)
     writes = op.startswith(("write", "set"))
+    expire_of_set = 3600 if op == "set-expire" else None
     if not writes:
         for key, value in zip(keys, values):
             store[key] = value
@@ -99,9 +105,9 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
     if setup_only:
         return
     for _ in range(PASSES):
-        if op == "set-expire":
+        if op.startswith("set"):
             for key, value in zip(keys, values):
-                store.set(key, value, expire=3600)
+                store.set(key, value, expire=expire_of_set)
         elif writes:
             for key, value in zip(keys, values):
                 store[key] = value

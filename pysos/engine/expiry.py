@@ -23,6 +23,8 @@ from __future__ import annotations
 from ..segments import clock
 from ..segments.index import LENGTH_MASK, SEGMENT_SHIFT
 
+_INF = float("inf")
+
 
 class Expiry:
     """The expiry part of :class:`pysos.engine.Store` (which provides ``index``,
@@ -42,6 +44,22 @@ class Expiry:
             due = deadlines.take_due(now)
             if due:
                 self._forget(due)
+            self.aim(now)
+
+    def aim(self, now: float) -> None:
+        """After a look that set ``due`` (``now``: the wall clock): lower it to the next
+        deadline if that comes first.
+
+        Finding the next deadline means skipping the stale entries before it (keys written
+        again or deleted since), a dict lookup each, and under a churn of rewrites most
+        entries are stale. So it is looked for only when the first entry, a bound no later
+        than it, would open the gate sooner than ``due`` does: a store whose deadlines are
+        an hour off leaves its stale entries to the rebuild that drops them in bulk
+        (``Deadlines.tidy``), or to their turn, instead of looking at each one every second."""
+        deadlines = self.deadlines
+        deadlines.tidy()
+        first = deadlines.lower_bound()
+        if first != _INF and clock.monotonic() + max(first - now, 0.0) * 0.999 < self.due:
             self.watch(deadlines.next(), now)
 
     def watch(self, deadline: float | None, now: float) -> None:

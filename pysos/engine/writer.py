@@ -122,11 +122,10 @@ class Writer(Store):
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
-            deadlines = self.deadlines
-            if deadlines.queued():  # and by the next deadline, if sooner: after the
-                # adoption, which may forget keys, and even with none left (next() drops the stale
-                # entries), so that due is never later than the first entry (see pysos.engine.expiry)
-                self.watch(deadlines.next(), clock.wall())
+            if self.deadlines.waiting():  # and by the next deadline, if sooner: after the
+                # adoption, which may forget keys, and even with none left, so that due is
+                # never later than the first entry (see pysos.engine.expiry)
+                self.aim(clock.wall())
 
     def _index_new_records(self, appended: list[str]) -> None:
         if appended:  # only the writer appends; it adopted its own rotation already
@@ -180,12 +179,12 @@ class Writer(Store):
         :func:`record.encode_expiring`).
 
         The usual case, spelled out here (one Python call per expiring write): no batch, and
-        a deadline no earlier than the last one queued (a store default ``expire``), which
-        is appended to the queue of :class:`~pysos.segments.index.Deadlines`. That queue is
-        only ever non-empty in a store already marked expiring (see :meth:`_expiring_other`
-        and :meth:`_loaded`), so this case need not look at the MANIFEST."""
-        deadlines = self.deadlines
-        if deadline < deadlines.last or self._batch is not None:  # (last: inf if the queue is empty)
+        a deadline no earlier than the deadlines queued (a store default ``expire``). The
+        key then only gets its deadline in ``by_key``, and waits there to be sorted into
+        the queue of :class:`~pysos.segments.index.Deadlines` once ``cover`` passes. ``cover``
+        is finite only in a store already marked expiring (see :meth:`_expiring_other` and
+        :meth:`_loaded`), so this case need not look at the MANIFEST."""
+        if deadline < self.deadlines.cover or self._batch is not None:  # (cover: inf until a first deadline)
             self._expiring_other(key, line, deadline)
             return
         idx = self.index
@@ -195,10 +194,7 @@ class Writer(Store):
         length = len(line)
         idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
         self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
-        self._expiring[key] = deadline  # Deadlines.set's in-order case, inline
-        deadlines.times.append(deadline)
-        deadlines.keys.append(key)
-        deadlines.last = deadline
+        self._expiring[key] = deadline  # Deadlines.set's usual case, inline
         if end + length >= self._seal_at:
             self._checkpoint()
 
