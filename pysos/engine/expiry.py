@@ -9,13 +9,14 @@ only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the
 deadline, so a store without expiring keys pays nothing and one with them pays a look
 per deadline (plus one whenever a handle follows the files anyway).
 
-The gate's invariant: ``due`` is never later than the first deadline of
-:class:`~pysos.segments.index.Deadlines` (the first of its queue or heap, stale or not).
-Every look that raises ``due`` (a writer's ``follow`` once a second, a reader's per
-refresh) aims it again at the next deadline, a deadline earlier than the first aims it
-when it is added (``Writer.write_expiring``, a reader's catch-up, a discarded batch), so
-a write of a later deadline (the usual: a store default ``expire``) and a look with
-nothing due leave ``due`` alone.
+The gate's invariant: ``due`` is never later than the lower bound of
+:class:`~pysos.segments.index.Deadlines` (``Deadlines.lower_bound``: the first entry of
+its queue or heap, stale or not, or its ``cover`` once the queue is used up, which keys
+written since wait beyond). Every look that raises ``due`` (a writer's ``follow`` once a
+second, a reader's per refresh) aims it again (:meth:`Expiry.aim`), a deadline earlier than
+the bound aims it when it is added (``Writer.write_expiring``, a reader's catch-up, a
+discarded batch), so a write of a later deadline (the usual: a store default ``expire``)
+and a look with nothing due leave ``due`` alone.
 """
 
 from __future__ import annotations

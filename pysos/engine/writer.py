@@ -80,7 +80,11 @@ class Writer(Store):
         self._check_step = max(min(_CHECK_STEP, self.segment_size // 16), 4096)
         self._seal_floor = min(_SEAL_FLOOR, self.segment_size // 4)
         self._seal_at = min(self.segment_size, self._active_end + self._check_step)
-        if self._expiring and self._manifest.version < manifest.VERSION_EXPIRY:
+        if not self._expiring:
+            # A scan that met a deadline and then its key's deletion leaves a ``cover``: drop
+            # it, so that the first expiring write takes the path that marks the MANIFEST.
+            self.deadlines.clear()
+        elif self._manifest.version < manifest.VERSION_EXPIRY:
             # Records that expire under a MANIFEST not marked so (written by other hands):
             # mark it now, as our first expiring write would have (write_expiring counts on it).
             self._mark_expiring()
@@ -440,8 +444,9 @@ class Writer(Store):
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
-        if self._expiring:
-            self.due = min(self.due, 0.0)  # a restored deadline may be due: the next operation looks
+        if batch.deadline_undo:  # a restored deadline may be due, or may have left a ``cover``
+            # though its key went again (by_key empty): the next operation aims the gate
+            self.due = min(self.due, 0.0)
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:

@@ -364,3 +364,20 @@ def test_expiring_records_under_a_version_1_manifest_are_marked_before_the_next_
     clock.advance(59.5)  # past "a"'s deadline, before "b"'s
     with pysos.Dict(store_path) as d:
         assert dict(d) == {"b": 2}
+
+
+def test_a_version_1_manifest_over_an_expiring_record_since_deleted_is_marked_by_the_next_expiring_write(
+        store_path, clock):
+    """A MANIFEST left at version 1 over an expiring record whose key was deleted since: the
+    writer that opens it finds no deadline pending, and its first expiring write marks it 2."""
+    import dataclasses
+
+    with pysos.Dict(store_path, expire=60) as d:
+        d["a"] = 1
+        del d["a"]
+    current = manifest.read(str(store_path))
+    manifest.write(str(store_path), dataclasses.replace(current, version=1, generation=current.generation + 1))
+    with pysos.Dict(store_path, expire=60) as d:
+        clock.advance(1)
+        d["b"] = 2
+        assert manifest.read(str(store_path)).version == 2

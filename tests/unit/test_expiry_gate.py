@@ -46,6 +46,24 @@ def test_a_discarded_batch_that_restores_a_passed_deadline_hides_the_key_at_once
         assert "a" not in d and len(d) == 0
 
 
+def test_a_discarded_batch_whose_restored_deadline_goes_again_leaves_the_gate_aimed(store_path, clock):
+    """In a batch: a key set with a deadline, then overwritten; the deadline passes and a look
+    finds nothing pending; the batch is discarded (its undo restores the deadline, then
+    drops the key). A key set afterwards with a short expire is gone at its deadline."""
+    with pysos.Dict(store_path) as d:
+        with pytest.raises(Boom):
+            with d.batch():
+                d.set("a", 1, expire=0.5)
+                d["a"] = 2
+                clock.advance(0.5)
+                assert len(d) == 1
+                raise Boom
+        assert len(d) == 0
+        d.set("b", 1, expire=0.1)
+        clock.advance(0.2)
+        assert "b" not in d and len(d) == 0
+
+
 @pytest.mark.parametrize("value", ["s", 1, 2.5, None, True, [1, "a"], {"a": 1}, {"n": {"m": [1.5]}}, (1, 2), -0.0])
 def test_encode_item_with_a_deadline_is_encode_expiring_of_the_plain_record(value):
     """encode_item(k, v, deadline) writes the very bytes of encode_expiring(encode_item(k, v), deadline)."""
