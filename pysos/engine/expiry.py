@@ -42,26 +42,34 @@ class Expiry:
         deadlines = self.deadlines
         heap = deadlines.heap  # Deadlines.first_passed, inline: once per reader read
         if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
-            due = deadlines.take_due(now)
-            if due:
-                self._forget(due)
             self.aim(now)
 
     def aim(self, now: float) -> None:
-        """After a look that set ``due`` (``now``: the wall clock): lower it to the next
-        deadline if that comes first.
+        """After a look that set ``due`` (``now``: the wall clock): drop the keys whose
+        deadline passed, then lower ``due`` to the next deadline if that comes first.
 
         Finding the next deadline means skipping the stale entries before it (keys written
         again or deleted since), a dict lookup each, and under a churn of rewrites most
         entries are stale. So it is looked for only when the first entry, a bound no later
         than it, would open the gate sooner than ``due`` does: a store whose deadlines are
         an hour off leaves its stale entries to the rebuild that drops them in bulk
-        (``Deadlines.tidy``), or to their turn, instead of looking at each one every second."""
+        (``Deadlines.tidy``, at a writer's look at its files and a reader's refresh), or to
+        their turn, instead of looking at each one every second."""
         deadlines = self.deadlines
-        deadlines.tidy()
         first = deadlines.lower_bound()
-        if first != _INF and clock.monotonic() + max(first - now, 0.0) * 0.999 < self.due:
-            self.watch(deadlines.next(), now)
+        if first <= now:  # something may be due: drop it (the bound is then later than now)
+            due = deadlines.take_due(now)
+            if due:
+                self._drop(due)
+            first = deadlines.lower_bound()
+        if first != _INF:  # (watch(), inline: under a churn of expiring keys this runs at each deadline)
+            mono = clock.monotonic()
+            if mono + max(first - now, 0.0) * 0.999 < self.due:
+                deadline = deadlines.next()
+                if deadline is not None:
+                    at = mono + max(deadline - now, 0.0) * 0.999
+                    if at < self.due:
+                        self.due = at
 
     def watch(self, deadline: float | None, now: float) -> None:
         """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""
@@ -78,19 +86,21 @@ class Expiry:
         self._forget(gone)
 
     def _forget(self, keys: list) -> None:
-        """Drop expired ``keys`` from the index (they are garbage now, like overwritten records)."""
-        idx, deadlines = self.index, self.deadlines
+        """Drop expired ``keys`` from the index and from ``deadlines``."""
+        forget = self.deadlines.by_key.pop
         for key in keys:
-            deadlines.pop(key)
+            forget(key, None)
+        self._drop(keys)
+
+    def _drop(self, keys: list) -> None:
+        """Drop expired ``keys`` (no longer in ``deadlines``) from the index: they are
+        garbage now, like overwritten records."""
+        idx = self.index
+        for key in keys:
             location = idx.pop(key, None)
             if location is not None and self._live_bytes is not None:
                 self._live_bytes -= location & LENGTH_MASK
-        if keys:
-            self._expired(keys)
-
-    def _expired(self, keys: list) -> None:
-        """Keys expired (removed from the index): tell a List (only a foreign writer would
-        give a List's records a deadline; pysos gives them to Dict items only)."""
-        if self.kind == "list":
-            self._on_reload(self.index)
+        if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
+            # a List's records a deadline; pysos gives them to Dict items only)
+            self._on_reload(idx)
 

@@ -54,6 +54,7 @@ class Reader(Store):
             self._load(recovery.existing_manifest(self.directory, self.kind))
         if self.refresh_interval and self.deadlines.waiting():  # look again by the next
             # deadline, if sooner, even with no key left (see pysos.engine.expiry)
+            self.deadlines.tidy()
             self.aim(clock.wall())
 
     def refresh(self) -> None:

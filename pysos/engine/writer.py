@@ -26,6 +26,7 @@ from .core import Store, _number
 
 log = logging.getLogger("pysos")
 
+_INF = float("inf")
 _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
 # The writer maps its newest segment again once this many written bytes lie beyond the
 # map; reads of the newest bytes meanwhile use pread (see Writer._map).
@@ -47,10 +48,11 @@ class Writer(Store):
     :meth:`_checkpoint`), and ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
 
     readonly = False
-    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
+    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write", "_look_at")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
         self._batch: Batch | None = None
+        self._look_at = 0.0  # (monotonic) when follow() next looks at the files: see follow
         self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
@@ -118,18 +120,37 @@ class Writer(Store):
     # --- following others' compactions -----------------------------------------------------
 
     def follow(self, force: bool = False) -> None:
-        """Adopt a compaction published by someone else (looked for once a second)."""
+        """Adopt a compaction published by someone else (looked for once a second), and aim
+        the gate (``due``) at that next look, or at the next deadline if sooner.
+
+        The look at the files has its own time (``_look_at``): the gate also opens at every
+        deadline, which under a churn of expiring keys is at nearly every operation, and
+        those must not each pay the look's system calls."""
         now = clock.monotonic()
-        if force or now >= self.due:
-            self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
+        if force or now >= self._look_at:
+            self._look_at = now + _CHECK_EXTERNAL_SWAP_EVERY
             self._check_written()  # once a second: no write path pays for it
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
-            if self.deadlines.waiting():  # and by the next deadline, if sooner: after the
-                # adoption, which may forget keys, and even with none left, so that due is
-                # never later than the first entry (see pysos.engine.expiry)
-                self.aim(clock.wall())
+            self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
+        elif now < self.due:
+            return
+        self.due = self._look_at
+        deadlines = self.deadlines
+        if deadlines.first != _INF or deadlines.heap:  # (Deadlines.waiting(), inline: under a
+            # churn of expiring keys this runs at each deadline) and by the next deadline, if
+            # sooner, dropping the keys due (after the adoption, which may forget keys), even
+            # with none left, so that due is never later than the first entry (pysos.engine.expiry)
+            self.aim(clock.wall())
+
+    def enter(self, write: bool = False) -> None:
+        """:meth:`Store.enter`, but :meth:`follow` has dropped the keys due already."""
+        if write:
+            self.check_writable()
+        else:
+            self.check_open()
+        self.follow()
 
     def _index_new_records(self, appended: list[str]) -> None:
         if appended:  # only the writer appends; it adopted its own rotation already

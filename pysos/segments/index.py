@@ -222,20 +222,19 @@ class Deadlines:
 
     def take_due(self, now: float) -> list:
         """Remove and return the keys whose deadline is ``<= now``."""
-        by_key, due = self.by_key, []
-        for _ in range(2):  # a second round after sorting in the keys outside, if ``cover`` passed
-            times, keys = self.times, self.keys
-            head, end = self.head, len(times)
-            while head < end and times[head] <= now:
-                key = keys[head]
-                if by_key.get(key) == times[head]:
-                    del by_key[key]
-                    due.append(key)
-                head += 1
-            self._advance(head)
-            if not (head >= end and self.cover <= now and by_key):
-                break
-            self._sort_pending()  # every key pending now was in it: the second round ends the queue
+        by_key, times, keys, due = self.by_key, self.times, self.keys, []
+        head, end = self.head, len(times)
+        while head < end and times[head] <= now:
+            key = keys[head]
+            if by_key.get(key) == times[head]:
+                del by_key[key]
+                due.append(key)
+            head += 1
+        self._advance(head)
+        if head >= end and self.cover <= now and by_key:  # keys outside may be due: sort them in
+            self._sort_pending()  # (every key pending is in the queue now, so this goes one level deep)
+            due += self.take_due(now)
+            return due
         heap = self.heap
         while heap and heap[0][0] <= now:
             deadline, _, key = heapq.heappop(heap)
@@ -297,8 +296,9 @@ class Deadlines:
         """The earliest deadline still pending, or ``None``. Skips the stale entries
         before it, one dict lookup each, and sorts in the keys outside once the queue is
         used up (see :meth:`lower_bound` for a bound in O(1))."""
-        self.tidy()
-        by_key, heap = self.by_key, self.heap
+        by_key, heap, head = self.by_key, self.heap, self.head
+        if not heap and head < len(self.times) and by_key.get(self.keys[head]) == self.times[head]:
+            return self.times[head]  # the usual case: the queue's first entry is live, the heap empty
         for _ in range(2):
             times, keys = self.times, self.keys
             head, end = self.head, len(times)
