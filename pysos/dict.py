@@ -114,7 +114,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             store, lock = self._store, self._lock
             lock.acquire()
             try:
-                if store.readonly or monotonic() >= store.due:
+                if store.readonly or monotonic() >= store.write_due:  # (see Store: no deadline gate)
                     store.enter(write=True)
                 if self._observers:
                     self._write_observed(key, line, deadline)
@@ -127,7 +127,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.due:
+            if store.readonly or monotonic() >= store.write_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line)
@@ -154,7 +154,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.due:
+            if store.readonly or monotonic() >= store.write_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line, deadline)

@@ -17,6 +17,11 @@ second, a reader's per refresh) aims it again (:meth:`Expiry.aim`), a deadline e
 the bound aims it when it is added (``Writer.write_expiring``, a reader's catch-up, a
 discarded batch), so a write of a later deadline (the usual: a store default ``expire``)
 and a look with nothing due leave ``due`` alone.
+
+Writes (``d[k] = v``, ``d.set``) look only at ``write_due``, the writer's next look at its
+files: a write needs no other key dropped first (the next read, ``len()``, iteration or
+look drops it, and ``due`` stays aimed for them). Under a churn of expiring keys a deadline
+passes at nearly every operation; writes then do not each stop for one.
 """
 
 from __future__ import annotations

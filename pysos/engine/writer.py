@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import _INF, LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
@@ -26,7 +26,6 @@ from .core import Store, _number
 
 log = logging.getLogger("pysos")
 
-_INF = float("inf")
 _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outside compaction
 # The writer maps its newest segment again once this many written bytes lie beyond the
 # map; reads of the newest bytes meanwhile use pread (see Writer._map).
@@ -82,10 +81,8 @@ class Writer(Store):
         self._check_step = max(min(_CHECK_STEP, self.segment_size // 16), 4096)
         self._seal_floor = min(_SEAL_FLOOR, self.segment_size // 4)
         self._seal_at = min(self.segment_size, self._active_end + self._check_step)
-        if not self._expiring:
-            # A scan that met a deadline and then its key's deletion leaves a ``cover``: drop
-            # it, so that the first expiring write takes the path that marks the MANIFEST.
-            self.deadlines.clear()
+        if not self._expiring:  # (a scan that met a deadline, then its key's deletion, leaves a
+            self.deadlines.clear()  # cover: the first expiring write must take the path that marks)
         elif self._manifest.version < manifest.VERSION_EXPIRY:
             # Records that expire under a MANIFEST not marked so (written by other hands):
             # mark it now, as our first expiring write would have (write_expiring counts on it).
@@ -120,12 +117,8 @@ class Writer(Store):
     # --- following others' compactions -----------------------------------------------------
 
     def follow(self, force: bool = False) -> None:
-        """Adopt a compaction published by someone else (looked for once a second), and aim
-        the gate (``due``) at that next look, or at the next deadline if sooner.
-
-        The look at the files has its own time (``_look_at``): the gate also opens at every
-        deadline, which under a churn of expiring keys is at nearly every operation, and
-        those must not each pay the look's system calls."""
+        """Adopt a compaction published by someone else (looked for once a second, at
+        ``_look_at``: not at every deadline the gate also opens for), and aim the gate."""
         now = clock.monotonic()
         if force or now >= self._look_at:
             self._look_at = now + _CHECK_EXTERNAL_SWAP_EVERY
@@ -136,20 +129,15 @@ class Writer(Store):
             self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
         elif now < self.due:
             return
-        self.due = self._look_at
+        self.due = self.write_due = self._look_at
         deadlines = self.deadlines
-        if deadlines.first != _INF or deadlines.heap:  # (Deadlines.waiting(), inline: under a
-            # churn of expiring keys this runs at each deadline) and by the next deadline, if
-            # sooner, dropping the keys due (after the adoption, which may forget keys), even
-            # with none left, so that due is never later than the first entry (pysos.engine.expiry)
+        if deadlines.first != _INF or deadlines.heap:  # (Deadlines.waiting(), inline) drop the
+            # keys due and aim at the next deadline, even with none left (pysos.engine.expiry)
             self.aim(clock.wall())
 
     def enter(self, write: bool = False) -> None:
-        """:meth:`Store.enter`, but :meth:`follow` has dropped the keys due already."""
-        if write:
-            self.check_writable()
-        else:
-            self.check_open()
+        """:meth:`Store.enter`, but :meth:`follow` drops the keys due already."""
+        self.check_writable() if write else self.check_open()
         self.follow()
 
     def _index_new_records(self, appended: list[str]) -> None:
@@ -200,14 +188,11 @@ class Writer(Store):
             self._checkpoint()
 
     def write_expiring(self, key: Any, line: bytes, deadline: float) -> None:
-        """:meth:`write` of a set record that carries ``deadline`` (see
-        :func:`record.encode_expiring`).
+        """:meth:`write` of a set record that carries ``deadline`` (:func:`record.encode_expiring`).
 
-        The usual case, spelled out here (one Python call per expiring write): no batch, and
-        a deadline no earlier than the deadlines queued (a store default ``expire``). The
-        key then only gets its deadline in ``by_key``, and waits there to be sorted into
-        the queue of :class:`~pysos.segments.index.Deadlines` once ``cover`` passes. ``cover``
-        is finite only in a store already marked expiring (see :meth:`_expiring_other` and
+        The usual case inline: no batch, and a deadline no earlier than ``Deadlines.cover``
+        (a store default ``expire``): the key only gets its deadline in ``by_key``. ``cover``
+        is finite only in a store marked expiring already (:meth:`_expiring_other`,
         :meth:`_loaded`), so this case need not look at the MANIFEST."""
         if deadline < self.deadlines.cover or self._batch is not None:  # (cover: inf until a first deadline)
             self._expiring_other(key, line, deadline)
@@ -224,9 +209,8 @@ class Writer(Store):
             self._checkpoint()
 
     def _expiring_other(self, key: Any, line: bytes, deadline: float) -> None:
-        """:meth:`write_expiring`'s other cases: the first deadline queued, which marks the
-        store's MANIFEST version 2 before the record is written (a pysos that does not know
-        expiry must not open it); a deadline earlier than the last; a batch."""
+        """:meth:`write_expiring`'s other cases: the first deadline (which marks the MANIFEST
+        version 2 first: a pysos without expiry must not open it), an earlier one, a batch."""
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
         batch = self._batch
@@ -465,9 +449,8 @@ class Writer(Store):
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
-        if batch.deadline_undo:  # a restored deadline may be due, or may have left a ``cover``
-            # though its key went again (by_key empty): the next operation aims the gate
-            self.due = min(self.due, 0.0)
+        if batch.deadline_undo:  # a restored deadline may be due, or left a cover with no key
+            self.due = min(self.due, 0.0)  # behind it: the next operation aims the gate
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:
@@ -510,7 +493,7 @@ class Writer(Store):
         """A forked child must never write beside its parent, nor free the parent's lock:
         refuse every operation, give up the files, forget (never unlock) the writer lock."""
         self._refusal = belonging.forked_writer(self.directory, self._pid)
-        self.due = float("-inf")
+        self.due = self.write_due = float("-inf")
         self.compactor = None  # its thread did not survive the fork
         self.segment_files.close_all()
         self._writer_lock.forget()  # the parent's lock stays the parent's
