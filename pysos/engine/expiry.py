@@ -26,10 +26,14 @@ passes at nearly every operation; writes then do not each stop for one.
 
 from __future__ import annotations
 
+import collections
+from itertools import repeat
+
 from ..segments import clock
 from ..segments.index import LENGTH_MASK, SEGMENT_SHIFT
 
 _INF = float("inf")
+_exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
 
 
 class Expiry:
@@ -101,10 +105,11 @@ class Expiry:
         """Drop expired ``keys`` (no longer in ``deadlines``) from the index: they are
         garbage now, like overwritten records."""
         idx = self.index
-        for key in keys:
-            location = idx.pop(key, None)
-            if location is not None and self._live_bytes is not None:
-                self._live_bytes -= location & LENGTH_MASK
+        popped = map(idx.pop, keys, repeat(0))  # (C loops: under a churn, a key per write)
+        if self._live_bytes is None:
+            _exhaust(popped)
+        else:
+            self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
         if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
             # a List's records a deadline; pysos gives them to Dict items only)
             self._on_reload(idx)

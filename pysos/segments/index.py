@@ -17,8 +17,12 @@ the sum is then taken again over the index (one pass, no Python call per key) wh
 
 from __future__ import annotations
 
+import bisect
+import collections
 import heapq
 import itertools
+import operator
+from itertools import compress, repeat
 from typing import Any, Callable, Iterable
 
 from . import record
@@ -147,6 +151,8 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
 
 
 _heappush = heapq.heappush
+_eq = operator.eq
+_exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
 _INF = float("inf")
 
 
@@ -222,16 +228,16 @@ class Deadlines:
 
     def take_due(self, now: float) -> list:
         """Remove and return the keys whose deadline is ``<= now``."""
-        by_key, times, keys, due = self.by_key, self.times, self.keys, []
-        head, end = self.head, len(times)
-        while head < end and times[head] <= now:
-            key = keys[head]
-            if by_key.get(key) == times[head]:
-                del by_key[key]
-                due.append(key)
-            head += 1
-        self._advance(head)
-        if head >= end and self.cover <= now and by_key:  # keys outside may be due: sort them in
+        by_key, times, keys, head = self.by_key, self.times, self.keys, self.head
+        cut = bisect.bisect_right(times, now, head)  # the queue is sorted: [head, cut) is due
+        due = []
+        if cut > head:  # the live ones (their key's deadline is still this one), in C loops:
+            # under a churn of expiring keys this is a key per write
+            due = list(compress(keys[head:cut], map(_eq, map(by_key.get, keys[head:cut]), times[head:cut])))
+            _exhaust(map(by_key.pop, due, repeat(None)))
+        used_up = cut >= len(times)
+        self._advance(cut)
+        if used_up and self.cover <= now and by_key:  # keys outside may be due: sort them in
             self._sort_pending()  # (every key pending is in the queue now, so this goes one level deep)
             due += self.take_due(now)
             return due
