@@ -216,6 +216,6 @@ class Handle:
 
     def __repr__(self) -> str:
         """``<pysos.Dict '/path': 12 items>``: never the contents."""
-        state = "closed" if self.closed else f"{len(self._store.index)} items"
+        state = "closed" if self.closed else f"{len(self)} items"  # (len: expired keys do not count)
         mode = ", readonly" if self._store.readonly else ""
         return f"<pysos.{type(self).__name__} {self._store.directory!r}: {state}{mode}>"

@@ -47,9 +47,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "set-never", "churn-expire", "churn-still", "read-expire", "reader-read-expire",
-       "write-tagged", "read-tagged", "raw-write",
-       "raw-read")
+OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "set-never", "churn-expire", "churn-still",
+       "read-expire", "reader-read-expire", "write-tagged", "read-tagged", "raw-write", "raw-read")
 
 
 def run(op: str, n: int, setup_only: bool) -> None:

@@ -110,6 +110,8 @@ class Expiry:
             _exhaust(popped)
         else:
             self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
+        if keys and getattr(self, "_batch", None) is not None:  # a writer's open batch: its
+            self._batch.live_bytes_before = None  # discard must recount (these stay dropped)
         if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
             # a List's records a deadline; pysos gives them to Dict items only)
             self._on_reload(idx)

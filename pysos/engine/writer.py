@@ -443,7 +443,7 @@ class Writer(Store):
                 self.index.pop(key, None)
             else:
                 self.index[key] = old
-        self._live_bytes = batch.live_bytes_before
+        self._live_bytes = batch.live_bytes_before if batch.live_bytes_before is not None else index.live_bytes(self.index)
         for key, deadline in reversed(batch.deadline_undo):
             if deadline is None:
                 self.deadlines.pop(key)
