@@ -26,6 +26,9 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
                other -expire ops see none expire: a service's steady state is this one)
   churn-still  the same with expire=3600 (nothing expires): churn-expire minus churn-still is
                the cost of expiring, per write, without the fake clock's own cost
+  churn-mixed-expire, churn-mixed-still  the same, but each step also reads the key it
+               wrote (counts are per step: a write and a read); reads, unlike
+               writes, stop at each deadline that passed, to drop what is due
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
   write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
   read-tagged  d[k] on such a writer, keys written beforehand
@@ -48,6 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
 OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "set-never", "churn-expire", "churn-still",
+       "churn-mixed-expire", "churn-mixed-still",
        "read-expire", "reader-read-expire", "write-tagged", "read-tagged", "raw-write", "raw-read")
 
 
@@ -96,7 +100,7 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
     expire = 3600 if op.endswith("-expire") and op != "set-expire" else None
     fake = None
     if op.startswith("churn"):
-        expire, fake = (5 if op == "churn-expire" else 3600), _FakeClock()
+        expire, fake = (5 if op.endswith("-expire") else 3600), _FakeClock()
     codec = "tagged" if op.endswith("-tagged") else None
     store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire, codec=codec)
     writes = op.startswith(("write", "set", "churn"))
@@ -111,6 +115,11 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
         if op.startswith("set"):
             for key, value in zip(keys, values):
                 store.set(key, value, expire=expire_of_set)
+        elif op.startswith("churn-mixed"):
+            for key, value in zip(keys, values):
+                fake.now += 0.001
+                store[key] = value
+                store[key]
         elif fake is not None:
             for key, value in zip(keys, values):
                 fake.now += 0.001
