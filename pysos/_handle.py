@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, ContextManager, NoReturn, TypeVar
+from collections.abc import Sized
+from typing import Any, Callable, ContextManager, NoReturn, TypeVar, cast
 
 from . import codec as codecs
 from .compactor import compact_store
@@ -216,6 +217,6 @@ class Handle:
 
     def __repr__(self) -> str:
         """``<pysos.Dict '/path': 12 items>``: never the contents."""
-        state = "closed" if self.closed else f"{len(self._store.index)} items"
+        state = "closed" if self.closed else f"{len(cast(Sized, self))} items"  # (len: not expired keys)
         mode = ", readonly" if self._store.readonly else ""
         return f"<pysos.{type(self).__name__} {self._store.directory!r}: {state}{mode}>"

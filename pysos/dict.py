@@ -114,7 +114,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             store, lock = self._store, self._lock
             lock.acquire()
             try:
-                if store.readonly or monotonic() >= store.due:
+                if store.readonly or monotonic() >= store.write_due:  # (see Store: no deadline gate)
                     store.enter(write=True)
                 if self._observers:
                     self._write_observed(key, line, deadline)
@@ -127,7 +127,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.due:
+            if store.readonly or monotonic() >= store.write_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line)
@@ -154,7 +154,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.due:
+            if store.readonly or monotonic() >= store.write_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line, deadline)
@@ -169,32 +169,35 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """Add ``delta`` to the number at ``key`` (``default`` if absent) and return the new
         value, holding the writer's lock from the read to the write: concurrent threads
         never lose an increment, and observers and batches see one change. A key that
-        expires keeps its deadline; a new key takes the store's default ``expire``."""
+        expires keeps its deadline, one that does not keeps none; a new key takes the store's
+        default ``expire``."""
         for name, number in (("delta", delta), ("default", default)):
             if type(number) not in (int, float):
                 raise TypeError(f"incr() {name} must be an int or float, not {type(number).__name__}")
         with self._lock:
             self._store.check_writable()
             old = self.get(key, _MISSING)
-            if old is _MISSING:
+            existed = old is not _MISSING
+            if not existed:
                 old = default
             elif type(old) not in (int, float):
                 raise TypeError(f"incr() needs a number at {key!r}, not {type(old).__name__}")
             new: int | float = old + delta
-            self._rewrite(key, new)
+            self._rewrite(key, new, existed)
             return new
 
     def transform(self, key: Any, fn: Callable[[Any], Any], default: Any = None) -> Any:
         """Store and return ``fn(old)``, ``old`` being the value at ``key`` (``default`` if
         absent), holding the writer's lock from the read to the write (one change for
         observers and batches). If ``fn`` raises, nothing is written. A key that expires
-        keeps its deadline; a new key takes the store's default ``expire``. ``fn`` runs
+        keeps its deadline, one that does not keeps none; a new key takes the store's default
+        ``expire``. ``fn`` runs
         under the lock: other threads using this store wait for it."""
         with self._lock:
             self._store.check_writable()
             old = self.get(key, _MISSING)
             new = fn(default if old is _MISSING else old)
-            self._rewrite(key, new)
+            self._rewrite(key, new, old is not _MISSING)
             return new
 
     def memoize(self, expire: float | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -234,11 +237,12 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
         return decorate
 
-    def _rewrite(self, key: Any, value: Any) -> None:
-        """Set ``key`` keeping its deadline if it has one (caller holds the lock)."""
+    def _rewrite(self, key: Any, value: Any, existed: bool) -> None:
+        """Set ``key`` keeping its deadline, or its having none if it ``existed`` (a new key
+        takes the store's default ``expire``). Caller holds the lock."""
         deadline = self._store.deadlines.by_key.get(key)
         if deadline is None:
-            self.set(key, value)
+            self.set(key, value, None if existed else _DEFAULT)
             return
         line = record.encode_expiring(self._encoders.encode_item(key, value), deadline)
         self._store.enter(write=True)
@@ -375,7 +379,10 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """Delete every key, as one atomic batch of tombstones."""
         with self._store.batch():
             for key in list(self._store.index):
-                del self[key]
+                try:
+                    del self[key]
+                except KeyError:  # it expired (before the list was taken, or since): gone already
+                    pass
 
     def values(self) -> ValuesView[Any]:
         """The values, iterated from a snapshot of the keys taken when iteration starts."""

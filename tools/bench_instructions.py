@@ -20,6 +20,15 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
                files on every read)
   write-expire d[k] = v on a writer opened with expire=3600 (every item expires)
   set-expire   d.set(k, v, expire=3600) on a writer opened without a default expire
+  set-never    d.set(k, v, expire=None) on such a writer (set-expire's call with expiry off)
+  churn-expire d[k] = v on a writer opened with expire=5, under a fake clock that moves 1 ms
+               a write: from the 5,000th write on, each write also sees one key expire (the
+               other -expire ops see none expire: a service's steady state is this one)
+  churn-still  the same with expire=3600 (nothing expires): churn-expire minus churn-still is
+               the cost of expiring, per write, without the fake clock's own cost
+  churn-mixed-expire, churn-mixed-still  the same, but each step also reads the key it
+               wrote (counts are per step: a write and a read); reads, unlike
+               writes, stop at each deadline that passed, to drop what is due
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
   write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
   read-tagged  d[k] on such a writer, keys written beforehand
@@ -41,9 +50,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSES = 3
-OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "read-expire", "reader-read-expire",
-       "write-tagged", "read-tagged", "raw-write",
-       "raw-read")
+OPS = ("write", "read", "reader-read", "write-expire", "set-expire", "set-never", "churn-expire", "churn-still",
+       "churn-mixed-expire", "churn-mixed-still",
+       "read-expire", "reader-read-expire", "write-tagged", "read-tagged", "raw-write", "raw-read")
 
 
 def run(op: str, n: int, setup_only: bool) -> None:
@@ -89,9 +98,13 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
                     orjson.loads(os.pread(fd, length, offset))["v"]
         return
     expire = 3600 if op.endswith("-expire") and op != "set-expire" else None
+    fake = None
+    if op.startswith("churn"):
+        expire, fake = (5 if op.endswith("-expire") else 3600), _FakeClock()
     codec = "tagged" if op.endswith("-tagged") else None
     store = pysos.Dict(os.path.join(directory, "store"), autocompact=False, expire=expire, codec=codec)
-    writes = op.startswith(("write", "set"))
+    writes = op.startswith(("write", "set", "churn"))
+    expire_of_set = 3600 if op == "set-expire" else None
     if not writes:
         for key, value in zip(keys, values):
             store[key] = value
@@ -99,15 +112,45 @@ def _workload(op: str, n: int, setup_only: bool, directory: str) -> None:
     if setup_only:
         return
     for _ in range(PASSES):
-        if op == "set-expire":
+        if op.startswith("set"):
             for key, value in zip(keys, values):
-                store.set(key, value, expire=3600)
+                store.set(key, value, expire=expire_of_set)
+        elif op.startswith("churn-mixed"):
+            for key, value in zip(keys, values):
+                fake.now += 0.001
+                store[key] = value
+                store[key]
+        elif fake is not None:
+            for key, value in zip(keys, values):
+                fake.now += 0.001
+                store[key] = value
         elif writes:
             for key, value in zip(keys, values):
                 store[key] = value
         else:
             for key in keys:
                 handle[key]
+
+
+class _FakeClock:
+    """Replaces pysos's wall and monotonic clocks (as tests/fake_clock.py does) with one
+    that moves only when the workload says: the real one, under valgrind, moves ~50x faster
+    per operation than outside it, which would change what expires per write."""
+
+    def __init__(self) -> None:
+        import pysos.dict
+        import pysos.list
+        from pysos.segments import clock
+
+        self.now = 1000.0
+        clock.wall = self.wall
+        clock.monotonic = pysos.dict.monotonic = pysos.list.monotonic = self.monotonic
+
+    def wall(self) -> float:
+        return 1_800_000_000.0 + self.now
+
+    def monotonic(self) -> float:
+        return self.now
 
 
 def count(op: str, n: int, setup_only: bool) -> int:

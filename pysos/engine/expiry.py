@@ -9,19 +9,31 @@ only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the
 deadline, so a store without expiring keys pays nothing and one with them pays a look
 per deadline (plus one whenever a handle follows the files anyway).
 
-The gate's invariant: ``due`` is never later than the first deadline of
-:class:`~pysos.segments.index.Deadlines` (the first of its queue or heap, stale or not).
-Every look that raises ``due`` (a writer's ``follow`` once a second, a reader's per
-refresh) aims it again at the next deadline, a deadline earlier than the first aims it
-when it is added (``Writer.write_expiring``, a reader's catch-up, a discarded batch), so
-a write of a later deadline (the usual: a store default ``expire``) and a look with
-nothing due leave ``due`` alone.
+The gate's invariant: ``due`` is never later than the lower bound of
+:class:`~pysos.segments.index.Deadlines` (``Deadlines.lower_bound``: the first entry of
+its queue or heap, stale or not, or its ``cover`` once the queue is used up, which keys
+written since wait beyond). Every look that raises ``due`` (a writer's ``follow`` once a
+second, a reader's per refresh) aims it again (:meth:`Expiry.aim`), a deadline earlier than
+the bound aims it when it is added (``Writer.write_expiring``, a reader's catch-up, a
+discarded batch), so a write of a later deadline (the usual: a store default ``expire``)
+and a look with nothing due leave ``due`` alone.
+
+Writes (``d[k] = v``, ``d.set``) look only at ``write_due``, the writer's next look at its
+files: a write needs no other key dropped first (the next read, ``len()``, iteration or
+look drops it, and ``due`` stays aimed for them). Under a churn of expiring keys a deadline
+passes at nearly every operation; writes then do not each stop for one.
 """
 
 from __future__ import annotations
 
+import collections
+from itertools import repeat
+
 from ..segments import clock
 from ..segments.index import LENGTH_MASK, SEGMENT_SHIFT
+
+_INF = float("inf")
+_exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
 
 
 class Expiry:
@@ -39,10 +51,34 @@ class Expiry:
         deadlines = self.deadlines
         heap = deadlines.heap  # Deadlines.first_passed, inline: once per reader read
         if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
+            self.aim(now)
+
+    def aim(self, now: float) -> None:
+        """After a look that set ``due`` (``now``: the wall clock): drop the keys whose
+        deadline passed, then lower ``due`` to the next deadline if that comes first.
+
+        Finding the next deadline means skipping the stale entries before it (keys written
+        again or deleted since), a dict lookup each, and under a churn of rewrites most
+        entries are stale. So it is looked for only when the first entry, a bound no later
+        than it, would open the gate sooner than ``due`` does: a store whose deadlines are
+        an hour off leaves its stale entries to the rebuild that drops them in bulk
+        (``Deadlines.tidy``, at a writer's look at its files and a reader's refresh), or to
+        their turn, instead of looking at each one every second."""
+        deadlines = self.deadlines
+        first = deadlines.lower_bound()
+        if first <= now:  # something may be due: drop it (the bound is then later than now)
             due = deadlines.take_due(now)
             if due:
-                self._forget(due)
-            self.watch(deadlines.next(), now)
+                self._drop(due)
+            first = deadlines.lower_bound()
+        if first != _INF:  # (watch(), inline: under a churn of expiring keys this runs at each deadline)
+            mono = clock.monotonic()
+            if mono + max(first - now, 0.0) * 0.999 < self.due:
+                deadline = deadlines.next()
+                if deadline is not None:
+                    at = mono + max(deadline - now, 0.0) * 0.999
+                    if at < self.due:
+                        self.due = at
 
     def watch(self, deadline: float | None, now: float) -> None:
         """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""
@@ -59,19 +95,24 @@ class Expiry:
         self._forget(gone)
 
     def _forget(self, keys: list) -> None:
-        """Drop expired ``keys`` from the index (they are garbage now, like overwritten records)."""
-        idx, deadlines = self.index, self.deadlines
+        """Drop expired ``keys`` from the index and from ``deadlines``."""
+        forget = self.deadlines.by_key.pop
         for key in keys:
-            deadlines.pop(key)
-            location = idx.pop(key, None)
-            if location is not None and self._live_bytes is not None:
-                self._live_bytes -= location & LENGTH_MASK
-        if keys:
-            self._expired(keys)
+            forget(key, None)
+        self._drop(keys)
 
-    def _expired(self, keys: list) -> None:
-        """Keys expired (removed from the index): tell a List (only a foreign writer would
-        give a List's records a deadline; pysos gives them to Dict items only)."""
-        if self.kind == "list":
-            self._on_reload(self.index)
+    def _drop(self, keys: list) -> None:
+        """Drop expired ``keys`` (no longer in ``deadlines``) from the index: they are
+        garbage now, like overwritten records."""
+        idx = self.index
+        popped = map(idx.pop, keys, repeat(0))  # (C loops: under a churn, a key per write)
+        if self._live_bytes is None:
+            _exhaust(popped)
+        else:
+            self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
+        if keys and getattr(self, "_batch", None) is not None:  # a writer's open batch: its
+            self._batch.live_bytes_before = None  # discard must recount (these stay dropped)
+        if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
+            # a List's records a deadline; pysos gives them to Dict items only)
+            self._on_reload(idx)
 

@@ -52,10 +52,10 @@ class Reader(Store):
         else:
             self._check_identity()
             self._load(recovery.existing_manifest(self.directory, self.kind))
-        deadlines = self.deadlines
-        if self.refresh_interval and deadlines.queued():  # look again by the next
-            # deadline, if sooner; with no key left, next() drops the stale entries (see pysos.engine.expiry)
-            self.watch(deadlines.next(), clock.wall())
+        if self.refresh_interval and self.deadlines.waiting():  # look again by the next
+            # deadline, if sooner, even with no key left (see pysos.engine.expiry)
+            self.deadlines.tidy()
+            self.aim(clock.wall())
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import _INF, LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
@@ -47,10 +47,11 @@ class Writer(Store):
     :meth:`_checkpoint`), and ``stop()``, called by :meth:`close`); it is :attr:`compactor`."""
 
     readonly = False
-    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write")  # the write path's: see Store
+    __slots__ = ("_batch", "_seal_at", "_dirty_tail", "_fsync_each_write", "_look_at")  # the write path's: see Store
 
     def __init__(self, path, kind, *, compactor: Callable[["Writer"], Any] | None = None, **options):
         self._batch: Batch | None = None
+        self._look_at = 0.0  # (monotonic) when follow() next looks at the files: see follow
         self._dirty_tail = False  # bytes of a failed write past _active_end that could not be cut yet
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
@@ -80,7 +81,9 @@ class Writer(Store):
         self._check_step = max(min(_CHECK_STEP, self.segment_size // 16), 4096)
         self._seal_floor = min(_SEAL_FLOOR, self.segment_size // 4)
         self._seal_at = min(self.segment_size, self._active_end + self._check_step)
-        if self._expiring and self._manifest.version < manifest.VERSION_EXPIRY:
+        if not self._expiring:  # (a scan that met a deadline, then its key's deletion, leaves a
+            self.deadlines.clear()  # cover: the first expiring write must take the path that marks)
+        elif self._manifest.version < manifest.VERSION_EXPIRY:
             # Records that expire under a MANIFEST not marked so (written by other hands):
             # mark it now, as our first expiring write would have (write_expiring counts on it).
             self._mark_expiring()
@@ -114,19 +117,28 @@ class Writer(Store):
     # --- following others' compactions -----------------------------------------------------
 
     def follow(self, force: bool = False) -> None:
-        """Adopt a compaction published by someone else (looked for once a second)."""
+        """Adopt a compaction published by someone else (looked for once a second, at
+        ``_look_at``: not at every deadline the gate also opens for), and aim the gate."""
         now = clock.monotonic()
-        if force or now >= self.due:
-            self.due = now + _CHECK_EXTERNAL_SWAP_EVERY
+        if force or now >= self._look_at:
+            self._look_at = now + _CHECK_EXTERNAL_SWAP_EVERY
             self._check_written()  # once a second: no write path pays for it
             if manifest.stamp(self.directory) != self._manifest_stamp:
                 with locks.FileLock(self.directory, locks.MANIFEST):
                     self._adopt(manifest.read(self.directory))
-            deadlines = self.deadlines
-            if deadlines.queued():  # and by the next deadline, if sooner: after the
-                # adoption, which may forget keys, and even with none left (next() drops the stale
-                # entries), so that due is never later than the first entry (see pysos.engine.expiry)
-                self.watch(deadlines.next(), clock.wall())
+            self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
+        elif now < self.due:
+            return
+        self.due = self.write_due = self._look_at
+        deadlines = self.deadlines
+        if deadlines.first != _INF or deadlines.heap:  # (Deadlines.waiting(), inline) drop the
+            # keys due and aim at the next deadline, even with none left (pysos.engine.expiry)
+            self.aim(clock.wall())
+
+    def enter(self, write: bool = False) -> None:
+        """:meth:`Store.enter`, but :meth:`follow` drops the keys due already."""
+        self.check_writable() if write else self.check_open()
+        self.follow()
 
     def _index_new_records(self, appended: list[str]) -> None:
         if appended:  # only the writer appends; it adopted its own rotation already
@@ -176,16 +188,13 @@ class Writer(Store):
             self._checkpoint()
 
     def write_expiring(self, key: Any, line: bytes, deadline: float) -> None:
-        """:meth:`write` of a set record that carries ``deadline`` (see
-        :func:`record.encode_expiring`).
+        """:meth:`write` of a set record that carries ``deadline`` (:func:`record.encode_expiring`).
 
-        The usual case, spelled out here (one Python call per expiring write): no batch, and
-        a deadline no earlier than the last one queued (a store default ``expire``), which
-        is appended to the queue of :class:`~pysos.segments.index.Deadlines`. That queue is
-        only ever non-empty in a store already marked expiring (see :meth:`_expiring_other`
-        and :meth:`_loaded`), so this case need not look at the MANIFEST."""
-        deadlines = self.deadlines
-        if deadline < deadlines.last or self._batch is not None:  # (last: inf if the queue is empty)
+        The usual case inline: no batch, and a deadline no earlier than ``Deadlines.cover``
+        (a store default ``expire``): the key only gets its deadline in ``by_key``. ``cover``
+        is finite only in a store marked expiring already (:meth:`_expiring_other`,
+        :meth:`_loaded`), so this case need not look at the MANIFEST."""
+        if deadline < self.deadlines.cover or self._batch is not None:  # (cover: inf until a first deadline)
             self._expiring_other(key, line, deadline)
             return
         idx = self.index
@@ -195,17 +204,13 @@ class Writer(Store):
         length = len(line)
         idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
         self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
-        self._expiring[key] = deadline  # Deadlines.set's in-order case, inline
-        deadlines.times.append(deadline)
-        deadlines.keys.append(key)
-        deadlines.last = deadline
+        self._expiring[key] = deadline  # Deadlines.set's usual case, inline
         if end + length >= self._seal_at:
             self._checkpoint()
 
     def _expiring_other(self, key: Any, line: bytes, deadline: float) -> None:
-        """:meth:`write_expiring`'s other cases: the first deadline queued, which marks the
-        store's MANIFEST version 2 before the record is written (a pysos that does not know
-        expiry must not open it); a deadline earlier than the last; a batch."""
+        """:meth:`write_expiring`'s other cases: the first deadline (which marks the MANIFEST
+        version 2 first: a pysos without expiry must not open it), an earlier one, a batch."""
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
         batch = self._batch
@@ -438,14 +443,14 @@ class Writer(Store):
                 self.index.pop(key, None)
             else:
                 self.index[key] = old
-        self._live_bytes = batch.live_bytes_before
+        self._live_bytes = batch.live_bytes_before if batch.live_bytes_before is not None else index.live_bytes(self.index)
         for key, deadline in reversed(batch.deadline_undo):
             if deadline is None:
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
-        if self._expiring:
-            self.due = min(self.due, 0.0)  # a restored deadline may be due: the next operation looks
+        if batch.deadline_undo:  # a restored deadline may be due, or left a cover with no key
+            self.due = min(self.due, 0.0)  # behind it: the next operation aims the gate
         self._on_reload(self.index)
 
     def after_commit(self, event: Callable[[], None]) -> None:
@@ -488,7 +493,7 @@ class Writer(Store):
         """A forked child must never write beside its parent, nor free the parent's lock:
         refuse every operation, give up the files, forget (never unlock) the writer lock."""
         self._refusal = belonging.forked_writer(self.directory, self._pid)
-        self.due = float("-inf")
+        self.due = self.write_due = float("-inf")
         self.compactor = None  # its thread did not survive the fork
         self.segment_files.close_all()
         self._writer_lock.forget()  # the parent's lock stays the parent's

@@ -17,9 +17,12 @@ the sum is then taken again over the index (one pass, no Python call per key) wh
 
 from __future__ import annotations
 
+import bisect
+import collections
 import heapq
 import itertools
 import operator
+from itertools import compress, repeat
 from typing import Any, Callable, Iterable
 
 from . import record
@@ -148,63 +151,71 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
 
 
 _heappush = heapq.heappush
+_eq = operator.eq
+_exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
 _INF = float("inf")
-_second = operator.itemgetter(1)
 
 
 class Deadlines:
     """When keys expire: ``by_key`` (key -> deadline, Unix seconds, only keys whose indexed
-    record expires), and the deadlines in order, to find the next one.
+    record expires), and what finds the next deadline to pass.
 
-    Most deadlines arrive in order (a store default ``expire`` gives ever later ones), so
-    they go to a FIFO kept as two parallel lists, ``times`` and ``keys``, from ``head`` on:
-    a write appends a float and a key, no tuple and no heap work (see
-    ``Writer.write_expiring``, which does that append inline while ``deadline >= last``).
-    ``last`` is the last queued deadline, ``inf`` while the queue is empty, so that the
-    first entry always takes :meth:`set`'s other branch, which tells whether the gate must be
-    aimed (deadlines are finite: JSON has no infinity, and ``expire`` is checked finite).
-    ``first`` is the first queued deadline (``inf`` when empty). The others go to ``heap``
-    of ``(deadline, n, key)``. An entry whose deadline is no longer its key's is stale
-    and skipped; :meth:`next` (called at least once a second by a handle that writes or
-    follows) starts again from ``by_key`` when most entries are stale. Stores without
-    expiry keep ``by_key`` empty, and their hot paths test only that."""
+    Most deadlines arrive in order (a store default ``expire`` gives ever later ones). Such a
+    deadline, no earlier than ``cover``, is only put in ``by_key``: the key waits *outside*
+    (see ``Writer.write_expiring``, which does that inline: one dict store, nothing else).
+    The keys waiting are sorted by deadline in one go, in C, into a queue once ``cover``
+    passes (:meth:`_sort_pending`); ``cover`` is then the queue's last deadline, so every
+    key outside is due no sooner than every entry in the queue. The queue is two parallel
+    lists ``times`` and ``keys`` from ``head``. A deadline earlier than ``cover`` goes to
+    ``heap`` of ``(deadline, n, key)`` instead. An entry whose deadline is no longer its
+    key's (written again, deleted) is stale and skipped.
 
-    __slots__ = ("by_key", "times", "keys", "head", "first", "last", "heap", "_seq")
+    ``first`` is no later than every deadline outside the heap: the queue's first entry,
+    or ``cover`` once the queue is used up; ``cover`` and ``first`` are ``inf`` while
+    nothing waits (deadlines are finite: JSON has no infinity, and ``expire`` is checked
+    finite), so the first deadline takes :meth:`set`'s other branch, which tells whether
+    the gate must be aimed. Stores without expiry keep ``by_key`` empty, and their hot
+    paths test only that.
+
+    Each pending key is sorted once per pass of ``cover`` (about once per ``expire``): a
+    sort in C of every key pending then, ~100-300 instructions a key, instead of a Python
+    append per write."""
+
+    __slots__ = ("by_key", "times", "keys", "head", "first", "cover", "heap", "_seq")
 
     def __init__(self) -> None:
         self.by_key: dict = {}
         self.heap: list = []
         self._seq = itertools.count()  # ties on a deadline never compare keys (1 vs "a")
         self._empty_queue()
+        self.first = self.cover = _INF
 
     def _empty_queue(self) -> None:
         self.times: list = []
         self.keys: list = []
         self.head = 0
-        self.first = self.last = _INF
 
     def set(self, key: Any, deadline: float) -> bool:
         """Give ``key`` its ``deadline``; True if that is now the earliest of all (whoever
         waits for the next deadline must be told: see ``Writer.write_expiring``)."""
         self.by_key[key] = deadline
-        if deadline >= self.last:  # the usual case: queued after the last, not the earliest
-            self.times.append(deadline)
-            self.keys.append(key)
-            self.last = deadline
+        if deadline >= self.cover:  # the usual case: waits outside, no sooner than ``first``
             return False
         heap = self.heap
-        if self.head == len(self.times):  # an empty queue (``last`` is inf): this starts it
-            self.times.append(deadline)
-            self.keys.append(key)
-            self.first = self.last = deadline
+        if self.cover == _INF:  # nothing waits outside the heap: this key starts to
+            self.first = self.cover = deadline
             return not heap or deadline < heap[0][0]
         earlier = deadline < self.first and (not heap or deadline < heap[0][0])
         _heappush(heap, (deadline, next(self._seq), key))
         return earlier
 
     def queued(self) -> int:
-        """How many entries (stale or not) wait in the queue and the heap."""
+        """How many entries (stale or not) the queue and the heap hold."""
         return len(self.times) - self.head + len(self.heap)
+
+    def waiting(self) -> bool:
+        """Whether any deadline may be pending (stale entries count): the gate must be aimed."""
+        return self.first != _INF or bool(self.heap)
 
     def pop(self, key: Any) -> float | None:
         return self.by_key.pop(key, None)
@@ -213,18 +224,24 @@ class Deadlines:
         self.by_key.clear()
         self.heap.clear()
         self._empty_queue()
+        self.first = self.cover = _INF
 
     def take_due(self, now: float) -> list:
         """Remove and return the keys whose deadline is ``<= now``."""
-        times, keys, heap, by_key, due = self.times, self.keys, self.heap, self.by_key, []
-        head, end = self.head, len(times)
-        while head < end and times[head] <= now:
-            key = keys[head]
-            if by_key.get(key) == times[head]:
-                del by_key[key]
-                due.append(key)
-            head += 1
-        self._advance(head)
+        by_key, times, keys, head = self.by_key, self.times, self.keys, self.head
+        cut = bisect.bisect_right(times, now, head)  # the queue is sorted: [head, cut) is due
+        due = []
+        if cut > head:  # the live ones (their key's deadline is still this one), in C loops:
+            # under a churn of expiring keys this is a key per write
+            due = list(compress(keys[head:cut], map(_eq, map(by_key.get, keys[head:cut]), times[head:cut])))
+            _exhaust(map(by_key.pop, due, repeat(None)))
+        used_up = cut >= len(times)
+        self._advance(cut)
+        if used_up and self.cover <= now and by_key:  # keys outside may be due: sort them in
+            self._sort_pending()  # (every key pending is in the queue now, so this goes one level deep)
+            due += self.take_due(now)
+            return due
+        heap = self.heap
         while heap and heap[0][0] <= now:
             deadline, _, key = heapq.heappop(heap)
             if by_key.get(key) == deadline:
@@ -233,10 +250,15 @@ class Deadlines:
         return due
 
     def _advance(self, head: int) -> None:
-        """Drop the queue's entries before ``head`` (their memory once they are most of it)."""
+        """Drop the queue's entries before ``head`` (their memory once they are most of it),
+        and set ``first``."""
         times = self.times
         if head >= len(times):
             self._empty_queue()
+            if self.by_key:  # keys wait outside (or in the heap): none is due before ``cover``
+                self.first = self.cover
+            else:
+                self.first = self.cover = _INF
             return
         if head > 1024 and 2 * head > len(times):
             del times[:head], self.keys[:head]
@@ -244,34 +266,61 @@ class Deadlines:
         self.head = head
         self.first = times[head]
 
+    def _sort_pending(self) -> None:
+        """Queue every pending key, sorted by deadline (those in the heap too: whichever of
+        their two entries comes due first takes the key, the other is stale then)."""
+        by_key = self.by_key
+        self._empty_queue()
+        # No (key, deadline) tuples: C loops only, nothing for the GC to track. A sort is
+        # stable and ties are equal, so the sorted deadlines line up with the sorted keys.
+        self.keys = sorted(by_key, key=by_key.__getitem__)
+        self.times = sorted(by_key.values())
+        if self.times:
+            self.first, self.cover = self.times[0], self.times[-1]
+        else:
+            self.first = self.cover = _INF
+
+    def lower_bound(self) -> float:
+        """No later than the earliest pending deadline: ``first`` or the heap's first entry
+        (stale or not), ``inf`` if nothing waits. O(1), unlike :meth:`next`."""
+        heap = self.heap
+        return heap[0][0] if heap and heap[0][0] < self.first else self.first
+
     def first_passed(self, now: float) -> bool:
-        """Whether the first entry (stale or not) of the queue or the heap is ``<= now``."""
+        """Whether the lower bound (:meth:`lower_bound`) is ``<= now``."""
         heap = self.heap
         return self.first <= now or bool(heap) and heap[0][0] <= now
 
+    def tidy(self) -> None:
+        """Start again from ``by_key`` once most entries are stale (keys deleted, or written
+        again out of order): their memory goes, in one sort rather than one look per entry."""
+        if self.queued() > 2 * len(self.by_key) + 1024:
+            self._sort_pending()
+            self.heap = []
+
     def next(self) -> float | None:
-        """The earliest deadline still pending, or ``None``."""
-        if self.queued() > 2 * len(self.by_key) + 1024:  # mostly stale (keys rewritten or deleted)
-            self._rebuild()
-        times, keys, heap, by_key = self.times, self.keys, self.heap, self.by_key
-        head, end = self.head, len(times)
-        while head < end and by_key.get(keys[head]) != times[head]:
-            head += 1
-        self._advance(head)
+        """The earliest deadline still pending, or ``None``. Skips the stale entries
+        before it, one dict lookup each, and sorts in the keys outside once the queue is
+        used up (see :meth:`lower_bound` for a bound in O(1))."""
+        by_key, heap, head = self.by_key, self.heap, self.head
+        if not heap and head < len(self.times) and by_key.get(self.keys[head]) == self.times[head]:
+            return self.times[head]  # the usual case: the queue's first entry is live, the heap empty
+        for _ in range(2):
+            times, keys = self.times, self.keys
+            head, end = self.head, len(times)
+            while head < end and by_key.get(keys[head]) != times[head]:
+                head += 1
+            self._advance(head)
+            if head < end or not by_key or self.cover == _INF:
+                break
+            self._sort_pending()  # the queue is used up and keys wait outside
         while heap:
             deadline, _, key = heap[0]
             if by_key.get(key) == deadline:
                 break
             heapq.heappop(heap)
+        if not by_key:  # nothing pending: the stale entries left can go
+            self.clear()
+            return None
         first = min(self.first, heap[0][0] if heap else _INF)
         return None if first == _INF else first
-
-    def _rebuild(self) -> None:
-        """Start again from ``by_key``: every deadline queued once, in order."""
-        pending = sorted(self.by_key.items(), key=_second)
-        self.heap = []
-        self._empty_queue()
-        if pending:
-            self.keys = [key for key, _ in pending]
-            self.times = [deadline for _, deadline in pending]
-            self.first, self.last = self.times[0], self.times[-1]

@@ -364,3 +364,69 @@ def test_expiring_records_under_a_version_1_manifest_are_marked_before_the_next_
     clock.advance(59.5)  # past "a"'s deadline, before "b"'s
     with pysos.Dict(store_path) as d:
         assert dict(d) == {"b": 2}
+
+
+def test_a_version_1_manifest_over_an_expiring_record_since_deleted_is_marked_by_the_next_expiring_write(
+        store_path, clock):
+    """A MANIFEST left at version 1 over an expiring record whose key was deleted since: the
+    writer that opens it finds no deadline pending, and its first expiring write marks it 2."""
+    import dataclasses
+
+    with pysos.Dict(store_path, expire=60) as d:
+        d["a"] = 1
+        del d["a"]
+    current = manifest.read(str(store_path))
+    manifest.write(str(store_path), dataclasses.replace(current, version=1, generation=current.generation + 1))
+    with pysos.Dict(store_path, expire=60) as d:
+        clock.advance(1)
+        d["b"] = 2
+        assert manifest.read(str(store_path)).version == 2
+
+
+def test_clear_after_a_deadline_passed_and_a_write_deletes_everything(store_path, clock):
+    """A key expires, a write follows (writes do not drop expired keys), then clear(): the
+    store ends empty, with no KeyError for the key already gone."""
+    with pysos.Dict(store_path) as d:
+        d["x"] = 0
+        d.set("a", 1, expire=0.25)
+        clock.advance(0.5)
+        d["b"] = 2
+        assert "2 items" in repr(d)  # repr counts as len() does: not the expired key
+        d.clear()
+        assert len(d) == 0 and dict(d) == {}
+    with pysos.Dict(store_path) as d:
+        assert len(d) == 0
+
+
+def test_a_discarded_batch_in_which_a_key_expired_counts_its_bytes_dead(store_path, clock):
+    """A key expires inside a batch that is then discarded: stats() no longer counts it live."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["x"] = 0
+        d.set("a", "y" * 100, expire=0.25)
+        clock.advance(0.5)
+        with pytest.raises(ZeroDivisionError):
+            with d.batch():
+                d["b"] = 1
+                assert len(d) == 2
+                1 / 0
+        stats = d.stats()
+        lines = [line for name in sorted(os.listdir(store_path)) if name.endswith(".jsonl")
+                 for line in (store_path / name).read_bytes().splitlines(keepends=True)]
+        assert stats["live_bytes"] == len(next(line for line in lines if b'"k":"x"' in line))
+        assert stats["dead_bytes"] > 100
+
+
+def test_incr_and_transform_keep_an_existing_key_without_a_deadline(store_path, clock):
+    """In a store with a default expire, incr/transform of a key written for ever keep it for
+    ever; a new key takes the default; a key with a deadline keeps it."""
+    with pysos.Dict(store_path, expire=10) as d:
+        d.set("forever", 1, expire=None)
+        d.set("short", 1, expire=1)
+        d.incr("forever")
+        d.transform("forever", lambda v: v + 1)
+        d.incr("short")
+        d.incr("new")
+        clock.advance(1)
+        assert "short" not in d and d["forever"] == 3 and d["new"] == 1
+        clock.advance(9)
+        assert "new" not in d and d["forever"] == 3
