@@ -26,14 +26,10 @@ passes at nearly every operation; writes then do not each stop for one.
 
 from __future__ import annotations
 
-import collections
 from itertools import repeat
 
 from ..segments import clock
-from ..segments.index import LENGTH_MASK, SEGMENT_SHIFT
-
-_INF = float("inf")
-_exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
+from ..segments.index import _INF, LENGTH_MASK, SEGMENT_SHIFT, _exhaust
 
 
 class Expiry:
@@ -71,14 +67,8 @@ class Expiry:
             if due:
                 self._drop(due)
             first = deadlines.lower_bound()
-        if first != _INF:  # (watch(), inline: under a churn of expiring keys this runs at each deadline)
-            mono = clock.monotonic()
-            if mono + max(first - now, 0.0) * 0.999 < self.due:
-                deadline = deadlines.next()
-                if deadline is not None:
-                    at = mono + max(deadline - now, 0.0) * 0.999
-                    if at < self.due:
-                        self.due = at
+        if first != _INF and clock.monotonic() + max(first - now, 0.0) * 0.999 < self.due:
+            self.watch(deadlines.next(), now)
 
     def watch(self, deadline: float | None, now: float) -> None:
         """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""

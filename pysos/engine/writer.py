@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
-from ..segments.index import _INF, LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
+from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
@@ -130,10 +130,8 @@ class Writer(Store):
         elif now < self.due:
             return
         self.due = self.write_due = self._look_at
-        deadlines = self.deadlines
-        if deadlines.first != _INF or deadlines.heap:  # (Deadlines.waiting(), inline) drop the
-            # keys due and aim at the next deadline, even with none left (pysos.engine.expiry)
-            self.aim(clock.wall())
+        if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
+            self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
 
     def enter(self, write: bool = False) -> None:
         """:meth:`Store.enter`, but :meth:`follow` drops the keys due already."""

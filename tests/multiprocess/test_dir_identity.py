@@ -45,6 +45,12 @@ def quick_checks(monkeypatch):
     monkeypatch.setattr(engine_writer, "_CHECK_EXTERNAL_SWAP_EVERY", 0.05)
 
 
+def _hold_looks(d, seconds=60.0):
+    """Keep the writer from looking at its files for ``seconds`` (writes have a gate of their
+    own, ``write_due``, beside the one of every other operation); 0 makes the next call look."""
+    d._store.due = d._store.write_due = time.monotonic() + seconds if seconds else 0.0
+
+
 def _write_until_refused(d, prefix, seconds=3.0):
     """Write until the handle refuses; the refusal (None if it never came)."""
     deadline = time.monotonic() + seconds
@@ -66,9 +72,9 @@ def test_writer_never_writes_into_the_store_that_replaced_its_directory(store_pa
     d = pysos.Dict(store_path, segment_size=400, autocompact=False)
     try:
         d.update({f"old{i}": "old" for i in range(5)})
-        d._store.due = time.monotonic() + 60  # the swap happens between two looks
+        _hold_looks(d)  # the swap happens between two looks
         _swap(store_path, how)
-        d._store.due = 0.0
+        _hold_looks(d, 0)
         refusal = _write_until_refused(d, "late")
         assert refusal is not None and MOVED in str(refusal)
         with pytest.raises(pysos.Error, match=MOVED):
@@ -137,7 +143,7 @@ def test_fsync_writer_refuses_the_first_write_after_its_files_are_deleted(store_
     d = pysos.Dict(store_path, durability="fsync", autocompact=False)
     try:
         d["a"] = 1
-        d._store.due = time.monotonic() + 60  # no regular look before the writes below
+        _hold_looks(d)  # no regular look before the writes below
         _swap(store_path, how)
         with pytest.raises(pysos.Error, match="deleted"):
             d["b"] = 2
@@ -156,7 +162,7 @@ def test_flush_and_sync_report_deleted_files(store_path, how):
         d = pysos.Dict(path, autocompact=False)
         try:
             d["a"] = 1
-            d._store.due = time.monotonic() + 60
+            _hold_looks(d)
             _swap(path, how)
             d["late"] = 2  # reaches the unlinked file: the window README states
             with pytest.raises(pysos.Error, match="deleted"):
@@ -210,7 +216,7 @@ def test_background_compactor_never_publishes_into_a_replaced_directory(store_pa
     try:
         for i in range(40):
             d[f"k{i % 5}"] = "v" * 40
-        d._store.due = time.monotonic() + 60
+        _hold_looks(d)
         _swap(store_path, "replace")
         before = sorted(os.listdir(store_path))
         with pytest.raises(pysos.Error, match=MOVED):
