@@ -425,8 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("pysos: %s received, stopping", signal.Signals(signum).name)
         daemon.stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         return daemon.run_once() if args.once else daemon.run()
     except OSError as exc:  # e.g. the inotify watch limit: say so, no traceback
@@ -434,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         root.removeHandler(handler)
+        for signum, previous_handler in previous.items():  # main() called in-process (tests, a
+            signal.signal(signum, previous_handler)  # service) must not keep SIGTERM from ending it
 
 
 def _not_a_store(directory: str) -> str | None:

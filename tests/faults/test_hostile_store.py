@@ -361,3 +361,15 @@ def test_files_layer_refuses_hard_links_for_writing_only(tmp_path):
             opener(str(tmp_path / "real"))
     files.close(files.open_read(str(tmp_path / "real")))
     assert files.read_file(str(tmp_path / "real")) == b"x"
+
+
+def test_the_daemon_run_in_process_gives_back_the_signal_handlers(store_path):
+    """main() of the compactor daemon, called in-process, restores SIGINT/SIGTERM as it found
+    them (a forked child of a process that kept its handler ignored SIGTERM: a fork pool hung)."""
+    import signal
+
+    with pysos.Dict(store_path) as d:
+        d["a"] = 1
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    daemon_main(["--once", str(store_path)])
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
