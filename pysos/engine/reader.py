@@ -33,9 +33,9 @@ class Reader(Store):
         per refresh_interval)."""
         if self.refresh_interval:
             now = clock.monotonic()
-            if not force and now < self.due:
+            if not force and now < self.look_due:  # (not ``due``: a deadline alone needs no look)
                 return
-            self.due = now + self.refresh_interval
+            self.due = self.look_due = now + self.refresh_interval
         for _ in range(_RELOAD_RETRIES):
             try:
                 if self._manifest_replaced():
@@ -56,6 +56,20 @@ class Reader(Store):
             # deadline, if sooner, even with no key left (see pysos.engine.expiry)
             self.deadlines.tidy()
             self.aim(clock.wall())
+
+    def enter_key(self, key: Any, write: bool = False) -> None:
+        """:meth:`Store.enter` for an operation on ``key`` alone: between two refreshes, a
+        passed deadline matters only if it is ``key``'s (the next refresh drops the rest);
+        a reader that follows at every operation drops every key due, as ``enter`` does."""
+        self.check_writable() if write else self.check_open()
+        self.follow()
+        expiring = self._expiring
+        if expiring:
+            if self.refresh_interval:
+                deadline = expiring.get(key)
+                if deadline is None or deadline > clock.wall():
+                    return
+            self.expire()
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory

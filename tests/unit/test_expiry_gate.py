@@ -149,3 +149,39 @@ def test_the_in_order_queue_lets_go_of_passed_and_stale_entries():
             assert len(deadlines.times) == len(deadlines.keys) <= 2 * 1024 + 2 * len(deadlines.by_key) + 1000
     assert deadlines.take_due(float("inf")) and not deadlines.by_key and deadlines.queued() == 0
     assert deadlines.first == deadlines.cover == float("inf") and deadlines.next() is None
+
+
+def test_between_looks_each_keyed_operation_answers_for_its_own_deadline(store_path, clock, monkeypatch):
+    """Deadlines pass but neither handle looks at its files (a writer that looks once an hour,
+    a reader that refreshes once an hour): d[k], get, ``in`` and del still see a key gone at
+    its own deadline exactly, on the writer and on the reader, while a read of a key still
+    alive leaves the other expired keys for the next look or ``len()`` (under a churn of
+    expiring keys, dropping them one read at a time cost more than the read)."""
+    from pysos.engine import writer as engine_writer
+
+    monkeypatch.setattr(engine_writer, "_CHECK_EXTERNAL_SWAP_EVERY", 3600.0)
+    with pysos.Dict(store_path) as d:
+        for i in range(6):
+            d.set(f"k{i}", i, expire=1 + i / 10)
+        d["forever"] = "x"
+        with pysos.Dict(store_path, readonly=True, refresh_interval=3600) as r:
+            assert len(r) == 7
+            d["late"] = "written after the reader's last look"
+            clock.advance(1.05)  # k0 expired
+            assert d["k1"] == 1 and r["k1"] == 1 and d.get("k2") == 2 and "k3" in r
+            assert "k0" in d._store.index and "k0" in r._store.index  # (left for later, see above)
+            assert "k0" not in d and "k0" not in r
+            assert d.get("k0", "gone") == r.get("k0", "gone") == "gone"
+            clock.advance(0.1)  # k1 expired
+            for handle in (d, r):
+                with pytest.raises(KeyError):
+                    handle["k1"]
+            with pytest.raises(KeyError):
+                del d["k1"]
+            clock.advance(0.1)  # k2 expired
+            with pytest.raises(KeyError):
+                del d["k2"]
+            assert "late" not in r  # a passed deadline is no look at the files: r still refreshes hourly
+            assert sorted(d) == ["forever", "k3", "k4", "k5", "late"] and len(d) == 5
+            assert sorted(r) == ["forever", "k3", "k4", "k5"] and len(r) == 4
+            assert "k0" not in d._store.index and "k2" not in r._store.index
