@@ -185,3 +185,19 @@ def test_between_looks_each_keyed_operation_answers_for_its_own_deadline(store_p
             assert sorted(d) == ["forever", "k3", "k4", "k5", "late"] and len(d) == 5
             assert sorted(r) == ["forever", "k3", "k4", "k5"] and len(r) == 4
             assert "k0" not in d._store.index and "k2" not in r._store.index
+
+
+def test_a_handle_never_shows_again_a_key_it_found_expired_when_the_clock_steps_back(store_path, clock):
+    """A key a handle reported expired stays gone in it after the system clock steps back
+    (its record's deadline is in the future again by the clock): the writer, and a reader
+    with a refresh_interval, dropped it when they found it expired. (A handle that had not
+    looked at that key, or a new one, goes by the clock: the deadline is wall-clock time.)"""
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True, refresh_interval=60) as r:
+        d.set("a", 1, expire=0.5)
+        d["b"] = 2
+        r.refresh()
+        clock.advance(0.7)
+        assert "a" not in d and r.get("a") is None
+        clock.step_wall(-0.5)  # the deadline is 0.3 s ahead again
+        assert "a" not in d and "a" not in r and len(d) == len(r) == 1
+        assert d.get("a") is None and r.get("a") is None
