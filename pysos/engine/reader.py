@@ -57,10 +57,21 @@ class Reader(Store):
             self.deadlines.tidy()
             self.aim(clock.wall())
 
+    def enter(self, write: bool = False) -> None:
+        """:meth:`Store.enter`; between two refreshes, a reader looks at its files before it
+        drops keys due, in case the writer gave them new deadlines since."""
+        self.check_writable() if write else self.check_open()
+        expiring = self._expiring
+        self.follow(force=bool(expiring) and self.deadlines.first_passed(clock.wall()))
+        if expiring:
+            self.expire()
+
     def enter_key(self, key: Any, write: bool = False) -> None:
         """:meth:`Store.enter` for an operation on ``key`` alone: between two refreshes, a
-        passed deadline matters only if it is ``key``'s (the next refresh drops the rest);
-        a reader that follows at every operation drops every key due, as ``enter`` does."""
+        passed deadline matters only if it is ``key``'s (the next refresh drops the rest),
+        and then the reader follows first, in case the writer gave the key a new deadline
+        since (a session kept alive). One that follows at every operation drops every key
+        due, as ``enter`` does."""
         self.check_writable() if write else self.check_open()
         self.follow()
         expiring = self._expiring
@@ -69,6 +80,7 @@ class Reader(Store):
                 deadline = expiring.get(key)
                 if deadline is None or deadline > clock.wall():
                     return
+                self.follow(force=True)
             self.expire()
 
     def refresh(self) -> None:
