@@ -43,14 +43,16 @@ class Expiry:
     ``deadlines``, ``_expiring``, ``_live_bytes``, ``due``, ``look_due``, ``kind``,
     ``enter`` and ``_on_reload``)."""
 
-    def expire(self) -> None:
+    def expire(self, now: float | None = None) -> None:
         """Drop the keys whose deadline has passed, by the wall clock, and set the gate
         (``due``) to the next deadline, so that the hot paths, which look only at the
         monotonic clock, come back here in time. The conversion is recomputed at every
         look and aims a little early (so a wall clock running slightly fast is met); a
         step of the wall clock is seen at the next look (a writer looks at least once a
-        second, a reader at every refresh)."""
-        now = clock.wall()
+        second, a reader at every refresh). ``now``: the wall clock read already, by a
+        caller that decided on it whether to look at its files first."""
+        if now is None:
+            now = clock.wall()
         deadlines = self.deadlines
         heap = deadlines.heap  # Deadlines.first_passed, inline: once per reader read
         if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed

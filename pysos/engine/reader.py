@@ -62,9 +62,10 @@ class Reader(Store):
         drops keys due, in case the writer gave them new deadlines since."""
         self.check_writable() if write else self.check_open()
         expiring = self._expiring
-        self.follow(force=bool(expiring) and self.deadlines.first_passed(clock.wall()))
+        now = clock.wall()  # once: a deadline passing between two reads would be dropped unseen
+        self.follow(force=bool(expiring) and self.deadlines.first_passed(now))
         if expiring:
-            self.expire()
+            self.expire(now)
 
     def enter_key(self, key: Any, write: bool = False) -> None:
         """:meth:`Store.enter` for an operation on ``key`` alone: between two refreshes, a
@@ -76,12 +77,13 @@ class Reader(Store):
         self.follow()
         expiring = self._expiring
         if expiring:
+            now = clock.wall()  # (one reading for the check and the drop: see enter)
             if self.refresh_interval:
                 deadline = expiring.get(key)
-                if deadline is None or deadline > clock.wall():
+                if deadline is None or deadline > now:
                     return
                 self.follow(force=True)
-            self.expire()
+            self.expire(now)
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory

@@ -220,3 +220,29 @@ def test_a_reader_between_refreshes_follows_before_it_calls_a_key_expired(store_
         d.set("left", 5, expire=1)
         clock.advance(9.5)  # "kept" passes the deadline r knows, "left" came back and went
         assert len(r) == 1 and list(r) == ["kept"] and r["kept"] == 4  # len() looks first too
+
+
+def test_a_reader_looks_first_even_when_the_deadline_passes_during_its_len(store_path, clock):
+    """The same renewal, but the old deadline passes *during* ``len()`` (a real clock moves
+    between two readings of it, here by 1 us a reading): the reader must still look at its
+    files before it drops the key, so its decision to look and its drop go by one reading."""
+    from pysos.segments import clock as clocks
+
+    def ticking():
+        now = clock.wall_now
+        clock.advance(1e-6)
+        return now
+
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True, refresh_interval=60) as r:
+        d.set("a", 1, expire=1)
+        r.refresh()
+        clock.advance(0.5)
+        d.set("a", 2, expire=1)
+        clock.advance(0.5 - 0.5e-6)
+        installed = clocks.wall
+        clocks.wall = ticking
+        try:
+            assert len(r) == 1
+        finally:
+            clocks.wall = installed
+        assert r.get("a") == 2 and "a" in r
