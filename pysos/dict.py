@@ -100,7 +100,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         lock.acquire()
         try:
             if monotonic() >= store.due:  # most calls skip it: see Store.enter
-                store.enter()
+                store.enter_key(key)
             return store.read(key, store.index[key])
         finally:
             lock.release()
@@ -114,7 +114,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             store, lock = self._store, self._lock
             lock.acquire()
             try:
-                if store.readonly or monotonic() >= store.write_due:  # (see Store: no deadline gate)
+                if store.readonly or monotonic() >= store.look_due:  # (no deadline gate: see pysos.engine.expiry)
                     store.enter(write=True)
                 if self._observers:
                     self._write_observed(key, line, deadline)
@@ -127,7 +127,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.write_due:
+            if store.readonly or monotonic() >= store.look_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line)
@@ -154,7 +154,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store, lock = self._store, self._lock
         lock.acquire()
         try:
-            if store.readonly or monotonic() >= store.write_due:
+            if store.readonly or monotonic() >= store.look_due:
                 store.enter(write=True)
             if self._observers:
                 self._write_observed(key, line, deadline)
@@ -240,7 +240,9 @@ class Dict(Handle, MutableMapping[Any, Any]):
     def _rewrite(self, key: Any, value: Any, existed: bool) -> None:
         """Set ``key`` keeping its deadline, or its having none if it ``existed`` (a new key
         takes the store's default ``expire``). Caller holds the lock."""
-        deadline = self._store.deadlines.by_key.get(key)
+        # (a key that did not exist takes the default, whatever deadline of an expired
+        # record of it is still waiting to be dropped)
+        deadline = self._store.deadlines.by_key.get(key) if existed else None
         if deadline is None:
             self.set(key, value, None if existed else _DEFAULT)
             return
@@ -267,7 +269,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         lock.acquire()
         try:
             if store.readonly or monotonic() >= store.due:
-                store.enter(write=True)
+                store.enter_key(key, write=True)
             if key not in store.index:
                 raise KeyError(key)
             if self._observers:
@@ -300,7 +302,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
-                store.enter()
+                store.enter_key(key)
             return key in store.index
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -308,7 +310,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         store = self._store
         with self._lock:
             if monotonic() >= store.due:
-                store.enter()
+                store.enter_key(key)
             location = store.index.get(key)
             return default if location is None else store.read(key, location)
 

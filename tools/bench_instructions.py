@@ -27,8 +27,8 @@ Operations (values ``{"some": "object_<i>"}``, keys ``"key_<i>"``):
   churn-still  the same with expire=3600 (nothing expires): churn-expire minus churn-still is
                the cost of expiring, per write, without the fake clock's own cost
   churn-mixed-expire, churn-mixed-still  the same, but each step also reads the key it
-               wrote (counts are per step: a write and a read); reads, unlike
-               writes, stop at each deadline that passed, to drop what is due
+               wrote (counts are per step: a write and a read); a deadline passed
+               before nearly every read, which then checks its own key's deadline
   read-expire  d[k] on the writer, keys written beforehand with expire=3600
   write-tagged d[k] = v on a writer opened with codec="tagged" (the same plain values)
   read-tagged  d[k] on such a writer, keys written beforehand

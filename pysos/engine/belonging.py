@@ -76,7 +76,7 @@ class Belonging:
     def _refuse(self, why: str) -> None:
         """Make this and every later operation raise ``pysos.Error(why)``."""
         self._refusal = why
-        self.due = self.write_due = float("-inf")
+        self.due = self.look_due = float("-inf")
         raise Error(why)
 
     def _after_fork(self) -> None:

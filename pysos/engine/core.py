@@ -45,8 +45,8 @@ class Store(belonging.Belonging, Expiry):
     the files), but the hot paths only do when ``time.monotonic() >= store.due`` (and
     writes also when ``store.readonly``). ``due`` is the subclass's next look at the files
     (a reader: by its refresh_interval; a writer: once a second, for an outside
-    compaction) or the next deadline if sooner, ``-inf`` once closed or refused; ``write_due``
-    (``d[k] = v``, ``d.set``) is that without deadlines (:mod:`pysos.engine.expiry`). Closing
+    compaction) or the next deadline if sooner, ``-inf`` once closed or refused; ``look_due``
+    is that look alone (writes gate on it; see :mod:`pysos.engine.expiry`). Closing
     also replaces ``index`` with one that raises on any use (for a method without the gate).
     """
 
@@ -54,7 +54,7 @@ class Store(belonging.Belonging, Expiry):
 
     # The hot paths' attributes, in slots: the rest must stay within CPython's compact
     # layout of 30 (tests/unit/test_engine_layout.py says why).
-    __slots__ = ("index", "due", "write_due", "_active", "_active_end", "_live_bytes", "_disk_bytes", "_expiring", "_fds", "_maps",
+    __slots__ = ("index", "due", "look_due", "_active", "_active_end", "_live_bytes", "_disk_bytes", "_expiring", "_fds", "_maps",
                  "_decode_key", "deadlines")
 
     def __init__(
@@ -84,7 +84,7 @@ class Store(belonging.Belonging, Expiry):
         # write path's one test of whether this store has expiring keys at all.
         self.deadlines = index.Deadlines()
         self._expiring = self.deadlines.by_key
-        self.due = self.write_due = 0.0
+        self.due = self.look_due = 0.0
         self.last_compaction: dict | None = None
         self._closed = True
         self.segment_files = SegmentFiles(self.directory)  # fds, maps, pins
@@ -445,7 +445,7 @@ class Store(belonging.Belonging, Expiry):
             self._before_close()
             self._closed = True
             self._refusal = belonging.CLOSED
-            self.due = self.write_due = float("-inf")  # every gated operation now calls enter(), which refuses
+            self.due = self.look_due = float("-inf")  # every gated operation now calls enter(), which refuses
             self.index = CLOSED_INDEX  # and one that forgets the gate fails on the index
             self._finalizer.detach()
             self.segment_files.close_all()

@@ -6,8 +6,8 @@ every look (:meth:`Expiry.expire`, from ``Store.enter``) it drops the keys whose
 has passed by the wall clock, exactly as if they had been deleted (no observer hears it,
 nothing is written: their records are garbage the compactor drops). The hot paths look
 only at ``monotonic() >= store.due``; :meth:`Expiry.watch` lowers ``due`` to the next
-deadline, so a store without expiring keys pays nothing and one with them pays a look
-per deadline (plus one whenever a handle follows the files anyway).
+deadline, so a store without expiring keys pays nothing and one with them pays a look at
+the clock per deadline (plus one whenever a handle follows the files anyway).
 
 The gate's invariant: ``due`` is never later than the lower bound of
 :class:`~pysos.segments.index.Deadlines` (``Deadlines.lower_bound``: the first entry of
@@ -18,15 +18,21 @@ the bound aims it when it is added (``Writer.write_expiring``, a reader's catch-
 discarded batch), so a write of a later deadline (the usual: a store default ``expire``)
 and a look with nothing due leave ``due`` alone.
 
-Writes (``d[k] = v``, ``d.set``) look only at ``write_due``, the writer's next look at its
-files: a write needs no other key dropped first (the next read, ``len()``, iteration or
-look drops it, and ``due`` stays aimed for them). Under a churn of expiring keys a deadline
-passes at nearly every operation; writes then do not each stop for one.
+Under a churn of expiring keys a deadline passes at nearly every operation, and dropping
+keys one at a time costs more than the operation itself. So only what needs every expired
+key gone first (``len()``, iteration, a look at the files) drops them at once. Writes
+(``d[k] = v``, ``d.set``) look only at ``look_due``, the handle's next look at its files:
+a write needs no other key dropped first. An operation on one key (``d[k]``, ``get``,
+``in``, ``del``) goes through :meth:`Expiry.enter_key` once ``due`` passed: until the
+next look, it only asks whether *its* key's deadline passed (then it drops every key due,
+as a look would). The keys due meanwhile are dropped in bulk at the next look, within a
+second on a writer, so their records are garbage to the compactor by then.
 """
 
 from __future__ import annotations
 
 from itertools import repeat
+from typing import Any
 
 from ..segments import clock
 from ..segments.index import _INF, LENGTH_MASK, SEGMENT_SHIFT, _exhaust
@@ -34,20 +40,34 @@ from ..segments.index import _INF, LENGTH_MASK, SEGMENT_SHIFT, _exhaust
 
 class Expiry:
     """The expiry part of :class:`pysos.engine.Store` (which provides ``index``,
-    ``deadlines``, ``_expiring``, ``_live_bytes``, ``due``, ``kind`` and ``_on_reload``)."""
+    ``deadlines``, ``_expiring``, ``_live_bytes``, ``due``, ``look_due``, ``kind``,
+    ``enter`` and ``_on_reload``)."""
 
-    def expire(self) -> None:
+    def expire(self, now: float | None = None) -> None:
         """Drop the keys whose deadline has passed, by the wall clock, and set the gate
         (``due``) to the next deadline, so that the hot paths, which look only at the
         monotonic clock, come back here in time. The conversion is recomputed at every
         look and aims a little early (so a wall clock running slightly fast is met); a
         step of the wall clock is seen at the next look (a writer looks at least once a
-        second, a reader at every refresh)."""
-        now = clock.wall()
+        second, a reader at every refresh). ``now``: the wall clock read already, by a
+        caller that decided on it whether to look at its files first."""
+        if now is None:
+            now = clock.wall()
         deadlines = self.deadlines
         heap = deadlines.heap  # Deadlines.first_passed, inline: once per reader read
         if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
             self.aim(now)
+
+    def enter_key(self, key: Any, write: bool = False) -> None:
+        """:meth:`Store.enter` for an operation on ``key`` alone, once ``due`` passed (caller
+        holds the lock): if that was only a deadline, not a look at the files (``look_due``),
+        and not ``key``'s own, nothing needs doing (see the module doc). A closed or refused
+        store's ``look_due`` is ``-inf``: enter() refuses. The writer's; a reader has its own."""
+        if clock.monotonic() < self.look_due:
+            deadline = self._expiring.get(key)
+            if deadline is None or deadline > clock.wall():
+                return
+        self.enter(write)
 
     def aim(self, now: float) -> None:
         """After a look that set ``due`` (``now``: the wall clock): drop the keys whose

@@ -33,9 +33,9 @@ class Reader(Store):
         per refresh_interval)."""
         if self.refresh_interval:
             now = clock.monotonic()
-            if not force and now < self.due:
+            if not force and now < self.look_due:  # (not ``due``: a deadline alone needs no look)
                 return
-            self.due = now + self.refresh_interval
+            self.due = self.look_due = now + self.refresh_interval
         for _ in range(_RELOAD_RETRIES):
             try:
                 if self._manifest_replaced():
@@ -56,6 +56,34 @@ class Reader(Store):
             # deadline, if sooner, even with no key left (see pysos.engine.expiry)
             self.deadlines.tidy()
             self.aim(clock.wall())
+
+    def enter(self, write: bool = False) -> None:
+        """:meth:`Store.enter`; between two refreshes, a reader looks at its files before it
+        drops keys due, in case the writer gave them new deadlines since."""
+        self.check_writable() if write else self.check_open()
+        expiring = self._expiring
+        now = clock.wall()  # once: a deadline passing between two reads would be dropped unseen
+        self.follow(force=bool(expiring) and self.deadlines.first_passed(now))
+        if expiring:
+            self.expire(now)
+
+    def enter_key(self, key: Any, write: bool = False) -> None:
+        """:meth:`Store.enter` for an operation on ``key`` alone: between two refreshes, a
+        passed deadline matters only if it is ``key``'s (the next refresh drops the rest),
+        and then the reader follows first, in case the writer gave the key a new deadline
+        since (a session kept alive). One that follows at every operation drops every key
+        due, as ``enter`` does."""
+        self.check_writable() if write else self.check_open()
+        self.follow()
+        expiring = self._expiring
+        if expiring:
+            now = clock.wall()  # (one reading for the check and the drop: see enter)
+            if self.refresh_interval:
+                deadline = expiring.get(key)
+                if deadline is None or deadline > now:
+                    return
+                self.follow(force=True)
+            self.expire(now)
 
     def refresh(self) -> None:
         """Follow the files now, after checking that our path still leads to the directory

@@ -129,7 +129,7 @@ class Writer(Store):
             self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
         elif now < self.due:
             return
-        self.due = self.write_due = self._look_at
+        self.due = self.look_due = self._look_at
         if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
             self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
 
@@ -491,7 +491,7 @@ class Writer(Store):
         """A forked child must never write beside its parent, nor free the parent's lock:
         refuse every operation, give up the files, forget (never unlock) the writer lock."""
         self._refusal = belonging.forked_writer(self.directory, self._pid)
-        self.due = self.write_due = float("-inf")
+        self.due = self.look_due = float("-inf")
         self.compactor = None  # its thread did not survive the fork
         self.segment_files.close_all()
         self._writer_lock.forget()  # the parent's lock stays the parent's

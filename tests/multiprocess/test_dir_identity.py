@@ -47,8 +47,8 @@ def quick_checks(monkeypatch):
 
 def _hold_looks(d, seconds=60.0):
     """Keep the writer from looking at its files for ``seconds`` (writes have a gate of their
-    own, ``write_due``, beside the one of every other operation); 0 makes the next call look."""
-    d._store.due = d._store.write_due = time.monotonic() + seconds if seconds else 0.0
+    own, ``look_due``, beside the one of every other operation); 0 makes the next call look."""
+    d._store.due = d._store.look_due = time.monotonic() + seconds if seconds else 0.0
 
 
 def _write_until_refused(d, prefix, seconds=3.0):

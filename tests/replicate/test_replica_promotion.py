@@ -5,6 +5,7 @@ each command's output checked against the README's. Then every wrong step the RE
 names gets its one-line error and changes nothing."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -71,7 +72,9 @@ class Machine:
 
     def run_block(self, line, body):
         for text, expected in console_steps(body):
-            if text.rstrip().endswith("&"):
+            text = re.sub(r"\s+#[^'\"]*$", "", text)  # the README's comment: bash ignores it, but
+            # "cmd &  # comment" must still be seen to end in "&" (else bash would leave it running)
+            if text.endswith("&"):
                 assert expected == "", f"README line {line}: a background command shows no output"
                 self.start(text)
             else:
@@ -99,6 +102,7 @@ def test_the_readme_promotion_procedure_runs_as_written(bucket, tmp_path):
             assert time.monotonic() < deadline and old.poll() is None, "A's replicator did not start"
             time.sleep(0.1)
         b.run_block(on_b_line, on_b)
+        assert [p.poll() for p in b.background] == [None]  # B's replicator, "from now on" (stopped below)
         remote = Remote(bucket.client("users")).read()[0]
         assert remote["lineage"] != _lineage(a.root / "data" / "users")
         a.run_block(on_a_line, on_a)

@@ -149,3 +149,100 @@ def test_the_in_order_queue_lets_go_of_passed_and_stale_entries():
             assert len(deadlines.times) == len(deadlines.keys) <= 2 * 1024 + 2 * len(deadlines.by_key) + 1000
     assert deadlines.take_due(float("inf")) and not deadlines.by_key and deadlines.queued() == 0
     assert deadlines.first == deadlines.cover == float("inf") and deadlines.next() is None
+
+
+def test_between_looks_each_keyed_operation_answers_for_its_own_deadline(store_path, clock, monkeypatch):
+    """Deadlines pass but neither handle looks at its files (a writer that looks once an hour,
+    a reader that refreshes once an hour): d[k], get, ``in`` and del still see a key gone at
+    its own deadline exactly, on the writer and on the reader, while a read of a key still
+    alive leaves the other expired keys for the next look or ``len()`` (under a churn of
+    expiring keys, dropping them one read at a time cost more than the read), and does
+    not make the reader look at its files."""
+    from pysos.engine import writer as engine_writer
+
+    monkeypatch.setattr(engine_writer, "_CHECK_EXTERNAL_SWAP_EVERY", 3600.0)
+    with pysos.Dict(store_path) as d:
+        for i in range(6):
+            d.set(f"k{i}", i, expire=1 + i / 10)
+        d["forever"] = "x"
+        with pysos.Dict(store_path, readonly=True, refresh_interval=3600) as r:
+            assert len(r) == 7
+            d["late"] = "written after the reader's last look"
+            clock.advance(1.05)  # k0 expired
+            assert d["k1"] == 1 and r["k1"] == 1 and d.get("k2") == 2 and "k3" in r
+            assert "k0" in d._store.index and "k0" in r._store.index  # (left for later, see above)
+            assert "late" not in r  # nor is another key's deadline a look at the files for r
+            assert "k0" not in d and "k0" not in r
+            assert d.get("k0", "gone") == r.get("k0", "gone") == "gone"
+            clock.advance(0.1)  # k1 expired
+            for handle in (d, r):
+                with pytest.raises(KeyError):
+                    handle["k1"]
+            with pytest.raises(KeyError):
+                del d["k1"]
+            clock.advance(0.1)  # k2 expired
+            with pytest.raises(KeyError):
+                del d["k2"]
+            assert sorted(d) == sorted(r) == ["forever", "k3", "k4", "k5", "late"]
+            assert len(d) == len(r) == 5  # (r looked at its files before it called k0 gone)
+            assert "k0" not in d._store.index and "k2" not in r._store.index
+
+
+def test_a_handle_never_shows_again_a_key_it_found_expired_when_the_clock_steps_back(store_path, clock):
+    """A key a handle reported expired stays gone in it after the system clock steps back
+    (its record's deadline is in the future again by the clock): the writer, and a reader
+    with a refresh_interval, dropped it when they found it expired. (A handle that had not
+    looked at that key, or a new one, goes by the clock: the deadline is wall-clock time.)"""
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True, refresh_interval=60) as r:
+        d.set("a", 1, expire=0.5)
+        d["b"] = 2
+        r.refresh()
+        clock.advance(0.7)
+        assert "a" not in d and r.get("a") is None
+        clock.step_wall(-0.5)  # the deadline is 0.3 s ahead again
+        assert "a" not in d and "a" not in r and len(d) == len(r) == 1
+        assert d.get("a") is None and r.get("a") is None
+
+
+def test_a_reader_between_refreshes_follows_before_it_calls_a_key_expired(store_path, clock):
+    """A reader with a refresh_interval, a key whose deadline it knows passes, but the writer
+    gave the key a new deadline meanwhile (a session kept alive): the reader looks at the
+    files before it answers, so the key is there; one the writer did not renew is gone."""
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True, refresh_interval=60) as r:
+        d.set("kept", 1, expire=1)
+        d.set("left", 2, expire=1)
+        r.refresh()
+        clock.advance(0.5)
+        d.set("kept", 3, expire=10)
+        clock.advance(0.6)
+        assert r["kept"] == 3 and "left" not in r and r.get("left") is None
+        d.set("kept", 4, expire=10)
+        d.set("left", 5, expire=1)
+        clock.advance(9.5)  # "kept" passes the deadline r knows, "left" came back and went
+        assert len(r) == 1 and list(r) == ["kept"] and r["kept"] == 4  # len() looks first too
+
+
+def test_a_reader_looks_first_even_when_the_deadline_passes_during_its_len(store_path, clock):
+    """The same renewal, but the old deadline passes *during* ``len()`` (a real clock moves
+    between two readings of it, here by 1 us a reading): the reader must still look at its
+    files before it drops the key, so its decision to look and its drop go by one reading."""
+    from pysos.segments import clock as clocks
+
+    def ticking():
+        now = clock.wall_now
+        clock.advance(1e-6)
+        return now
+
+    with pysos.Dict(store_path) as d, pysos.Dict(store_path, readonly=True, refresh_interval=60) as r:
+        d.set("a", 1, expire=1)
+        r.refresh()
+        clock.advance(0.5)
+        d.set("a", 2, expire=1)
+        clock.advance(0.5 - 0.5e-6)
+        installed = clocks.wall
+        clocks.wall = ticking
+        try:
+            assert len(r) == 1
+        finally:
+            clocks.wall = installed
+        assert r.get("a") == 2 and "a" in r
