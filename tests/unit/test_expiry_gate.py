@@ -3,7 +3,10 @@ it; a discarded batch that restores a passed deadline hides the key at once (clo
 
 import re
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import pysos
 from pysos.segments import record
@@ -246,3 +249,22 @@ def test_a_reader_looks_first_even_when_the_deadline_passes_during_its_len(store
         finally:
             clocks.wall = installed
         assert r.get("a") == 2 and "a" in r
+
+
+@given(st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-2**53, 2**53)),
+       st.sampled_from([b"", b" ", b"\t", b"\n "]), st.sampled_from([b"", b" "]))
+def test_expiry_of_reads_the_number_a_json_parse_reads(deadline, before, after):
+    """expiry_of parses the deadline alone: for any JSON number (as orjson writes it, or with
+    an exponent, or spaced out as JSON allows) it gives what a parse of the whole line gives."""
+    for number in (orjson.dumps(deadline), b"%.17e" % deadline, b"%.17E" % deadline):
+        line = record.frame(b'"x":' + before + number + after + b',"k":"a","v":1}')
+        assert record.verify(line)
+        assert record.expiry_of(line) == orjson.loads(line)["x"]
+
+
+@pytest.mark.parametrize("bad", [b'"1800000000"', b"true", b"null", b"[1,2]", b'{"a":1,"b":2}', b'"nan"', b'"inf"'])
+def test_expiry_of_refuses_a_deadline_that_is_not_a_number(bad):
+    line = record.frame(b'"x":' + bad + b',"k":"a","v":1}')
+    assert record.verify(line)  # valid JSON: only its deadline is wrong
+    with pytest.raises(record.BadRecord):
+        record.expiry_of(line)
