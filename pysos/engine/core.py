@@ -397,14 +397,9 @@ class Store(belonging.Belonging, Expiry):
 
     def enter(self, write: bool = False) -> None:
         """What every operation does first (caller holds the lock): refuse a closed store
-        (and a write on a reader), then :meth:`follow` the files. See the class doc."""
-        if write:
-            self.check_writable()
-        else:
-            self.check_open()
-        self.follow()
-        if self._expiring:
-            self.expire()
+        (and a write on a reader), :meth:`follow` the files, drop the keys whose deadline
+        passed (:meth:`expire`). See the class doc; each subclass says when it looks."""
+        raise NotImplementedError
 
     def follow(self, force: bool = False) -> None:
         """Bring the index up to date with the files."""
