@@ -56,6 +56,7 @@ class Writer(Store):
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
         self._codec_wanted = options.get("codec")  # a new store records it (see _find_manifest)
+        self.expired_here = {}  # (before the load, which may drop keys: see Expiry.expired_here)
         super().__init__(path, kind, **options)
         if compactor is not None:
             self.compactor = compactor(self)
@@ -348,20 +349,20 @@ class Writer(Store):
     def _hint_sealed(self, name: str, size: int) -> None:
         """A hook of rotation: have the segment just sealed get its hint.
 
-        The hint comes from a copy of the index taken now (nothing after the sealed bytes is
-        indexed yet), or, for a segment small beside the index, from a scan of the segment:
+        The hint comes from a copy of the index (and of the deadlines) taken now (nothing after
+        the sealed bytes is indexed yet), or, for a segment small beside the index, from a scan:
         copying the index costs ~10 ns a key, scanning ~40 ns a byte. With a compaction
         thread (``compactor``) the rest runs in a thread beside the writer's writes (a 1M-key
         store's worst write around a rotation: ~0.5 s instead of ~4.5 s inline, on a busy
-        machine: tools/rotation_latency.py); without one (no thread wanted), here. A failure
-        costs only a scan on open.
+        machine: tools/rotation_latency.py); without one, here. A failure costs a scan on open.
         """
+        expired, self.expired_here = self.expired_here, {}
         if size >= _SCAN_TO_HINT_BELOW * len(self.index):
-            keys, locations = list(self.index), list(self.index.values())
+            keys, locations, deadlines = list(self.index), list(self.index.values()), dict(self._expiring)
         else:
-            keys = locations = None
+            keys = locations = deadlines = expired = None
         job = functools.partial(hint_writer.write_sealed, self.directory, name, size, self.kind, self._decode_key,
-                                keys, locations)
+                                keys, locations, deadlines, expired)
         if self.compactor is None:
             try:
                 job()
@@ -379,7 +380,8 @@ class Writer(Store):
             return
         try:
             hint_writer.write_newest(self.directory, segment.segment_name(self._active), self._fds[self._active],
-                               self._active_end, self.index.keys(), self.index.values(), self._decode_key)
+                                     self._active_end, self.index.keys(), self.index.values(), self._decode_key,
+                                     self._expiring, self.expired_here)
         except Exception:
             log.warning("pysos: could not write the hint of %s", self.directory, exc_info=True)
 
