@@ -32,7 +32,7 @@ second on a writer, so their records are garbage to the compactor by then.
 from __future__ import annotations
 
 from itertools import compress, repeat
-from operator import and_, rshift
+from operator import rshift
 from typing import Any
 
 from ..segments import clock
@@ -114,18 +114,9 @@ class Expiry:
             forget(key, None)
         self._drop(keys)
 
-    # A writer's (a dict; a reader's stays None): key -> location of each key dropped by
-    # expiry whose record in the newest segment was its newest. The hints the writer writes
-    # of that segment (at its rotation, or on a clean close) must still describe those
-    # records, or an older record of the key would come back on the next open (see
-    # hint_writer.from_index); taken (and emptied) when the segment is sealed.
-    expired_here: dict | None = None
-
     def _note_expired(self, keys: list, locations: list[int]) -> None:
-        lowest = self._active << SEGMENT_SHIFT  # the newest segment's locations: [lowest, highest)
-        highest = lowest + (1 << SEGMENT_SHIFT)
-        inside = list(map(and_, map(lowest.__le__, locations), map(highest.__gt__, locations)))
-        self.expired_here.update(zip(compress(keys, inside), compress(locations, inside)))
+        """``keys`` were dropped by expiry from ``locations``: a writer notes them (see
+        :class:`pysos.engine.hinting.WriterHints`); a reader has nothing to do."""
 
     def _drop(self, keys: list) -> None:
         """Drop expired ``keys`` (no longer in ``deadlines``) from the index: they are
@@ -134,8 +125,7 @@ class Expiry:
         popped = list(map(idx.pop, keys, repeat(0)))  # (C loops: under a churn, a key per write)
         if self._live_bytes is not None:
             self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
-        if self.expired_here is not None:
-            self._note_expired(keys, popped)
+        self._note_expired(keys, popped)
         if keys and getattr(self, "_batch", None) is not None:  # a writer's open batch: its
             self._batch.live_bytes_before = None  # discard must recount (these stay dropped)
         if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give

@@ -42,7 +42,7 @@ _SLICE = 1 << 16  # index entries looked at per C call (see from_index)
 
 def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, size: int,
                decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
-               expired: Mapping[Any, int] | None = None) -> tuple[Hint | None, str]:
+               expired: Iterable[tuple[Any, int]] | None = None) -> tuple[Hint | None, str]:
     """``(hint, segment_crc)`` of the first ``size`` bytes of segment ``number``, open at ``fd``.
 
     ``keys`` and ``locations`` are a writer's index (as two lists, in the same order) taken
@@ -55,8 +55,8 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
 
     A segment holding expiring records gets a hint with their deadlines (version 3) only if
     the caller gives ``deadlines`` (the writer's ``Deadlines.by_key``, taken with the index:
-    the deadline of each indexed record that expires) and ``expired`` (key -> location of
-    each key the writer dropped by expiry while its record in this segment was its newest:
+    the deadline of each indexed record that expires) and ``expired`` (``(key, location)``,
+    oldest first, of each key the writer dropped by expiry from a record in this segment:
     the index no longer has those, yet the hint must describe them, or an older record of
     the key would come back on the next open). Each of those is read back and checked to be
     that key's expiring record; if one is not (a batch discarded after it expired), or
@@ -101,7 +101,7 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
         if deadlines is None:
             return None, crc
         times = list(map(deadlines.get, keys))
-        found = _expired_records(fd, size, number, expired or {}, set(keys), decode_key)
+        found = _expired_records(fd, size, number, dict(expired or ()), set(keys), decode_key)
         if found is None:
             return None, crc
         others = found
@@ -151,7 +151,8 @@ def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str, bo
 
 def _expired_records(fd: int, size: int, number: int, expired: Mapping[Any, int],
                      listed: set, decode_key: Callable[[Any], Any]) -> dict | None:
-    """``{key: (offset, length, deadline)}`` of the ``expired`` records (see :func:`from_index`)
+    """``{key: (offset, length, deadline)}`` of the ``expired`` records (key -> location of
+    its newest noted, see :func:`from_index`)
     that lie in segment ``number``'s first ``size`` bytes, for keys not ``listed`` (the
     index's, newer); ``None`` if one is not its key's expiring set record."""
     base, limit = index.segment_base(number), index.segment_base(number + 1)
@@ -212,7 +213,7 @@ def _gaps(starts: list[int], lengths: list[int], size: int) -> list[list[int]]:
 
 def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, locations: Iterable[int],
                  decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
-                 expired: Mapping[Any, int] | None = None) -> None:
+                 expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of the first ``size`` bytes of the newest segment ``name`` (open at
     ``fd``) from the writer's index (see :func:`from_index`): on a clean close."""
     hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
@@ -222,7 +223,8 @@ def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, 
 
 def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Callable[[Any], Any],
                  keys: list | None = None, locations: list[int] | None = None,
-                 deadlines: Mapping[Any, float] | None = None, expired: Mapping[Any, int] | None = None) -> None:
+                 deadlines: Mapping[Any, float] | None = None,
+                 expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of segment ``name``, sealed at ``size`` bytes: from the index as it was
     at the rotation (``keys``, ``locations``: see :func:`from_index`), or without them by
     scanning the segment. If a compaction retired the segment meanwhile, write nothing, or

@@ -276,6 +276,36 @@ def test_writer_hints_list_deadlines_and_records_expired_before_the_seal(store_p
             assert dict(h) == {"b": 2, "c": 3, "e": 4, "f": 6}
 
 
+def test_writer_stops_noting_expired_keys_past_its_bound(store_path, clock, monkeypatch):
+    """The writer's notes of keys dropped by expiry are bounded: past a quarter of the index
+    plus _NOTES_BEYOND, that segment gets no hint (opening scans it and reads right); the
+    next segment starts noting again and gets its hint."""
+    from pysos.engine import hinting
+
+    monkeypatch.setattr(hinting, "_NOTES_BEYOND", 2)
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        for i in range(6):
+            d[f"k{i}"] = "old"
+        d._store.seal()
+        for i in range(6):
+            d.set(f"k{i}", "new", expire=1)
+        d["keep"] = 1
+        clock.advance(1)
+        assert len(d) == 1  # six dropped: more than 6 // 4 + 2 notes
+        _rotate_with_hint(d)
+        unhinted = manifest.read(str(store_path)).segments[-2]
+        d.set("k0", "again", expire=1)
+        clock.advance(1)
+        assert len(d) == 1
+        newest = manifest.read(str(store_path)).segments[-1]
+    assert not (store_path / segment.hint_name(unhinted)).exists()
+    assert (store_path / segment.hint_name(newest)).exists()
+    assert pysos.check(store_path) == []
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        with opener() as h:
+            assert dict(h) == {"keep": 1}
+
+
 def test_writer_hint_keeps_a_tombstone_written_after_a_key_expired(store_path, clock):
     """A key that expired (dropped), was set again and deleted in the same segment: the
     segment's hint gives its tombstone (the newest record), not the expired one."""
