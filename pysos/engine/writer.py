@@ -213,10 +213,18 @@ class Writer(WriterHints, Store):
         if batch is not None:
             self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
             batch.deadline_undo.append((key, None))
-        else:
-            self.write(key, line, False)
+        else:  # write()'s, but its checkpoint waits for the deadline (below)
+            idx = self.index
+            old = idx.get(key)
+            end = self._active_end
+            self._append(line)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | len(line)
+            self._live_bytes += len(line) - (0 if old is None else old & LENGTH_MASK)
         if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
             self.watch(deadline, clock.wall())
+        # Only now: a rotation there has the sealed segment's hint copy the deadlines, this one too.
+        if batch is None and self._active_end >= self._seal_at:
+            self._checkpoint()
 
     def _mark_expiring(self) -> None:
         with locks.FileLock(self.directory, locks.MANIFEST):

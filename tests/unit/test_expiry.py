@@ -276,6 +276,29 @@ def test_writer_hints_list_deadlines_and_records_expired_before_the_seal(store_p
             assert dict(h) == {"b": 2, "c": 3, "e": 4, "f": 6}
 
 
+@pytest.mark.parametrize("before", ["plain", "later-deadline"])
+def test_the_expiring_write_that_fills_a_segment_has_its_deadline_in_the_hint(store_path, clock, before):
+    """The write that fills a segment, on the writer's slower path (the store's first
+    expiring write, or a deadline earlier than those before it), has its deadline in the
+    hint its rotation writes: a reopen from hints drops the key at its deadline, as a scan
+    does (a review finding: the deadline was set after the rotation copied them)."""
+    t0 = clock.wall()
+    with pysos.Dict(store_path, segment_size=200, autocompact=False) as d:
+        if before == "plain":
+            d["a"] = 1
+        else:
+            d.set("a", 1, expire=100)
+        d.set("b", "x" * 200, expire=10)  # fills the segment: it rotates
+        sealed = manifest.read(str(store_path)).segments[0]
+    hint = _hint_of(store_path, sealed)
+    assert hint is not None and hint.deadlines[hint.keys.index("b")] == t0 + 10
+    assert pysos.check(store_path) == []
+    clock.advance(10)
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        with opener() as h:
+            assert dict(h) == {"a": 1}
+
+
 def test_writer_stops_noting_expired_keys_past_its_bound(store_path, clock, monkeypatch):
     """The writer's notes of keys dropped by expiry are bounded: past a quarter of the index
     plus _NOTES_BEYOND, that segment gets no hint (opening scans it and reads right); the
