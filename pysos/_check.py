@@ -100,20 +100,18 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
             ))
         decode = record.key_decoder(kind)
         scanner = segment.Scanner(fd, 0, size)
-        records, damage, expiring = [], [], []
+        records, damage = [], []
         for what, key, offset, line in scanner.salvage():
             if what in (record.SET, record.DELETE):
-                records.append((what, decode(key), offset, len(line)))
-                if what == record.SET and record.expiry_of(line) is not None:
-                    expiring.append(offset)
+                deadline = record.expiry_of(line) if what == record.SET else None
+                records.append((what, decode(key), offset, len(line), deadline))
             else:
                 damage.append((what, offset))
         hint_name = segment.hint_name(name)
         hint_path = os.path.join(directory, hint_name)
         hint_problems = []
         if os.path.lexists(hint_path):  # a link too: reported, never followed
-            hint_problems = _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed=not newest,
-                                        expiring=expiring)
+            hint_problems = _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed=not newest)
     finally:
         files.close(fd)
     # The torn-tail rule (segment.torn): in the newest segment, the bytes after the last
@@ -134,7 +132,8 @@ def _check_segment(directory: str, name: str, sealed_size: int | None, kind: str
     return problems + hint_problems
 
 
-def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed, expiring=()) -> list[dict]:
+def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sealed) -> list[dict]:
+    """``records``: ``(kind, key, offset, length, deadline)`` of the segment's records."""
     found = hints.examine_prefix(hint_path, name, size, kind, sealed=sealed,
                                  crc_of=functools.partial(hints.segment_crc, fd))
     if found is None:  # removed since we listed it
@@ -144,11 +143,11 @@ def _check_hint(hint_path, hint_name, name, fd, size, records, damage, kind, sea
     hint, covered = found  # the newest segment's hint may cover only its first bytes
     if any(offset < covered for _, offset in damage):
         return []  # the damage is reported; the hint may well describe what was written
-    if any(offset < covered for offset in expiring):  # opening from it would miss their deadlines
-        return [_problem(hint_name, 0, "hint covers expiring records (a hint cannot carry deadlines)")]
     decode = record.key_decoder(kind)
-    described = (r for r in records if r[2] < covered)
-    if hint.with_keys(list(map(decode, hint.keys))) != hints.from_records(described, covered):
+    expected = hints.from_records((r for r in records if r[2] < covered), covered)
+    if hint.deadlines is None and expected.deadlines is not None:  # opening from it would miss them
+        return [_problem(hint_name, 0, "hint covers expiring records without their deadlines")]
+    if hint.with_keys(list(map(decode, hint.keys))) != expected:
         return [_problem(hint_name, 0, "hint disagrees with its segment's records")]
     return []
 
@@ -267,10 +266,9 @@ def _repair_locked(directory: str, progress: Progress | None, wanted: str | None
         files.close(fd)
     salvaged = len(state)
     del state
-    expiring = getattr(builder, "expiring", False)
-    version = manifest.version_for(codec, expiring)
-    if not expiring:  # a hint cannot carry deadlines: none where a record expires
-        hints.write(directory, out_name, body_size, builder.hint(body_size), segment.hint_name(out_name))
+    hint = builder.hint(body_size)
+    version = manifest.version_for(codec, hint.deadlines is not None)
+    hints.write(directory, out_name, body_size, hint, segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)
     new = Manifest(kind, generation + 1, (out_name, newest_name), (body_size,), segment.segment_number(newest_name) + 1,
@@ -328,9 +326,7 @@ def _copy_records(directory: str, names: list[str], state: dict, out: int) -> tu
             if len(line) != length or not record.verify(line):
                 raise CorruptionError(f"{names[number]}: record at byte {offset} changed during repair")
             buf += line
-            if record.expiry_of(line) is not None:
-                builder.expiring = True  # type: ignore[attr-defined]
-            builder.add(key, at, length)
+            builder.add(key, at, length, deadline=record.expiry_of(line))
             at += length
             if len(buf) >= _CHUNK:
                 files.write_all_at(out, bytes(buf), written)

@@ -198,6 +198,9 @@ class BackgroundCompactor:
                     return None
                 stats = store.stats()
                 items = list(store.index.items())
+                # The deadlines of the same records (one C copy): the merge takes them from
+                # here rather than parsing each expiring record's.
+                deadlines = dict(store.deadlines.by_key) if store.deadlines.by_key else None
             finally:
                 store.lock.release()
             # The run is taken among the sealed segments of `current` (its newest, and any
@@ -223,9 +226,9 @@ class BackgroundCompactor:
                 del items
                 result = index_merge.merge_live(self.directory, current, stop, live,
                                                 segment_size=store.segment_size, throttle=throttle,
-                                                identity=store.identity)
+                                                identity=store.identity, deadlines=deadlines)
             else:
-                del items
+                del items, deadlines
                 result = merge.merge_run(self.directory, current, start, stop,
                                          segment_size=store.segment_size, throttle=throttle,
                                          identity=store.identity)

@@ -100,7 +100,8 @@ class StoreWatch:
             if summary is None and not newest:
                 hint = hints.read(os.path.join(self.directory, segment.hint_name(name)), name, size, self.kind)
                 if hint is not None:
-                    summary = plan.KeySummary.from_hint(size, map(self.decode_key, hint.keys), hint.lengths)
+                    summary = plan.KeySummary.from_hint(size, map(self.decode_key, hint.keys), hint.lengths,
+                                                        hint.deadlines)
             if summary is None:
                 summary = plan.KeySummary()
             if summary.end < size:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 import zlib
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import CorruptionError
 from ..segments import clock, files, hints, index, record, segment
@@ -31,19 +31,22 @@ def merge_live(
     segment_size: int,
     throttle: Callable[[int], None] = lambda n: None,
     identity: tuple[int, int] | None = None,
+    deadlines: Mapping[Any, float] | None = None,
 ) -> dict:
     """Merge ``current.segments[:stop]`` (sealed, from the oldest) given their live records.
 
     The writer's own merge: ``live`` is ``(key, location)`` of every key whose newest
     record lies in the run, from the writer's index (taken under its lock, after the
-    MANIFEST was read under the compaction lock, which the caller holds). Nothing is
+    MANIFEST was read under the compaction lock, which the caller holds); ``deadlines``,
+    if given, the deadline of each of those records that expires, from the writer's
+    ``Deadlines.by_key`` taken with it (else each expiring record's is parsed). Nothing is
     parsed: each live record is copied byte for byte, in segment order, its checksum
     verified; every other byte of the run is dead, tombstones included (no segment is
     older than the run, so no tombstone there has anything left to hide). So is a record
     whose deadline has passed by the wall clock (the writer's index may still point to it:
     the writer forgets such keys at its next look, or when it adopts the merge); a live
-    expiring record is copied with its deadline, and its output gets no hint (a hint
-    cannot carry deadlines: opening scans that segment). Records written
+    expiring record is copied with its deadline, which its output's hint lists too (so
+    opening and the writer's adoption of the merge parse no record). Records written
     meanwhile go to later segments, which win over the run's. Same steps, outputs,
     publication and figures as :func:`merge_run`, at a fraction of its Python work per byte.
     """
@@ -59,9 +62,11 @@ def merge_live(
     fds: list[int] = []
     bytes_in = 0
     kept = expired = 0
-    expiring = False  # the output being written holds a live expiring record: no hint
+    expiring = False  # the output being written holds a live expiring record (its hint lists deadlines)
     now = clock.wall()
     expiry_of = record.expiry_of
+    deadline_of = (deadlines or {}).get
+    mark, mark_at, mark_end = record.EXPIRES_MARK, record.PREFIX_LEN, record.PREFIX_LEN + len(record.EXPIRES_MARK)
     outputs: list[str] = []
     sizes: list[int] = []
     next_number = _next_number(current)
@@ -69,6 +74,7 @@ def merge_live(
     out_name = ""
     keys: list = []
     lengths: list[int] = []
+    deadlines: list = []  # of each record copied to the output (None: never expires)
     pending: list[bytes] = []
     pending_bytes = out_size = 0
     crc32 = zlib.crc32
@@ -82,15 +88,15 @@ def merge_live(
             pending, pending_bytes = [], 0
 
     def finish_output() -> None:
-        nonlocal out_fd, keys, lengths, out_size, expiring
+        nonlocal out_fd, keys, lengths, deadlines, out_size, expiring
         flush_pending()
         files.fsync(out_fd)
         files.close(out_fd)
         out_fd = None
-        if not expiring:
-            hints.write(directory, out_name, out_size, hints.Hint(keys, lengths, []), segment.hint_name(out_name))
+        hint = hints.Hint(keys, lengths, [], deadlines if expiring else None)
+        hints.write(directory, out_name, out_size, hint, segment.hint_name(out_name))
         sizes.append(out_size)
-        keys, lengths, out_size, expiring = [], [], 0, False
+        keys, lengths, deadlines, out_size, expiring = [], [], [], 0, False
 
     try:
         for name, records in zip(run, by_segment):
@@ -116,7 +122,9 @@ def merge_live(
                 if (line[:6] != b'{"c":"' or line[6:14] != b"%08x" % crc32(line[record.PREFIX_LEN : -1])
                         or line[-1:] != b"\n"):
                     raise CorruptionError(f"{path}: checksum mismatch or malformed record at byte {offset}")
-                deadline = expiry_of(line)
+                # Whether it expires, by its bytes; when, by the writer's deadlines if they
+                # have it (the same number its record holds), else by parsing it.
+                deadline = (deadline_of(key) or expiry_of(line)) if line[mark_at:mark_end] == mark else None
                 if deadline is not None:
                     if deadline <= now:
                         expired += 1
@@ -128,6 +136,7 @@ def merge_live(
                     outputs.append(out_name)
                 keys.append(key)
                 lengths.append(length)
+                deadlines.append(deadline)
                 pending.append(line)
                 pending_bytes += length
                 kept += 1

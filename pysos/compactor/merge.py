@@ -10,7 +10,8 @@ The steps, each safe to interrupt at any instant:
 3. Copy each key's newest record in the run, byte for byte and checksum-verified, into
    new segment files, unless a later segment overrides it or it has expired (by the wall
    clock: an expired record becomes a tombstone if an earlier segment has the key, and
-   disappears otherwise); write a hint file per output; fsync outputs, hints and the
+   disappears otherwise); write a hint file per output (with the deadlines of its
+   expiring records); fsync outputs, hints and the
    directory.
 4. Under the manifest lock, replace the run by the outputs in a new MANIFEST
    (generation + 1): the atomic switch.
@@ -92,17 +93,15 @@ class _OutputWriter:
         self._buffer = bytearray()
         self._hint = hints.Builder()
         self._tombstones = 0
-        self._expiring = False  # a hint cannot carry deadlines: such a segment gets none
 
     def add(self, key: Any, line: bytes, tombstone: bool, expires: float | None = None) -> None:
         if self._fd is None:
             self._open()
         offset = self._size + len(self._buffer)
         self._buffer += line
-        self._hint.add(key, offset, len(line), tombstone)
+        self._hint.add(key, offset, len(line), tombstone, expires)
         if tombstone:
             self._tombstones += len(line)
-        self._expiring = self._expiring or expires is not None
         if len(self._buffer) >= _COPY_BUFFER:
             self._write_buffer()
         if self._size + len(self._buffer) >= self.segment_size:
@@ -122,9 +121,8 @@ class _OutputWriter:
         files.fsync(self._fd)
         files.close(self._fd)
         self._fd = None
-        hint = self._hint.hint(self._size)
-        if not self._expiring:
-            hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
+        hint = self._hint.hint(self._size)  # with deadlines if a record expires (version 3)
+        hints.write(self.directory, self.name, self._size, hint, segment.hint_name(self.name))
         self.done.append(self.name)
         self.sizes.append(self._size)
         self.tombstone_bytes.append(self._tombstones)
@@ -417,10 +415,11 @@ def sealed_dead_bytes(directory: str, current: Manifest) -> int:
             if i != last:
                 hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size, current.kind)
                 if hint is not None:
-                    summary = plan.KeySummary.from_hint(size, map(decode_key, hint.keys), hint.lengths)
+                    summary = plan.KeySummary.from_hint(size, map(decode_key, hint.keys), hint.lengths,
+                                                        hint.deadlines)
             if summary is None:
                 summary = plan.KeySummary(size)
-                for kind, key, _, line in segment.Scanner(fd, 0, size):  # (expiring records: never hinted)
+                for kind, key, _, line in segment.Scanner(fd, 0, size):
                     summary.add(kind, decode_key(key), len(line), record.expiry_of(line))
         finally:
             files.close(fd)

@@ -13,8 +13,8 @@ files. The two compactors feed it differently:
   is scanned incrementally from where the last look stopped. Batch markers, records
   shadowed within their own segment and tombstones count as dead, except a tombstone
   an older segment still needs (its length comes from the hint, or from the scan).
-  A summary also keeps the deadlines of its expiring records (segments that hold one
-  have no hint: they are scanned), so a record counts as dead once its deadline has
+  A summary also keeps the deadlines of its expiring records (from the scan, or from a
+  version 3 hint's line of deadlines), so a record counts as dead once its deadline has
   passed, however long ago the segment was summarized (less the tombstone a merge
   writes for it while an older segment holds its key).
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..segments import index, record
@@ -176,12 +177,16 @@ class KeySummary:
         return bool(self.deadlines) and min(self.deadlines.values()) <= now
 
     @classmethod
-    def from_hint(cls, size: int, keys: Iterable, lengths: Iterable[int]) -> "KeySummary":
-        """From a hint file's keys and record lengths (negative for a tombstone)."""
+    def from_hint(cls, size: int, keys: Iterable, lengths: Iterable[int],
+                  deadlines: Iterable[float | None] | None = None) -> "KeySummary":
+        """From a hint file's keys, record lengths (negative for a tombstone) and deadlines
+        (``None``: no record expires)."""
         summary = cls(size)
-        for key, length in zip(keys, lengths):
+        for key, length, deadline in zip(keys, lengths, repeat(None) if deadlines is None else deadlines):
             if length > 0:
                 summary.lengths[key] = length
+                if deadline is not None:
+                    summary.deadlines[key] = deadline
             else:
                 summary.tombstones[key] = -length
         return summary

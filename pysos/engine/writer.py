@@ -10,19 +10,19 @@ given to the writer at construction and talks to it through :meth:`Writer.segmen
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from ..segments import clock, files, hint_writer, index, locks, manifest, record, recovery, segment
+from ..segments import clock, files, index, locks, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
 from .batch import Batch
 from .core import Store, _number
+from .hinting import WriterHints
 
 log = logging.getLogger("pysos")
 
@@ -30,9 +30,6 @@ _CHECK_EXTERNAL_SWAP_EVERY = 1.0  # seconds between a writer's looks for an outs
 # The writer maps its newest segment again once this many written bytes lie beyond the
 # map; reads of the newest bytes meanwhile use pread (see Writer._map).
 _REMAP_AFTER = 1 << 20
-# A segment sealed with fewer than this many bytes per key of the index gets its hint from a
-# scan (in the background) rather than from a copy of the index taken by the writer.
-_SCAN_TO_HINT_BELOW = 4
 # Early sealing (see Writer._checkpoint): the writer looks at its garbage every
 # _CHECK_STEP bytes written (segment_size / 16, at most 1 MiB), and seals its segment
 # before it is full once the segment's dead bytes pass _SEAL_FLOOR (a quarter of
@@ -40,7 +37,7 @@ _SCAN_TO_HINT_BELOW = 4
 _CHECK_STEP, _SEAL_FLOOR = 1 << 20, 4 << 20
 
 
-class Writer(Store):
+class Writer(WriterHints, Store):
     """The writable handle of a store. ``compactor(writer)``, if given, makes the background
     compaction thread (an object with ``poke()``, called after each rotation,
     ``garbage(disk_bytes, dead_bytes)``, called every ~1 MiB written (see
@@ -56,6 +53,7 @@ class Writer(Store):
         self.compactor = None
         self._fsync_each_write = options.get("durability") == "fsync"
         self._codec_wanted = options.get("codec")  # a new store records it (see _find_manifest)
+        self._start_expired_notes()  # (before the load, which may drop keys: see WriterHints)
         super().__init__(path, kind, **options)
         if compactor is not None:
             self.compactor = compactor(self)
@@ -215,10 +213,18 @@ class Writer(Store):
         if batch is not None:
             self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
             batch.deadline_undo.append((key, None))
-        else:
-            self.write(key, line, False)
+        else:  # write()'s, but its checkpoint waits for the deadline (below)
+            idx = self.index
+            old = idx.get(key)
+            end = self._active_end
+            self._append(line)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | len(line)
+            self._live_bytes += len(line) - (0 if old is None else old & LENGTH_MASK)
         if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
             self.watch(deadline, clock.wall())
+        # Only now: a rotation there has the sealed segment's hint copy the deadlines, this one too.
+        if batch is None and self._active_end >= self._seal_at:
+            self._checkpoint()
 
     def _mark_expiring(self) -> None:
         with locks.FileLock(self.directory, locks.MANIFEST):
@@ -344,46 +350,8 @@ class Writer(Store):
             self._switch_to(new, name)
         if hint:
             self._hint_sealed(sealed, sealed_size)
-
-    def _hint_sealed(self, name: str, size: int) -> None:
-        """A hook of rotation: have the segment just sealed get its hint.
-
-        The hint comes from a copy of the index taken now (nothing after the sealed bytes is
-        indexed yet), or, for a segment small beside the index, from a scan of the segment:
-        copying the index costs ~10 ns a key, scanning ~40 ns a byte. With a compaction
-        thread (``compactor``) the rest runs in a thread beside the writer's writes (a 1M-key
-        store's worst write around a rotation: ~0.5 s instead of ~4.5 s inline, on a busy
-        machine: tools/rotation_latency.py); without one (no thread wanted), here. A failure
-        costs only a scan on open.
-        """
-        if size >= _SCAN_TO_HINT_BELOW * len(self.index):
-            keys, locations = list(self.index), list(self.index.values())
-        else:
-            keys = locations = None
-        job = functools.partial(hint_writer.write_sealed, self.directory, name, size, self.kind, self._decode_key,
-                                keys, locations)
-        if self.compactor is None:
-            try:
-                job()
-            except Exception:
-                log.warning("pysos: could not write the hint of %s", self._path(name), exc_info=True)
-            return
-        if self._sealer is None:
-            self._sealer = hint_writer.Sealer(self.directory)
-        self._sealer.submit(job)
-
-    def _hint_newest(self) -> None:
-        """A hook of a clean close: write the newest segment's hint, from the index, unless
-        the one it was opened with covers it all already. A failure costs only a scan."""
-        if self._active_end == 0 or self._active_end == self._newest_hinted or self._dirty_tail:
-            return
-        try:
-            hint_writer.write_newest(self.directory, segment.segment_name(self._active), self._fds[self._active],
-                               self._active_end, self.index.keys(), self.index.values(), self._decode_key)
-        except Exception:
-            log.warning("pysos: could not write the hint of %s", self.directory, exc_info=True)
-
-    _sealer: hint_writer.Sealer | None = None
+        else:  # (what was noted of the sealed segment is of no use now)
+            self._start_expired_notes()
 
     def _switch_to(self, new: Manifest, name: str) -> None:
         self._manifest = new

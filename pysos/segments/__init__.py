@@ -11,6 +11,8 @@ engine, the compactor or the collections above it.
                    (apply a scan or a hint, remap after a compaction, live bytes)
 - :mod:`.hints`    per-segment hint files for fast open: the format, reading (all of a
                    sealed segment, or the first bytes of the newest one, checked by CRC)
+- :mod:`.hint_model` a hint's records in memory (keys, lengths, gaps, deadlines) and
+                   the builder that assembles them in segment order
 - :mod:`.hint_writer` the hints the writer writes from its index (at rotation, on close)
 - :mod:`.manifest` the MANIFEST and its atomic replacement
 - :mod:`.locks`    lock files (writer, compaction, manifest), released only by their taker

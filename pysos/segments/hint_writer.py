@@ -27,7 +27,7 @@ import threading
 import zlib
 from itertools import compress, islice, repeat
 from operator import add, and_, itemgetter, lt, rshift, sub
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from . import files, index, manifest, record, segment
 from .hints import Hint, from_records, write
@@ -41,7 +41,8 @@ _SLICE = 1 << 16  # index entries looked at per C call (see from_index)
 
 
 def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, size: int,
-               decode_key: Callable[[Any], Any]) -> tuple[Hint, str]:
+               decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
+               expired: Iterable[tuple[Any, int]] | None = None) -> tuple[Hint | None, str]:
     """``(hint, segment_crc)`` of the first ``size`` bytes of segment ``number``, open at ``fd``.
 
     ``keys`` and ``locations`` are a writer's index (as two lists, in the same order) taken
@@ -51,6 +52,15 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
     once (which also gives its CRC): tombstone lines are the only ones that end in
     :data:`record.TOMBSTONE_END`. No value is parsed, and no Python code runs per set record
     of a segment written in key order.
+
+    A segment holding expiring records gets a hint with their deadlines (version 3) only if
+    the caller gives ``deadlines`` (the writer's ``Deadlines.by_key``, taken with the index:
+    the deadline of each indexed record that expires) and ``expired`` (``(key, location)``,
+    oldest first, of each key the writer dropped by expiry from a record in this segment:
+    the index no longer has those, yet the hint must describe them, or an older record of
+    the key would come back on the next open). Each of those is read back and checked to be
+    that key's expiring record; if one is not (a batch discarded after it expired), or
+    without ``deadlines``, there is no hint (``None``): opening scans the segment.
 
     Everything runs a slice of :data:`_SLICE` entries per C call: a C call holds the GIL
     throughout, and the writer beside this thread waits for it (one call over a million
@@ -85,11 +95,21 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
         lengths += map(and_, some, repeat(index.LENGTH_MASK))
     del locations
     tombstones, crc, expiring = _tombstones(fd, size)
-    if expiring:  # a hint cannot carry deadlines: opening must scan this segment
-        return None, crc
-    if tombstones:
-        keys, starts, lengths = _with_tombstones(keys, starts, lengths, tombstones, decode_key)
-    return Hint(keys, lengths, _gaps(starts, lengths, size)), crc
+    times = None
+    others: dict = {}
+    if expiring:
+        if deadlines is None:
+            return None, crc
+        times = list(map(deadlines.get, keys))
+        found = _expired_records(fd, size, number, dict(expired or ()), set(keys), decode_key)
+        if found is None:
+            return None, crc
+        others = found
+    if tombstones or others:
+        keys, starts, lengths, times = _with_others(keys, starts, lengths, times, tombstones, others, decode_key)
+    if times is not None and all(deadline is None for deadline in times):
+        times = None  # (its records that expire were all overwritten or deleted since)
+    return Hint(keys, lengths, _gaps(starts, lengths, size), times), crc
 
 
 def _ascending(values: list[int]) -> bool:
@@ -129,24 +149,49 @@ def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str, bo
     return found, "%08x" % crc, expiring
 
 
-def _with_tombstones(keys: list, starts: list[int], lengths: list[int],
-                     tombstones: list[tuple[int, int, Any]], decode_key) -> tuple[list, list, list]:
-    """Add each key's last tombstone unless a set record of it (newer, as the index says) is listed."""
+def _expired_records(fd: int, size: int, number: int, expired: Mapping[Any, int],
+                     listed: set, decode_key: Callable[[Any], Any]) -> dict | None:
+    """``{key: (offset, length, deadline)}`` of the ``expired`` records (key -> location of
+    its newest noted, see :func:`from_index`)
+    that lie in segment ``number``'s first ``size`` bytes, for keys not ``listed`` (the
+    index's, newer); ``None`` if one is not its key's expiring set record."""
+    base, limit = index.segment_base(number), index.segment_base(number + 1)
+    found = {}
+    for key, location in expired.items():
+        if not base <= location < limit or key in listed:
+            continue
+        offset, length = (location >> OFFSET_SHIFT) & index.OFFSET_MASK, location & index.LENGTH_MASK
+        line = files.pread(fd, length, offset) if offset + length <= size else b""
+        obj = record.load(line)
+        if type(obj) is not dict or "k" not in obj or "d" in obj or decode_key(obj["k"]) != key:
+            return None
+        deadline = record.expiry_of(line)
+        if deadline is None:
+            return None
+        found[key] = (offset, length, deadline)
+    return found
+
+
+def _with_others(keys: list, starts: list[int], lengths: list[int], times: list | None,
+                 tombstones: list[tuple[int, int, Any]], expired: dict, decode_key) -> tuple[list, list, list, list | None]:
+    """Add each key's newest record that the index does not list (the index's are newer):
+    its last tombstone, or its ``expired`` record (see :func:`_expired_records`), whichever
+    is later in the segment."""
     listed = set(keys)
-    last: dict = {}
+    last: dict = {key: (offset, length, deadline) for key, (offset, length, deadline) in expired.items()}
     for offset, length, key in tombstones:
         key = decode_key(key)
-        if key not in listed:
-            last.pop(key, None)
-            last[key] = (offset, length)
+        if key not in listed and offset > last.get(key, (-1,))[0]:
+            last[key] = (offset, -length, None)
     merged = sorted(
-        [*zip(starts, lengths, range(len(keys))), *((o, -n, -1 - i) for i, (o, n) in enumerate(last.values()))]
+        [*zip(starts, lengths, range(len(keys))), *((o, n, -1 - i) for i, (o, n, _) in enumerate(last.values()))]
     )
-    dead = list(last)
+    others, other_times = list(last), [deadline for _, _, deadline in last.values()]
     return (
-        [keys[i] if i >= 0 else dead[-1 - i] for _, _, i in merged],
+        [keys[i] if i >= 0 else others[-1 - i] for _, _, i in merged],
         [start for start, _, _ in merged],
         [length for _, length, _ in merged],
+        None if times is None else [times[i] if i >= 0 else other_times[-1 - i] for _, _, i in merged],
     )
 
 
@@ -167,16 +212,19 @@ def _gaps(starts: list[int], lengths: list[int], size: int) -> list[list[int]]:
 
 
 def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, locations: Iterable[int],
-                 decode_key: Callable[[Any], Any]) -> None:
+                 decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
+                 expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of the first ``size`` bytes of the newest segment ``name`` (open at
     ``fd``) from the writer's index (see :func:`from_index`): on a clean close."""
-    hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key)
+    hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
     if hint is not None:
         write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
 
 
 def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Callable[[Any], Any],
-                 keys: list | None = None, locations: list[int] | None = None) -> None:
+                 keys: list | None = None, locations: list[int] | None = None,
+                 deadlines: Mapping[Any, float] | None = None,
+                 expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of segment ``name``, sealed at ``size`` bytes: from the index as it was
     at the rotation (``keys``, ``locations``: see :func:`from_index`), or without them by
     scanning the segment. If a compaction retired the segment meanwhile, write nothing, or
@@ -188,13 +236,13 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
         return
     try:
         if keys is not None and locations is not None:
-            hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key)
+            hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
         else:
             hint, crc = _from_scan(fd, size, decode_key), None
     finally:
         files.close(fd)
-    del keys, locations
-    if hint is None:  # it holds expiring records
+    del keys, locations, deadlines, expired
+    if hint is None:  # it holds expiring records the writer could not describe
         return
     hint_path = os.path.join(directory, segment.hint_name(name))
     write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
@@ -205,12 +253,13 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
             pass
 
 
-def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint | None:
+def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint:
     scanner = segment.Scanner(fd, 0, size)
-    records = [(kind, decode_key(key), offset, line) for kind, key, offset, line in scanner]
-    if any(record.expiry_of(line) is not None for kind, _, _, line in records if kind == record.SET):
-        return None  # a hint cannot carry deadlines
-    hint = from_records(((kind, key, offset, len(line)) for kind, key, offset, line in records), size)
+    hint = from_records(
+        ((kind, decode_key(key), offset, len(line), record.expiry_of(line) if kind == record.SET else None)
+         for kind, key, offset, line in scanner),
+        size,
+    )
     if scanner.damage() is not None or scanner.good_end != size:
         raise ValueError(f"segment does not scan cleanly to byte {size}: {scanner.damage()}")
     return hint

@@ -7,6 +7,16 @@
     ["apple","pear","plum","fig"]     the key of each record described, in segment order
     [120,96,-45,110]                  its length in bytes; negative: a tombstone
 
+A segment holding an expiring record gets a version 3 hint: each pair of lines is followed
+by a third, the records' deadlines (``null``: the record never expires; always so for a
+tombstone), so that opening and a compaction's adoption parse no record to learn them::
+
+    {"c":"...","records":2,"segment":"seg-00000007.jsonl","segment_bytes":230,"version":3}
+    []
+    ["session:1","config"]
+    [131,99]
+    [1764489600.25,null]
+
 The keys and lengths come in pairs of lines of up to 8,192 records each, so that no line
 is big: opening parses and indexes one pair at a time (:func:`stream_prefix`), never
 holding the whole hint beside the index (one giant line made opening's peak memory grow
@@ -32,150 +42,51 @@ import errno
 import io
 import os
 import zlib
-from dataclasses import dataclass, field, replace
-from itertools import accumulate, compress, repeat
-from operator import lshift, or_
-from typing import Any, Callable, Iterable, Iterator
+from itertools import compress, repeat
+from typing import Any, Callable, Iterator
 
 import orjson
 
 from ..errors import CorruptionError
-from . import files, record
+from . import files
 from . import segment as segment_names  # (``segment`` is a parameter name here)
-from .index import OFFSET_SHIFT
+from .hint_model import _IS_SOME, _IS_TOMBSTONE, Builder, Hint, from_records
 
-VERSION = 2
+__all__ = ["Builder", "Hint", "from_records", "encode", "write", "read", "examine", "decode", "read_prefix",
+           "examine_prefix", "stream_prefix", "BadHint", "segment_crc", "VERSION", "DEADLINES_VERSION"]
+
+VERSION = 2           # hints of segments with no expiring record: read by every pysos 2
+DEADLINES_VERSION = 3  # with a line of deadlines after each pair (older readers ignore it: scan)
+VERSIONS = (VERSION, DEADLINES_VERSION)
 RECORDS_PER_LINE = 8192  # keys (and lengths) per line that pysos writes; readers take any
 _SCALARS = {str, int, float, bool, type(None)}
-_IS_SET, _IS_TOMBSTONE = (0).__lt__, (0).__gt__  # applied to a length: its sign
+_DEADLINE_TYPES = {int, float, type(None)}
 _CHUNK = 1 << 20  # bytes read at a time for a segment's CRC
 
 
-@dataclass
-class Hint:
-    """The newest record of each key in a segment, in segment order (see the module doc)."""
-
-    keys: list
-    lengths: list[int]       # line feed included; negative for a tombstone
-    gaps: list[list[int]]    # [i, n], i ascending: n undescribed bytes just before record i
-    # Whether any length is negative: known to decode(), else found on first use. Opening
-    # asks twice (live records, tombstones); a pass over a million lengths costs ~15 ms.
-    _tombstones: bool | None = field(default=None, compare=False, repr=False)
-    # Where record 0 (and the gap before it) starts: 0, or a later part of a hint read a
-    # pair of lines at a time (see stream_prefix).
-    start: int = field(default=0, compare=False, repr=False)
-
-    def live(self, base: int = 0) -> Iterable[tuple[Any, int]]:
-        """``(key, base | offset << OFFSET_SHIFT | length)`` of each set record, in segment order.
-
-        ``base`` is :func:`pysos.segments.index.segment_base` of the segment (0 gives the
-        location within the segment). Built from C iterators: opening a million keys runs
-        no Python code per key.
-        """
-        tombstones = self._has_tombstones()
-        steps, first = self._steps(tombstones)
-        # Offsets are summed in units of 2**OFFSET_SHIFT above ``base``: shifting back gives
-        # ``base | offset << OFFSET_SHIFT`` at once (offsets never reach base's bits).
-        starts = accumulate(steps, initial=(base >> OFFSET_SHIFT) + self.start + first)
-        # ``|`` rather than ``+``: the same here (the length's low bits are free), and cheaper.
-        locations = map(or_, map(lshift, starts, repeat(OFFSET_SHIFT)), self.lengths)
-        pairs = zip(self.keys, locations)
-        return compress(pairs, map(_IS_SET, self.lengths)) if tombstones else pairs
-
-    def tombstones(self) -> Iterable:
-        """The keys whose newest record in the segment is a tombstone."""
-        if not self._has_tombstones():  # the usual case: one C pass instead of a call per key
-            return ()
-        return compress(self.keys, map(_IS_TOMBSTONE, self.lengths))
-
-    def live_count_and_bytes(self) -> tuple[int, int]:
-        """How many set records the hint lists, and their bytes."""
-        if not self._has_tombstones():
-            return len(self.lengths), sum(self.lengths)
-        sets = list(filter(_IS_SET, self.lengths))
-        return len(sets), sum(sets)
-
-    def with_keys(self, keys: list) -> "Hint":
-        """The same records under other keys (decoded ones: a List's arrays as tuples)."""
-        return replace(self, keys=keys)
-
-    def _has_tombstones(self) -> bool:
-        if self._tombstones is None:
-            self._tombstones = bool(self.lengths) and min(self.lengths) < 0
-        return self._tombstones
-
-    def _steps(self, tombstones: bool) -> tuple[list[int], int]:
-        """(bytes from each record's start to the next one's, offset of the first record)."""
-        if not self.gaps and not tombstones:
-            return self.lengths, 0
-        steps = list(map(abs, self.lengths))
-        first = 0
-        for i, n in self.gaps:
-            if i == 0:
-                first = n
-            else:  # the gap before record i follows record i - 1
-                steps[i - 1] += n
-        return steps, first
-
-
-class Builder:
-    """Collects a segment's described records, in segment order, into a :class:`Hint`."""
-
-    def __init__(self) -> None:
-        self.keys: list = []
-        self.lengths: list[int] = []
-        self.gaps: list[list[int]] = []
-        self._end = 0  # where the last added record ends
-
-    def add(self, key: Any, offset: int, length: int, tombstone: bool = False) -> None:
-        if offset < self._end or length <= 0:
-            raise ValueError(f"record at {offset} ({length} bytes) is not after the one ending at {self._end}")
-        if offset > self._end:
-            self.gaps.append([len(self.keys), offset - self._end])
-        self.keys.append(key)
-        self.lengths.append(-length if tombstone else length)
-        self._end = offset + length
-
-    def hint(self, segment_bytes: int) -> Hint:
-        """The hint of a segment of ``segment_bytes`` bytes (bytes after the last record are a gap)."""
-        if segment_bytes < self._end:
-            raise ValueError(f"records end at {self._end}, past the segment's {segment_bytes} bytes")
-        gaps = self.gaps + ([[len(self.keys), segment_bytes - self._end]] if segment_bytes > self._end else [])
-        return Hint(self.keys, self.lengths, gaps)
-
-
-def from_records(records: Iterable[tuple[str, Any, int, int]], segment_bytes: int) -> Hint:
-    """The hint of a segment from its scanned ``(kind, key, offset, length)`` records.
-
-    ``kind`` is ``record.SET`` or ``record.DELETE``; keys must be hashable. Each key's newest record
-    is described; older ones, and anything else, fall in the gaps.
-    """
-    newest: dict = {}
-    for kind, key, offset, length in records:
-        newest.pop(key, None)  # re-inserted: the dict's order becomes the newest records' order
-        newest[key] = (kind, offset, length)
-    builder = Builder()
-    for key, (kind, offset, length) in newest.items():
-        builder.add(key, offset, length, tombstone=kind == record.DELETE)
-    return builder.hint(segment_bytes)
-
-
 def encode(segment: str, segment_bytes: int, hint: Hint, segment_crc: str | None = None) -> bytes:
+    """The hint file's bytes: version 3 if a record has a deadline, else version 2."""
+    deadlines = hint.deadlines if hint.deadlines is not None and any(map(_IS_SOME, hint.deadlines)) else None
+    if deadlines is not None and len(deadlines) != len(hint.keys):
+        raise ValueError("a hint needs a deadline (or None) for each record")
     lines = [orjson.dumps(hint.gaps)]
     for at in range(0, len(hint.keys), RECORDS_PER_LINE):
         lines.append(orjson.dumps(hint.keys[at : at + RECORDS_PER_LINE]))
         lines.append(orjson.dumps(hint.lengths[at : at + RECORDS_PER_LINE]))
+        if deadlines is not None:
+            lines.append(orjson.dumps(deadlines[at : at + RECORDS_PER_LINE]))
     body = b"".join(line + b"\n" for line in lines)
+    version = VERSION if deadlines is None else DEADLINES_VERSION
     header = {
         "c": "%08x" % zlib.crc32(body),
         "records": len(hint.keys),
         "segment": segment,
         "segment_bytes": segment_bytes,
-        "version": VERSION,
+        "version": version,
     }
     if segment_crc is not None:  # keys stay sorted: after segment_bytes, before version
         header = {**{k: header[k] for k in ("c", "records", "segment", "segment_bytes")},
-                  "segment_crc": segment_crc, "version": VERSION}
+                  "segment_crc": segment_crc, "version": version}
     return orjson.dumps(header) + b"\n" + body
 
 
@@ -341,8 +252,8 @@ def _header(lines: Iterator[bytes], segment: str, segment_bytes: int,
         return "its first line is not JSON"
     if type(header) is not dict:
         return "its first line is not a header object"
-    if header.get("version") != VERSION:
-        return f"it is of format version {header.get('version')!r}, not {VERSION}"
+    if header.get("version") not in VERSIONS or type(header.get("version")) is not int:
+        return f"it is of format version {header.get('version')!r}, not {VERSION} or {DEADLINES_VERSION}"
     if check_size is None:
         if header.get("segment") != segment or header.get("segment_bytes") != segment_bytes:
             return "it describes another segment, or another size of it"
@@ -360,15 +271,20 @@ def _collect(lines: Iterator[bytes], header: dict, covered: int, kind: str) -> H
     keys: list = []
     lengths: list = []
     gaps: list = []
+    deadlines: list | None = [] if header["version"] == DEADLINES_VERSION else None
     tombstones = False
     try:
         for part in _parts(lines, header, covered, kind, gaps):
             keys += part.keys
             lengths += part.lengths
+            if deadlines is not None:
+                deadlines += part.deadlines or repeat(None, len(part.keys))
             tombstones = tombstones or bool(part._tombstones)
     except BadHint as exc:
         return str(exc)
-    return Hint(keys, lengths, gaps, _tombstones=tombstones)
+    if deadlines is not None and not any(map(_IS_SOME, deadlines)):
+        deadlines = None  # as a hint of the same records without deadlines (see Hint.deadlines)
+    return Hint(keys, lengths, gaps, deadlines, _tombstones=tombstones)
 
 
 def _closing(f, parts: Iterator[Hint]) -> Iterator[Hint]:
@@ -377,11 +293,13 @@ def _closing(f, parts: Iterator[Hint]) -> Iterator[Hint]:
 
 
 def _parts(lines: Iterator[bytes], header: dict, covered: int, kind: str, gaps: list) -> Iterator[Hint]:
-    """The records after the header, one pair of lines at a time, each as a :class:`Hint`
-    that knows where it starts; raise :class:`BadHint` as soon as something is wrong, the
-    checks of the whole after the last pair. ``gaps`` receives the hint's gaps."""
+    """The records after the header, one pair of lines at a time (a triple in version 3:
+    with deadlines), each as a :class:`Hint` that knows where it starts; raise
+    :class:`BadHint` as soon as something is wrong, the checks of the whole after the last
+    part. ``gaps`` receives the hint's gaps."""
     crc = 0
-    keys = None
+    keys = lengths = None
+    per_part = 3 if header["version"] == DEADLINES_VERSION else 2  # lines
     records = 0  # described by the parts so far
     at = 0       # where the next part starts
     g = 0        # the first gap not yet given to a part
@@ -399,23 +317,32 @@ def _parts(lines: Iterator[bytes], header: dict, covered: int, kind: str, gaps: 
         if number == 0:
             gaps += _checked_gaps(part)
             seen_gaps = True
-        elif number % 2:  # a line of keys
+            continue
+        which = (number - 1) % per_part
+        if which == 0:  # a line of keys
             if not _keys_fit(line, part, kind):
                 raise BadHint(f"a key is not one a {kind} store holds")
             keys = part
-        elif keys is None or len(part) != len(keys):
-            raise BadHint("a line of lengths does not match its line of keys")
-        else:
+            continue
+        if keys is None or len(part) != len(keys):
+            raise BadHint(f"a line of {'lengths' if which == 1 else 'deadlines'} does not match its line of keys")
+        if which == 1:
+            lengths = part
             lowest, described = _lengths(part)
-            end = records + len(part)
-            first = g
-            while g < len(gaps) and gaps[g][0] < end:
-                g += 1
-            own = [[i - records, n] for i, n in gaps[first:g]]
-            yield Hint(keys, part, own, _tombstones=lowest < 0, start=at)
-            at += described + sum(n for _, n in own)
-            records = end
-            keys = None
+            if per_part == 3:
+                continue
+            deadlines = None
+        else:
+            deadlines = _checked_deadlines(part, lengths)
+        end = records + len(keys)
+        first = g
+        while g < len(gaps) and gaps[g][0] < end:
+            g += 1
+        own = [[i - records, n] for i, n in gaps[first:g]]
+        yield Hint(keys, lengths, own, deadlines, _tombstones=lowest < 0, start=at)
+        at += described + sum(n for _, n in own)
+        records = end
+        keys = lengths = None
     if keys is not None or not seen_gaps:
         raise BadHint("a line is missing")
     if header.get("c") != "%08x" % crc:
@@ -436,6 +363,15 @@ def _checked_gaps(gaps: list) -> list:
             raise BadHint(f"a gap is not [record index, bytes] in ascending order: {gap!r}")
         previous = gap[0]
     return gaps
+
+
+def _checked_deadlines(deadlines: list, lengths: list) -> list:
+    """``deadlines`` if each is a number or null, and null for every tombstone."""
+    if not set(map(type, deadlines)) <= _DEADLINE_TYPES:  # (a bool's type is bool, not int)
+        raise BadHint("a deadline is not a number or null")
+    if min(lengths, default=1) < 0 and any(map(_IS_SOME, compress(deadlines, map(_IS_TOMBSTONE, lengths)))):
+        raise BadHint("a tombstone has a deadline")
+    return deadlines
 
 
 def _lengths(lengths: list) -> tuple[int, int]:

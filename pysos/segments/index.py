@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import functools
 import heapq
 import itertools
 import operator
@@ -105,13 +106,17 @@ def apply_hint(index: dict, number: int, hint, live: int | None, expires: "Deadl
     """Point ``index`` at the records a hint of segment ``number`` lists (keys already
     decoded, see :func:`decode_hint`); return the live bytes after (``None``: unknown).
     ``expires`` (see :func:`apply_scan`) forgets the deadlines of keys the hint sets again
-    (a hint never describes an expiring record: segments that hold one have no hint)."""
+    or deletes, and learns those of its expiring records (a version 3 hint)."""
     before = len(index)
     if expires is not None and expires.by_key:  # keys set again lose their older record's deadline
-        forget = expires.by_key.pop
-        for key in hint.keys:
-            forget(key, None)
+        # (those given a new one below need not: only records without one, in a version 3 hint)
+        again = hint.keys if hint.deadlines is None else compress(hint.keys, map(_is_none, hint.deadlines))
+        _exhaust(map(expires.by_key.pop, again, repeat(None)))
     index.update(hint.live(segment_base(number)))
+    if hint.deadlines is not None:
+        if expires is None:
+            raise ValueError("a hint with deadlines needs the store's Deadlines")
+        expires.set_many(hint.keys, hint.deadlines)
     if live is not None:
         count, total = hint.live_count_and_bytes()
         # Every key new to the index (the usual case: compaction outputs hold disjoint
@@ -151,6 +156,8 @@ def scanned_sets(scanned: Iterable[tuple[str, Any, int, bytes]], number: int, de
 
 
 _heappush = heapq.heappush
+_is_none = functools.partial(operator.is_, None)
+_is_some = functools.partial(operator.is_not, None)
 _eq = operator.eq
 _exhaust = collections.deque(maxlen=0).extend  # runs an iterator to its end, in C
 _INF = float("inf")
@@ -208,6 +215,28 @@ class Deadlines:
         earlier = deadline < self.first and (not heap or deadline < heap[0][0])
         _heappush(heap, (deadline, next(self._seq), key))
         return earlier
+
+    def set_many(self, keys: list, deadlines: list) -> None:
+        """:meth:`set` for each key of ``keys`` whose entry in ``deadlines`` is not ``None``
+        (a version 3 hint's lines), in C loops while nothing is queued yet (opening): every
+        key then waits outside, and ``cover`` (and ``first``) is the lowest deadline. Whoever
+        waits for the next deadline is not told: the caller aims the gate afterwards (as
+        after a scan)."""
+        if None in deadlines:  # (C loops either way: no Python code per key)
+            some = list(map(_is_some, deadlines))
+            keys, deadlines = list(compress(keys, some)), list(compress(deadlines, some))
+        if not deadlines:
+            return
+        self.by_key.update(zip(keys, deadlines))
+        lowest = min(deadlines)
+        if lowest >= self.cover:
+            return
+        if self.head >= len(self.times):  # nothing queued: all wait outside, none due before ``cover``
+            self.first = self.cover = lowest
+            return
+        for key, deadline in zip(keys, deadlines):  # below a queue's cover: the heap (set()'s other case)
+            if deadline < self.cover:
+                _heappush(self.heap, (deadline, next(self._seq), key))
 
     def queued(self) -> int:
         """How many entries (stale or not) the queue and the heap hold."""

@@ -184,6 +184,15 @@ def test_summary_from_hint_matches_scan():
     scanned = summary((record.SET, "a", 10), (record.SET, "b", 7), (record.DELETE, "z", 3))
     assert from_hint.lengths == scanned.lengths
     assert from_hint.tombstones == scanned.tombstones
+    # A version 3 hint's deadlines: the summary keeps those of its set records, as a scan does.
+    from_hint = plan.KeySummary.from_hint(30, ["a", "b", "z"], [10, 7, -3], [5.5, None, None])
+    scanned = plan.KeySummary(30)
+    scanned.add(record.SET, "a", 10, 5.5)
+    scanned.add(record.SET, "b", 7)
+    scanned.add(record.DELETE, "z", 3)
+    assert from_hint == scanned and from_hint.deadlines == {"a": 5.5}
+    assert plan.estimate_dead([from_hint], [30], now=5.0) == [30 - 10 - 7]  # a and b live
+    assert plan.estimate_dead([from_hint], [30], now=5.5) == [30 - 7]  # a expired: dead
 
 
 def test_dead_from_locations_is_exact():

@@ -11,8 +11,10 @@ say, by the compactor's wall clock at the merge:
   segment overrides: a tombstone if a segment *before* the run holds the key (else the
   older value would come back), nothing otherwise (nothing older can resurface);
 - a key a later segment holds: nothing;
-- a key at most once, and no hint beside an output that holds an expiring record (a hint
-  cannot carry deadlines).
+- a key at most once, and beside each output a usable hint that lists its records in
+  order with each one's deadline exactly as the record holds it (``null`` for a record
+  that never expires and for a tombstone): opening and the writer's adoption of the
+  merge take deadlines from it without parsing a record.
 
 :func:`garbage` lists the records of the sealed segments that a merge of all of them
 would drop: after a full compaction there must be none.
@@ -25,7 +27,7 @@ import os
 import orjson
 
 from pysos.compactor import index_merge, merge
-from pysos.segments import files, manifest, record, segment
+from pysos.segments import files, hints, manifest, record, segment
 
 
 def records(directory: str, name: str) -> list[tuple[str, object, bytes]]:
@@ -90,19 +92,17 @@ class MergeChecker:
             for kind, key, line in records(directory, name):
                 newest_in_run[key] = (kind, line)
         return (keys_of(directory, names[:start]), keys_of(directory, names[stop:]), newest_in_run,
-                self.clock.wall())
+                self.clock.wall(), current.kind)
 
-    def _check(self, directory, result, earlier, later, newest_in_run, now) -> None:
+    def _check(self, directory, result, earlier, later, newest_in_run, now, kind) -> None:
         self.merges += 1
         written: dict = {}
         for name in result["outputs"]:
-            hinted = os.path.exists(os.path.join(directory, segment.hint_name(name)))
-            for kind, key, line in records(directory, name):
+            output = records(directory, name)
+            for what, key, line in output:
                 assert key not in written, f"{key!r} written twice by one merge"
-                written[key] = (kind, line)
-                if kind == record.SET:
-                    assert not (hinted and deadline_of(line) is not None), \
-                        f"{name} holds an expiring record of {key!r} and has a hint (which drops deadlines)"
+                written[key] = (what, line)
+            _check_hint(directory, name, output, kind)
         for key, (kind, line) in newest_in_run.items():
             if key in later:
                 expected = None  # a later record wins: nothing to keep
@@ -120,6 +120,20 @@ class MergeChecker:
                 f"in an earlier segment: {key in earlier}, in a later one: {key in later}, now {now})"
             )
         assert not written, f"merge wrote records of keys not in its run: {sorted(written, key=repr)}"
+
+
+def _check_hint(directory: str, name: str, output: list, kind: str) -> None:
+    """The output's hint lists its records, each with the deadline the record holds."""
+    size = os.path.getsize(os.path.join(directory, name))
+    hint = hints.read(os.path.join(directory, segment.hint_name(name)), name, size, kind)
+    assert hint is not None, f"merge output {name} has no usable hint"
+    expected = [
+        (key, len(line) if what == record.SET else -len(line), deadline_of(line) if what == record.SET else None)
+        for what, key, line in output
+    ]
+    listed = list(zip(hint.keys, hint.lengths, hint.deadlines or [None] * len(hint.keys)))
+    assert listed == expected, f"the hint of {name} lists {listed!r}, its records are {expected!r}"
+    assert hint.gaps == [], f"the hint of {name} has gaps {hint.gaps!r}: a merge output has none"
 
 
 def garbage(directory: str, now: float) -> list:

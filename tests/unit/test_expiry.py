@@ -189,23 +189,191 @@ def test_compaction_tombstones_an_expired_key_with_an_older_record(store_path, c
             assert "a" not in d and len(d) == 0
 
 
-def test_segments_with_expiring_records_get_no_hint_and_open_right(store_path, clock):
-    """A hint cannot carry deadlines: compaction outputs, sealed and cleanly closed segments that hold an expiring record get none, and a reopen still expires their keys on time."""
+def _hint_of(store_path, name):
+    size = (store_path / name).stat().st_size
+    return hints.read(str(store_path / segment.hint_name(name)), name, size, "dict")
+
+
+def _open_report(caplog, opener):
+    """What opening read from hints and what it scanned: {segment: (hinted, scanned)}."""
+    import logging
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="pysos"):
+        handle = opener()
+    return handle, {r.pysos_segment: (r.pysos_hinted, r.pysos_scanned) for r in caplog.records
+                    if hasattr(r, "pysos_segment")}
+
+
+def test_compaction_output_hint_lists_deadlines_and_opening_uses_it(store_path, clock, caplog):
+    """A compaction output holding expiring records gets a version 3 hint listing each record's deadline; opening (writer or reader) takes the deadlines from it, scanning nothing of it, and the keys still expire on time."""
     with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
         d.set("a", 1, expire=10)
         d["b"] = 2
-        d.compact()
         d.set("c", 3, expire=20)
-        d._store.seal()
+        d["c"] = 3.5  # set again without expiry: its older deadline must not come back
         d.set("e", 5, expire=30)
-    assert not [n for n in os.listdir(store_path) if n.endswith(".hint")]
+        d.compact()
+        name = manifest.read(str(store_path)).segments[0]
+    hint = _hint_of(store_path, name)
+    assert hint is not None and hint.keys == ["a", "b", "c", "e"]
+    assert hint.deadlines == [clock.wall() + 10, None, None, clock.wall() + 30]
+    assert (store_path / segment.hint_name(name)).read_bytes().split(b"\n")[0].endswith(b'"version":3}')
+    assert pysos.check(store_path) == []
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        handle, report = _open_report(caplog, opener)
+        with handle as h:
+            assert report[name] == ((store_path / name).stat().st_size, 0)  # all from the hint
+            assert dict(h) == {"a": 1, "b": 2, "c": 3.5, "e": 5}
+            clock.advance(10)
+            assert dict(h) == {"b": 2, "c": 3.5, "e": 5}
+            clock.advance(20)
+            assert dict(h) == {"b": 2, "c": 3.5}
+            clock.advance(-30)
+
+
+def _rotate_with_hint(d):
+    d._store._rotate()  # what a full segment does: seal it, its hint written from the index
+    if d._store._sealer is not None:
+        d._store._sealer.close()  # (the hint is written in a thread beside the writer's)
+
+
+def test_writer_hints_list_deadlines_and_records_expired_before_the_seal(store_path, clock, caplog):
+    """The writer's own hints (at rotation, at a clean close) of segments holding expiring
+    records list each one's deadline, including the records of keys that expired and were
+    dropped before the hint was written (the index no longer has them): without those, an
+    older record of the key, in an earlier segment, would come back on the next open."""
+    t0 = clock.wall()
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["k"], d["g"], d["b"] = "old", "old", 2
+        d._store.seal()  # (no hint: the older values lie in a segment opening scans)
+        d.set("k", "new", expire=5)
+        d.set("c", 3, expire=20)
+        d["e"] = 4
+        clock.advance(5)
+        assert "k" not in d and len(d) == 4  # k dropped by expiry: the index forgets it
+        _rotate_with_hint(d)
+        sealed = manifest.read(str(store_path)).segments[-2]
+        d.set("f", 6, expire=30)
+        d.set("g", "new", expire=1)
+        clock.advance(1)
+        assert len(d) == 4 and "g" not in d
+        newest = manifest.read(str(store_path)).segments[-1]
+    hint = _hint_of(store_path, sealed)
+    assert hint is not None and list(zip(hint.keys, hint.deadlines)) == [("k", t0 + 5), ("c", t0 + 20), ("e", None)]
+    size = (store_path / newest).stat().st_size
+    fd = os.open(store_path / newest, os.O_RDONLY)
+    try:
+        hint = hints.read_prefix(str(store_path / segment.hint_name(newest)), newest, fd, size, "dict", sealed=False)[0]
+    finally:
+        os.close(fd)
+    assert list(zip(hint.keys, hint.deadlines)) == [("f", t0 + 35), ("g", t0 + 6)]
+    assert pysos.check(store_path) == []
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        handle, report = _open_report(caplog, opener)
+        with handle as h:
+            assert report[sealed][1] == 0 and report[newest][1] == 0  # nothing scanned of them
+            assert dict(h) == {"b": 2, "c": 3, "e": 4, "f": 6}
+
+
+@pytest.mark.parametrize("before", ["plain", "later-deadline"])
+def test_the_expiring_write_that_fills_a_segment_has_its_deadline_in_the_hint(store_path, clock, before):
+    """The write that fills a segment, on the writer's slower path (the store's first
+    expiring write, or a deadline earlier than those before it), has its deadline in the
+    hint its rotation writes: a reopen from hints drops the key at its deadline, as a scan
+    does (a review finding: the deadline was set after the rotation copied them)."""
+    t0 = clock.wall()
+    with pysos.Dict(store_path, segment_size=200, autocompact=False) as d:
+        if before == "plain":
+            d["a"] = 1
+        else:
+            d.set("a", 1, expire=100)
+        d.set("b", "x" * 200, expire=10)  # fills the segment: it rotates
+        sealed = manifest.read(str(store_path)).segments[0]
+    hint = _hint_of(store_path, sealed)
+    assert hint is not None and hint.deadlines[hint.keys.index("b")] == t0 + 10
+    assert pysos.check(store_path) == []
+    clock.advance(10)
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        with opener() as h:
+            assert dict(h) == {"a": 1}
+
+
+def test_writer_stops_noting_expired_keys_past_its_bound(store_path, clock, monkeypatch):
+    """The writer's notes of keys dropped by expiry are bounded: past a quarter of the index
+    plus _NOTES_BEYOND, that segment gets no hint (opening scans it and reads right); the
+    next segment starts noting again and gets its hint."""
+    from pysos.engine import hinting
+
+    monkeypatch.setattr(hinting, "_NOTES_BEYOND", 2)
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        for i in range(6):
+            d[f"k{i}"] = "old"
+        d._store.seal()
+        for i in range(6):
+            d.set(f"k{i}", "new", expire=1)
+        d["keep"] = 1
+        clock.advance(1)
+        assert len(d) == 1  # six dropped: more than 6 // 4 + 2 notes
+        _rotate_with_hint(d)
+        unhinted = manifest.read(str(store_path)).segments[-2]
+        d.set("k0", "again", expire=1)
+        clock.advance(1)
+        assert len(d) == 1
+        newest = manifest.read(str(store_path)).segments[-1]
+    assert not (store_path / segment.hint_name(unhinted)).exists()
+    assert (store_path / segment.hint_name(newest)).exists()
+    assert pysos.check(store_path) == []
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        with opener() as h:
+            assert dict(h) == {"keep": 1}
+
+
+def test_writer_hint_keeps_a_tombstone_written_after_a_key_expired(store_path, clock):
+    """A key that expired (dropped), was set again and deleted in the same segment: the
+    segment's hint gives its tombstone (the newest record), not the expired one."""
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["k"] = "old"
+        d._store.seal()
+        d.set("k", "v1", expire=1)
+        d["x"] = 1
+        clock.advance(1)
+        assert "k" not in d
+        d["k"] = "v2"
+        del d["k"]
+        _rotate_with_hint(d)
+        sealed = manifest.read(str(store_path)).segments[-2]
+    hint = _hint_of(store_path, sealed)
+    assert hint is not None and list(hint.tombstones()) == ["k"]
     assert pysos.check(store_path) == []
     with pysos.Dict(store_path, readonly=True) as r:
-        assert dict(r) == {"a": 1, "b": 2, "c": 3, "e": 5}
-        clock.advance(10)
-        assert dict(r) == {"b": 2, "c": 3, "e": 5}
-        clock.advance(20)
-        assert dict(r) == {"b": 2}
+        assert dict(r) == {"x": 1}
+
+
+def test_writer_hint_of_a_key_expired_in_a_discarded_batch(store_path, clock):
+    """A key written and dropped by expiry inside a batch that is then discarded: its
+    record never reached the file, and later records took its place, one of them an
+    expiring record of another key of the same length exactly where the discarded one
+    would have been. The segment's hint must not describe the key there (the writer reads
+    each such record back and checks its key): the store reads right after a reopen, and
+    check() agrees with every hint."""
+    with pysos.Dict(store_path, segment_size=10**6, autocompact=False) as d:
+        d["k"] = "old"
+        d._store.seal()  # the older value lies in an earlier segment
+        with pytest.raises(RuntimeError):
+            with d.batch():  # its bytes would start with a 33-byte batch-begin line
+                d.set("k", "in-batch", expire=1)
+                clock.advance(1)
+                assert len(d) == 0  # dropped, inside the batch
+                raise RuntimeError("discard")
+        d["p"] = 123  # 33 bytes, where the batch-begin line would have been
+        d.set("q", "in-batch", expire=1)  # the same length as k's discarded record, in its place
+        d["y"] = 1
+        assert dict(d) == {"k": "old", "p": 123, "q": "in-batch", "y": 1}
+    assert pysos.check(store_path) == []
+    for opener in (lambda: pysos.Dict(store_path, readonly=True), lambda: pysos.Dict(store_path, autocompact=False)):
+        with opener() as h:
+            assert dict(h) == {"k": "old", "p": 123, "q": "in-batch", "y": 1}
 
 
 def test_segments_without_expiring_records_keep_their_hints(store_path, clock):
@@ -259,7 +427,7 @@ def test_readonly_set_raises(store_path):
 
 
 def test_background_merge_keeps_deadlines_of_live_expiring_records(store_path, clock):
-    """The writer's thread (merge from its index) gives an output holding a live expiring record no hint, so the key still expires on time after a reopen and in a reader."""
+    """The writer's thread (merge from its index) gives an output holding a live expiring record a hint listing its deadline, so the key still expires on time after a reopen and in a reader."""
     from pysos.compactor.background import BackgroundCompactor
 
     with pysos.Dict(store_path, segment_size=256, autocompact=False) as d:
@@ -274,7 +442,9 @@ def test_background_merge_keeps_deadlines_of_live_expiring_records(store_path, c
             compactor.stop()
         assert compactor.compactions >= 1
         assert dict(d) == {"a": "v", "g": "x" * 50}
-    assert not [n for n in os.listdir(store_path) if n.endswith(".hint")]
+        [holder] = [n for n in manifest.read(str(store_path)).segments if b'"k":"a"' in (store_path / n).read_bytes()]
+    hint = _hint_of(store_path, holder)  # the merge's output
+    assert hint is not None and hint.deadlines[hint.keys.index("a")] == clock.wall() + 100
     assert pysos.check(store_path) == []
     clock.advance(100)
     for opener in (lambda: pysos.Dict(store_path, autocompact=False), lambda: pysos.Dict(store_path, readonly=True)):
@@ -430,3 +600,27 @@ def test_incr_and_transform_keep_an_existing_key_without_a_deadline(store_path, 
         assert "short" not in d and d["forever"] == 3 and d["new"] == 1
         clock.advance(9)
         assert "new" not in d and d["forever"] == 3
+
+
+@pytest.mark.parametrize("lie", ["later", "dropped"])
+def test_check_reports_a_hint_whose_deadlines_lie(store_path, clock, lie):
+    """A checksummed hint of a compaction output whose deadlines are not its records' (one
+    a second later; or none at all, a version 2 hint over expiring records, which opening
+    would take as never expiring): check() reports an error naming the hint."""
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d.set("a", 1, expire=10)
+        d["b"] = 1
+        d["b"] = 2  # garbage: compact() merges only a store with some
+        d.compact()
+        name = manifest.read(str(store_path)).segments[0]
+    assert pysos.check(store_path) == []
+    hint = _hint_of(store_path, name)
+    deadlines = [t + 1 if t is not None else None for t in hint.deadlines] if lie == "later" else None
+    os.unlink(store_path / segment.hint_name(name))
+    size = (store_path / name).stat().st_size
+    hints.write(str(store_path), name, size, hints.Hint(hint.keys, hint.lengths, hint.gaps, deadlines),
+                segment.hint_name(name))
+    assert _hint_of(store_path, name) is not None  # usable: only check() can tell
+    problems = pysos.check(store_path)
+    assert [(p["file"], p["severity"]) for p in problems] == [(segment.hint_name(name), "error")]
+    assert ("without their deadlines" if lie == "dropped" else "disagrees") in problems[0]["problem"]

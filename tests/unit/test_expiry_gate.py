@@ -115,6 +115,39 @@ def test_deadlines_in_and_out_of_order_come_due_in_order():
     assert deadlines.queued() <= 2 * len(deadlines.by_key) + 1024 + 1024
 
 
+def test_deadlines_set_many_at_a_time_come_due_in_order():
+    """set_many (a hint's deadlines at once, None for records that never expire) mixed with
+    set(), take_due() and next(), before and after a queue exists, with deadlines above and
+    below its cover: next() and take_due() agree with a dict of the deadlines."""
+    import random
+
+    from pysos.segments.index import Deadlines
+
+    rng = random.Random(11)
+    for trial in range(40):
+        deadlines, model = Deadlines(), {}
+        keys = [f"k{i}" for i in range(30)] + [1, 2.5]
+        for step in range(300):
+            base = float(step)
+            if rng.random() < 0.3:
+                some = rng.sample(keys, rng.randint(0, 12))
+                times = [rng.choice((None, base + rng.uniform(-40, 60))) for _ in some]
+                deadlines.set_many(some, times)
+                model.update((k, t) for k, t in zip(some, times) if t is not None)
+            else:
+                key, deadline = rng.choice(keys), base + rng.uniform(-40, 60)
+                deadlines.set(key, deadline)
+                model[key] = deadline
+            if step % 7 == 0:
+                now = base - 10
+                due = deadlines.take_due(now)
+                assert sorted(map(repr, due)) == sorted(repr(k) for k, t in model.items() if t <= now)
+                model = {k: t for k, t in model.items() if t > now}
+                assert deadlines.next() == (min(model.values()) if model else None)
+                assert deadlines.lower_bound() <= (min(model.values()) if model else float("inf"))
+        assert sorted(map(repr, deadlines.take_due(float("inf")))) == sorted(map(repr, model))
+
+
 def test_a_key_forgotten_by_an_adopted_compaction_leaves_the_gate_aimed_for_the_next_deadline(store_path, clock):
     """An expired key that a compaction dropped (the writer forgets it on adopting the merge, not by
     its own look), then the key written again with a deadline: gone exactly at the new deadline."""

@@ -114,7 +114,7 @@ def _checksummed(lines: list[bytes], version=2, records=None, size=100) -> bytes
 def test_version_1_hint_is_not_used():
     """A hint of the old format (offset << 32 | length, tombstones apart) is ignored, saying why."""
     old = _checksummed([b'["a","b"]', b"[40,180388626492]", b'["c"]'], version=1, records=2, size=60)
-    assert hints.decode(old, "seg-00000001.jsonl", 60, "dict") == "it is of format version 1, not 2"
+    assert hints.decode(old, "seg-00000001.jsonl", 60, "dict") == "it is of format version 1, not 2 or 3"
 
 
 @pytest.mark.parametrize("kind, lines, records", [
@@ -149,6 +149,46 @@ def test_checksummed_but_inconsistent_hint_is_not_used(kind, lines, records):
         assert decoded == hints.Hint(orjson.loads(good), [40, -50], [[2, 10]])
 
 
+@pytest.mark.parametrize("lines, records", [
+    ([b"[]", b'["a","b"]', b"[40,60]"], 2),                            # the deadlines are missing
+    ([b"[]", b'["a","b"]', b"[40,60]", b"[1.5]"], 2),                  # fewer deadlines than keys
+    ([b"[]", b'["a","b"]', b"[40,60]", b'[1.5,"2"]'], 2),              # a deadline that is not a number
+    ([b"[]", b'["a","b"]', b"[40,60]", b"[1.5,true]"], 2),
+    ([b"[]", b'["a","b"]', b"[40,60]", b"[1.5,[2]]"], 2),
+    ([b"[]", b'["a","b"]', b"[40,-60]", b"[null,7]"], 2),              # a tombstone with a deadline
+    ([b"[]", b'["a"]', b"[40]", b"[1]", b'["b"]', b"[60]"], 2),        # the second part's deadlines missing
+])
+def test_version_3_hint_with_bad_deadlines_is_not_used(lines, records):
+    """A version 3 hint (a line of deadlines after each pair) is refused as a whole if a
+    deadline line is missing, too short, holds anything but numbers and null, or gives a
+    tombstone a deadline."""
+    found = hints.decode(_checksummed(lines, version=3, records=records), "seg-00000001.jsonl", 100, "dict")
+    assert type(found) is str, found
+
+
+def test_version_3_hint_round_trips_deadlines_across_parts(monkeypatch):
+    """Deadlines are written a line per pair (bounded like the others) and read back exactly,
+    in every part a streaming open reads; an integer deadline is read as written; a hint
+    whose records never expire is written as version 2 (which every pysos 2 reads)."""
+    monkeypatch.setattr(hints, "RECORDS_PER_LINE", 4)
+    scanned = [("set", f"k{i}", i * 10, 10, 1764489600.125 + i if i % 3 else None) for i in range(9)]
+    scanned.append(("delete", "k1", 90, 10, None))
+    hint = hints.from_records(scanned, 100)
+    assert hint.keys[-1] == "k1" and hint.deadlines[-1] is None
+    data = hints.encode("seg-00000001.jsonl", 100, hint)
+    assert orjson.loads(data.split(b"\n")[0])["version"] == 3
+    assert data.count(b"\n") == 1 + 1 + 3 * 3  # header, gaps, 3 triples (4 + 4 + 1 records)
+    decoded = hints.decode(data, "seg-00000001.jsonl", 100, "dict")
+    assert decoded == hint and list(decoded.expiring()) == [(k, d) for _, k, _, _, d in scanned[:9] if d is not None and k != "k1"]
+    parts = list(hints._parts(iter(data.split(b"\n", 1)[1].splitlines(keepends=True)),
+                              orjson.loads(data.split(b"\n")[0]), 100, "dict", []))
+    assert [d for part in parts for d in part.deadlines] == hint.deadlines
+    assert hints.decode(_checksummed([b"[]", b'["a"]', b"[100]", b"[17]"], version=3, records=1),
+                        "seg-00000001.jsonl", 100, "dict").deadlines == [17]
+    plain = hints.from_records([("set", "a", 0, 100, None)], 100)
+    assert plain.deadlines is None and b'"version":2' in hints.encode("seg-00000001.jsonl", 100, plain)
+
+
 def test_long_hints_are_written_in_lines_of_bounded_size(monkeypatch):
     """Keys and lengths go in pairs of lines of at most RECORDS_PER_LINE records, so a reader
     never parses one huge line; any split reads back the same."""
@@ -175,29 +215,38 @@ _records = st.lists(
 )
 
 
+_deadlines = st.none() | st.floats(0, 2e10, allow_nan=False) | st.integers(0, 2**62)
+
+
 @settings(max_examples=300, deadline=None)
-@given(_records, st.integers(0, 50))
-def test_hint_encoding_round_trips_every_location(records, tail):
-    """For any run of sets, tombstones and other lines (overwritten records, batch markers),
-    the hint built from a scan encodes, decodes and gives back exactly the offset and length of
-    each key's newest record, and the keys whose newest record is a tombstone."""
+@given(_records, st.integers(0, 50), st.lists(_deadlines, min_size=40, max_size=40))
+def test_hint_encoding_round_trips_every_location(records, tail, deadlines):
+    """For any run of sets (expiring or not), tombstones and other lines (overwritten records,
+    batch markers), the hint built from a scan encodes, decodes and gives back exactly the
+    offset and length of each key's newest record, the keys whose newest record is a
+    tombstone, and the deadline of each newest set that expires."""
     scanned, offset = [], 0
-    for kind, key, length in records:
+    for (kind, key, length), deadline in zip(records, deadlines):
         if kind != "marker":  # a marker's bytes belong to no key: a gap
-            scanned.append((kind, key, offset, length))
+            scanned.append((kind, key, offset, length, deadline if kind == "set" else None))
         offset += length
     size = offset + tail
     newest = {}
-    for kind, key, at, length in scanned:
+    for kind, key, at, length, deadline in scanned:
         newest.pop(key, None)
-        newest[key] = (kind, at, length)
+        newest[key] = (kind, at, length, deadline)
     hint = hints.from_records(scanned, size)
-    decoded = hints.decode(hints.encode("seg-00000001.jsonl", size, hint), "seg-00000001.jsonl", size, "dict")
+    data = hints.encode("seg-00000001.jsonl", size, hint)
+    decoded = hints.decode(data, "seg-00000001.jsonl", size, "dict")
     assert decoded == hint
     base = index.segment_base(3)
-    live = [(k, index.pack(3, at, length)) for k, (kind, at, length) in newest.items() if kind == "set"]
+    live = [(k, index.pack(3, at, length)) for k, (kind, at, length, _) in newest.items() if kind == "set"]
     assert [(k, loc) for k, loc in decoded.live(base)] == live
-    assert list(decoded.tombstones()) == [k for k, (kind, _, _) in newest.items() if kind == "delete"]
+    assert list(decoded.tombstones()) == [k for k, (kind, _, _, _) in newest.items() if kind == "delete"]
+    expiring = [(k, d) for k, (kind, _, _, d) in newest.items() if kind == "set" and d is not None]
+    assert list(decoded.expiring()) == expiring
+    assert all(type(got) is type(d) for (_, got), (_, d) in zip(decoded.expiring(), expiring))
+    assert (b'"version":3' in data.split(b"\n")[0]) == bool(expiring)
 
 
 def test_manifest_without_sealed_sizes_is_corruption(tmp_path):
@@ -334,6 +383,12 @@ def test_format_md_hint_example_is_a_valid_hint():
     assert [(k, loc >> 32, loc & index.LENGTH_MASK) for k, loc in hint.live()] == [
         ("apple", 0, 120), ("pear", 120, 96), ("fig", 359, 110)]
     assert list(hint.tombstones()) == ["plum"]
+    versioned = section[section.index("### Deadlines in hints"):]
+    start = versioned.index("```\n") + 4
+    example = versioned[start : versioned.index("\n```", start)]
+    hint = hints.decode(example.encode() + b"\n", "seg-00000009.jsonl", 180, "dict")
+    assert isinstance(hint, hints.Hint), hint
+    assert list(hint.expiring()) == [("session:7", 1764489600.25)] and list(hint.tombstones()) == ["old"]
 
 
 @pytest.mark.parametrize("readonly", [False, True])
