@@ -101,13 +101,13 @@ def from_index(keys: Iterable, locations: Iterable[int], number: int, fd: int, s
         if deadlines is None:
             return None, crc
         times = list(map(deadlines.get, keys))
-        found = _expired_records(fd, size, number, dict(expired or ()), set(keys), decode_key)
+        found = _expired_records(fd, size, number, dict(expired or ()), keys, decode_key)
         if found is None:
             return None, crc
         others = found
     if tombstones or others:
         keys, starts, lengths, times = _with_others(keys, starts, lengths, times, tombstones, others, decode_key)
-    if times is not None and all(deadline is None for deadline in times):
+    if times is not None and times.count(None) == len(times):
         times = None  # (its records that expire were all overwritten or deleted since)
     return Hint(keys, lengths, _gaps(starts, lengths, size), times), crc
 
@@ -150,15 +150,20 @@ def _tombstones(fd: int, size: int) -> tuple[list[tuple[int, int, Any]], str, bo
 
 
 def _expired_records(fd: int, size: int, number: int, expired: Mapping[Any, int],
-                     listed: set, decode_key: Callable[[Any], Any]) -> dict | None:
+                     keys: list, decode_key: Callable[[Any], Any]) -> dict | None:
     """``{key: (offset, length, deadline)}`` of the ``expired`` records (key -> location of
-    its newest noted, see :func:`from_index`)
-    that lie in segment ``number``'s first ``size`` bytes, for keys not ``listed`` (the
-    index's, newer); ``None`` if one is not its key's expiring set record."""
+    its newest noted, see :func:`from_index`) that lie in segment ``number``'s first
+    ``size`` bytes, for keys not among ``keys`` (the index's, newer); ``None`` if one is
+    not its key's expiring set record."""
     base, limit = index.segment_base(number), index.segment_base(number + 1)
-    found = {}
+    found: dict = {}
+    listed: set | None = None  # (a set of every listed key: only once a note lies in the segment)
     for key, location in expired.items():
-        if not base <= location < limit or key in listed:
+        if not base <= location < limit:
+            continue
+        if listed is None:
+            listed = set(keys)
+        if key in listed:
             continue
         offset, length = (location >> OFFSET_SHIFT) & index.OFFSET_MASK, location & index.LENGTH_MASK
         line = files.pread(fd, length, offset) if offset + length <= size else b""
