@@ -2,6 +2,7 @@
 
     python tools/bench_expiry_cpu.py                     # 100,000 keys, 30 rounds
     python tools/bench_expiry_cpu.py --autocompact       # with the background compactor (default settings)
+    python tools/bench_expiry_cpu.py --autocompact --value-bytes 200   # bigger records
 
 Two stores of the same keys and values, one opened with ``expire=3600`` (nothing expires
 during the run), the other without. Each round reads every key of each store, then writes
@@ -33,9 +34,13 @@ def main(argv=None) -> int:
     p.add_argument("--n", type=int, default=100_000, help="keys per store (default 100,000)")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--autocompact", action="store_true", help="leave the background compactor on (pysos's default)")
+    p.add_argument("--value-bytes", type=int, default=0,
+                   help='pad each value with a string of this many bytes (default 0: {"some": "object_<i>"}, '
+                        "records of ~60 bytes, to which a deadline adds ~22)")
     args = p.parse_args(argv)
     keys = [f"key_{i}" for i in range(args.n)]
-    values = [{"some": f"object_{i}"} for i in range(args.n)]
+    pad = "x" * args.value_bytes
+    values = [{"some": f"object_{i}", **({"pad": pad} if pad else {})} for i in range(args.n)]
     with tempfile.TemporaryDirectory(prefix="pysos-expiry-cpu-") as tmp:
         stores = {name: pysos.Dict(os.path.join(tmp, name), autocompact=args.autocompact, expire=expire)
                   for name, expire in (("plain", None), ("expire", 3600))}
@@ -58,7 +63,8 @@ def main(argv=None) -> int:
                 got.append(spent["plain", op] / spent["expire", op])
         for d in stores.values():
             d.close()
-    print(f"{args.n:,} keys, {args.rounds} rounds, autocompact={args.autocompact}: ops/s with expire=3600 / without")
+    print(f"{args.n:,} keys, {args.rounds} rounds, autocompact={args.autocompact}, value padding "
+          f"{args.value_bytes} bytes: ops/s with expire=3600 / without")
     for op, got in ratios.items():
         got.sort()
         q = len(got) // 4

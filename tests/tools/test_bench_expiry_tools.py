@@ -1,0 +1,32 @@
+"""Tiny runs of the expiry benchmarks quoted in the README: each runs to its end and prints
+its figures (the figures themselves are measured, never asserted)."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _run(*args: str) -> str:
+    proc = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_bench_expiry_open_reopens_both_stores():
+    """Both stores reopen with every key (the tool checks len()), and each has a hint per segment."""
+    out = _run("tools/bench_expiry_open.py", "--n", "300", "--opens", "2")
+    for name in ("plain", "expire"):
+        found = re.search(rf"{name}\s*: reopen \+ len\(\) median [0-9.]+ s \((\d+) segments, (\d+) hints\)", out)
+        assert found, out
+        assert found.group(1) == found.group(2), out  # every segment hinted, the expiring store's too
+    assert re.search(r"expire / plain: [0-9.]+x", out), out
+
+
+def test_bench_expiry_cpu_with_padded_values():
+    """--value-bytes pads the values; the run prints a median ratio for reads and updates."""
+    out = _run("tools/bench_expiry_cpu.py", "--n", "300", "--rounds", "2", "--value-bytes", "100")
+    assert "value padding 100 bytes" in out, out
+    assert re.search(r"read\s+median [0-9.]+", out) and re.search(r"update\s+median [0-9.]+", out), out
