@@ -183,7 +183,7 @@ def _with_others(keys: list, starts: list[int], lengths: list[int], times: list 
     its last tombstone, or its ``expired`` record (see :func:`_expired_records`), whichever
     is later in the segment."""
     listed = set(keys)
-    last: dict = {key: (offset, length, deadline) for key, (offset, length, deadline) in expired.items()}
+    last: dict = dict(expired)
     for offset, length, key in tombstones:
         key = decode_key(key)
         if key not in listed and offset > last.get(key, (-1,))[0]:

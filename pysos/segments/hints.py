@@ -42,7 +42,7 @@ import errno
 import io
 import os
 import zlib
-from itertools import compress, repeat
+from itertools import compress
 from typing import Any, Callable, Iterator
 
 import orjson
@@ -278,7 +278,7 @@ def _collect(lines: Iterator[bytes], header: dict, covered: int, kind: str) -> H
             keys += part.keys
             lengths += part.lengths
             if deadlines is not None:
-                deadlines += part.deadlines or repeat(None, len(part.keys))
+                deadlines += part.deadlines  # (every part of a version 3 hint has its line)
             tombstones = tombstones or bool(part._tombstones)
     except BadHint as exc:
         return str(exc)
