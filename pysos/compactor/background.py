@@ -72,6 +72,7 @@ class BackgroundCompactor:
         self._standing_aside = False
         self._quiet_below = 0  # garbage() wakes the thread only from this many dead bytes on
         self._clean: dict[str, plan.CleanMark] = {}  # outputs of fruitless merges (plan.mark_clean)
+        self._merged: list[str] = []  # the segments of the last merge (see Writer.adopt_compaction)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
 
@@ -141,7 +142,7 @@ class BackgroundCompactor:
             try:
                 if store.closed:
                     raise Interrupted()
-                store.adopt_compaction(result)
+                store.adopt_compaction(result, self._merged)
             finally:
                 store.lock.release()
 
@@ -218,6 +219,7 @@ class BackgroundCompactor:
                 self._quiet(stats)
                 return None
             start, stop = run
+            self._merged = names[start:stop]
             throttle = Throttle(self.rate_limit, self._stop)
             if start == 0:
                 shift = index.SEGMENT_SHIFT

@@ -51,6 +51,10 @@ class Store(belonging.Belonging, Expiry):
     """
 
     readonly = False
+    # (retired segment numbers, generation) of a merge known to have copied every record the
+    # index points to in them: adopting it needs no _drop_expired_copies (only a writer's
+    # adopt_compaction sets it, in its slot: see Writer)
+    _copied_all: tuple[frozenset[int], int] | None = None
 
     # The hot paths' attributes, in slots: the rest must stay within CPython's compact
     # layout of 30 (tests/unit/test_engine_layout.py says why).
@@ -290,7 +294,7 @@ class Store(belonging.Belonging, Expiry):
         for name in outputs:
             self._remap(name, retired)
         self._index_new_records(appended)
-        if self._expiring and retired:
+        if self._expiring and retired and (retired, new.generation) != self._copied_all:
             self._drop_expired_copies(retired)
         for number in retired:
             self.segment_files.retire(number)
