@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import zlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import orjson
 
@@ -51,9 +51,7 @@ class Store(belonging.Belonging, Expiry):
     """
 
     readonly = False
-    # (retired segment numbers, generation) of a merge known to have copied every record the
-    # index points to in them: adopting it needs no _drop_expired_copies (only a writer's
-    # adopt_compaction sets it, in its slot: see Writer)
+    # (retired segments, generation) of a merge that needs no _drop_expired_copies: see Writer
     _copied_all: tuple[frozenset[int], int] | None = None
 
     # The hot paths' attributes, in slots: the rest must stay within CPython's compact
@@ -307,16 +305,19 @@ class Store(belonging.Belonging, Expiry):
         segments (only the writer appends, and it adopted its own rotations already)."""
         raise NotImplementedError
 
-    def _remap(self, name: str, retired: set[int]) -> None:
+    def _remap(self, name: str, retired: set[int]) -> None:  # keys in a retired segment: to their copy
+        index.remap(self.index, self._output_entries(name), retired)
+
+    def _output_entries(self, name: str) -> Iterable[tuple[Any, int]]:
+        """(key, location) of each set record of a compaction's output ``name``, by its
+        hint, else by a scan."""
         number = _number(name)
         fd = self._fds[number]
         size = files.size(fd)
         hint = hints.read(self._path(segment.hint_name(name)), name, size, self.kind)
         if hint is not None:
-            entries = index.decode_hint(hint, self._decode_key).live(index.segment_base(number))
-        else:
-            entries = index.scanned_sets(segment.Scanner(fd, 0, size), number, self._decode_key)
-        index.remap(self.index, entries, retired)
+            return index.decode_hint(hint, self._decode_key).live(index.segment_base(number))
+        return index.scanned_sets(segment.Scanner(fd, 0, size), number, self._decode_key)
 
     # --- reading ---------------------------------------------------------------------
 

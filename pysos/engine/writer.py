@@ -417,20 +417,31 @@ class Writer(WriterHints, Store):
 
     def _abort(self, batch: Batch) -> None:
         batch.discarded = True
-        for key, old in reversed(batch.undo):
-            if old is None:
-                self.index.pop(key, None)
-            else:
-                self.index[key] = old
+        gone = batch.restore(self.index, self._fds)
         self._live_bytes = batch.live_bytes_before if batch.live_bytes_before is not None else index.live_bytes(self.index)
         for key, deadline in reversed(batch.deadline_undo):
             if deadline is None:
                 self.deadlines.pop(key)
             else:
                 self.deadlines.set(key, deadline)
+        for key in gone:
+            self.deadlines.pop(key)
         if batch.deadline_undo:  # a restored deadline may be due, or left a cover with no key
             self.due = min(self.due, 0.0)  # behind it: the next operation aims the gate
         self._on_reload(self.index)
+
+    def _remap(self, name: str, retired: set[int]) -> None:
+        """:meth:`Store._remap`, and an open batch's undo too: the locations it would restore
+        (its keys' before it) may lie in the ``retired`` segments (we adopt from inside a
+        batch: its writes' look at the files, a first expiring write marking the MANIFEST)."""
+        batch = self._batch
+        stale = batch.keys_in(retired) if batch is not None else None
+        if not stale:
+            super()._remap(name, retired)
+            return
+        entries = list(self._output_entries(name))
+        batch.moved({key: location for key, location in entries if key in stale}, retired)
+        index.remap(self.index, entries, retired)
 
     def after_commit(self, event: Callable[[], None]) -> None:
         """Run ``event`` now, or when the open batch commits (never if it is discarded)."""
