@@ -170,6 +170,8 @@ class Handle:
         result is published by an atomic MANIFEST swap, and killing the process at any
         instant loses nothing. Waits if another compaction of the store runs. Raises
         :class:`pysos.ReadOnlyError` on a reader. ``vacuum()`` is the same (pysos 1.3's name).
+        Inside a batch the newest segment, where the batch's records go, stays unsealed: only
+        the sealed segments are merged.
         """
         return compact_store(self._store)
 

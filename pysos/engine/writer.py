@@ -378,9 +378,11 @@ class Writer(WriterHints, Store):
 
     def seal(self) -> None:
         """Rotate if the newest segment holds anything, so that all garbage is compactable
-        (no hint: the compaction that follows rewrites the segment with one)."""
+        (no hint: the compaction that follows rewrites the segment with one). Not while a
+        batch is open: its records, appended to the newest segment at its commit, are
+        indexed there already (``compact()`` in a batch merges the sealed segments only)."""
         self.check_writable()
-        if self._active_end > 0:
+        if self._active_end > 0 and self._batch is None:
             self._rotate(hint=False)
 
     # --- batches -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 
 import pysos
 from pysos.compactor import merge
+from pysos.segments import manifest
 
 
 class Discard(Exception):
@@ -58,3 +59,34 @@ def test_a_discarded_batch_does_not_bring_back_a_value_a_compaction_expired(stor
     assert pysos.check(store_path) == []
     with pysos.Dict(store_path) as d:
         assert dict(d) == {"keep": 1, "g": 19}
+
+
+@pytest.mark.parametrize("discard", [False, True])
+def test_compact_inside_a_batch_leaves_the_newest_segment_to_the_batch(store_path, discard):
+    """d.compact() inside a batch merges the sealed segments only: the newest one, which the
+    batch's records will be appended to, cannot be sealed under them (it was, and their
+    locations then named the old segment: CorruptionError after the commit)."""
+    with pysos.Dict(store_path, autocompact=False, segment_size=4096) as d:
+        d["k"] = 1
+        for i in range(20):
+            d["g"] = i
+        d._store.seal()
+        d["g"] = "last"
+        newest = manifest.read(str(store_path)).segments[-1]
+        try:
+            with d.batch():
+                d["k"] = 2
+                d["n"] = 5
+                result = d.compact()
+                d["after"] = 3
+                if discard:
+                    raise Discard
+        except Discard:
+            pass
+        assert result["reclaimed_bytes"] > 0
+        assert manifest.read(str(store_path)).segments[-1] == newest  # not sealed
+        expected = {"k": 1, "g": "last"} if discard else {"k": 2, "g": "last", "n": 5, "after": 3}
+        assert dict(d) == expected
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path) as d:
+        assert dict(d) == expected
