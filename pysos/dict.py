@@ -82,8 +82,6 @@ class Dict(Handle, MutableMapping[Any, Any]):
         options are :class:`~pysos._handle.Handle`'s (``codec="tagged"``: values may also
         hold datetime, date, set, frozenset, tuple, bytes, UUID and Decimal)."""
         self._expire = _check_expire(expire)
-        # How this default's deadlines are rounded up (see clock.rounder; a call on the hot path)
-        self._round_deadline = clock.rounder(self._expire) if self._expire is not None else clock.exact
         super().__init__(path, *positional, readonly=readonly, durability=durability, segment_size=segment_size,
                          autocompact=autocompact, lock_timeout=lock_timeout, refresh_interval=refresh_interval,
                          codec=codec)
@@ -111,7 +109,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """Store ``value`` under ``key``: on disk when this returns (one write)."""
         expire = self._expire
         if expire is not None:  # set(key, value), spelled out: one Python call per write
-            deadline = self._round_deadline(clock.wall() + expire)
+            deadline = clock.wall() + expire
             line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes
             store, lock = self._store, self._lock
             lock.acquire()
@@ -142,9 +140,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """``d[key] = value`` that expires ``expire`` seconds from now (``None``: never;
         omitted: the store's default ``expire``).
 
-        From its deadline (wall clock, ``time.time()`` at the call plus ``expire``, rounded
-        up to a power of ten of seconds no larger than ``expire / 1000`` nor than a second:
-        ``1796077618`` rather than ``1796077617.4829311``, a shorter record) on, the
+        From its deadline (wall clock, ``time.time()`` at the call plus ``expire``) on, the
         key is absent for every read, ``len()`` and iteration, in this and every other
         process; its record is garbage that compaction reclaims. Observers are not called
         when a key expires.
@@ -153,12 +149,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
             expire = self._expire
         elif type(expire) is not float and type(expire) is not int or not 0 < expire < _INF:
             expire = _check_expire(expire)  # None, or a clear error
-        if expire is None:
-            deadline = None
-        elif expire == self._expire:
-            deadline = self._round_deadline(clock.wall() + expire)
-        else:
-            deadline = clock.deadline(expire)
+        deadline = None if expire is None else clock.wall() + expire
         line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes
         store, lock = self._store, self._lock
         lock.acquire()
@@ -372,7 +363,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         with store.batch():
             store.enter(write=True)
             if self._expire is not None:
-                deadline = self._round_deadline(clock.wall() + self._expire)
+                deadline = clock.wall() + self._expire
                 for (key, _), line in zip(pairs, lines):
                     line = record.encode_expiring(line, deadline)
                     if self._observers:

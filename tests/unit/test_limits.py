@@ -164,8 +164,7 @@ def test_a_tagged_value_at_exactly_the_limit_is_stored_on_every_dict_path(tmp_pa
     update, batch and transform, and round-trips, after a reopen too; one byte more is refused, nothing written."""
     from pysos import codec
     exact = _fill(make, lambda v: codec.encode_item("k", v), 4096)
-    from pysos.segments import clock as clocks
-    deadline = clocks.deadline(10**8)  # the deadline set(expire=10**8) writes: of known length
+    deadline = clock.wall() + 10**8  # a deadline of known length
     expiring = _fill(make, lambda v: codec.encode_item("k", v, deadline), 4096)
     over = _fill(make, lambda v: codec.encode_item("k", v), 4097)
     path = tmp_path / name
