@@ -187,13 +187,26 @@ class ExpiryRules:
     def seal(self):
         self.store._store.seal()
 
-    @rule(seconds=st.sampled_from([0.25, 0.5, 1, 2, 10]))
+    @rule(seconds=st.sampled_from([0.25, 0.5, 1, 2, 10, 0.0007, 0.3333]))
     def advance_clock(self, seconds):
         self.clock.advance(seconds)
         now = self.clock.wall_now
         for key, deadline in list(self.model.deadlines.items()):
             if deadline <= now:
                 del self.model[key]
+
+    @precondition(lambda self: self.model.deadlines)
+    @rule(data=st.data(), early=st.sampled_from([0.0, 1e-6]))
+    def advance_to_a_deadline(self, data, early):
+        """The clock to exactly a key's deadline (it expires), or a microsecond before (it
+        lives): the writer, readers and reopens must agree to the last digit, whichever of
+        them parsed the deadline from the record's text (the odd clock steps above make
+        deadlines like 1800000013.5837002)."""
+        target = data.draw(st.sampled_from(sorted(self.model.deadlines.values()))) - early
+        if target > self.clock.wall_now:
+            self.advance_clock(target - self.clock.wall_now)
+            self.clock.wall_now = target  # exactly: the sum may miss it by an ulp
+            self.advance_clock(0)
 
     @rule(data=st.data())
     def compact_a_run(self, data):
