@@ -24,7 +24,7 @@ from .segments import clock, record
 
 _MISSING = object()
 _DEFAULT = object()  # set()'s expire: the store's default
-_INF = math.inf
+_HUGE = 1e300  # set()'s quick check lets through expires below this (a bigger int overflows a float)
 
 
 def _check_expire(expire: Any) -> float | None:
@@ -33,9 +33,13 @@ def _check_expire(expire: Any) -> float | None:
         return None
     if type(expire) is bool or not isinstance(expire, (int, float)):
         raise TypeError(f"expire must be a number of seconds or None, not {type(expire).__name__}")
-    if not math.isfinite(expire) or expire <= 0:
-        raise ValueError(f"expire must be a positive, finite number of seconds, not {expire!r}")
-    return float(expire)
+    try:
+        seconds = float(expire)
+    except OverflowError:  # an int beyond any float
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expire must be a positive, finite number of seconds, not {expire!r:.40}")
+    return seconds
 
 
 class Dict(Handle, MutableMapping[Any, Any]):
@@ -147,7 +151,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """
         if expire is _DEFAULT:
             expire = self._expire
-        elif type(expire) is not float and type(expire) is not int or not 0 < expire < _INF:
+        elif type(expire) is not float and type(expire) is not int or not 0 < expire < _HUGE:
             expire = _check_expire(expire)  # None, or a clear error
         deadline = None if expire is None else clock.wall() + expire
         line = self._encoders.encode_item(key, value, deadline)  # bad input raises here, before anything changes

@@ -62,7 +62,8 @@ def test_store_default_expire_applies_to_setitem_update_setdefault(store_path, c
 
 
 @pytest.mark.parametrize("bad,error", [(0, ValueError), (-1, ValueError), (float("nan"), ValueError),
-                                       (float("inf"), ValueError), ("10", TypeError), (True, TypeError)])
+                                       (float("inf"), ValueError), ("10", TypeError), (True, TypeError),
+                                       (10**400, ValueError)])  # (an int no float can hold)
 def test_bad_expire_is_refused_and_writes_nothing(store_path, bad, error):
     """An expire that is not a positive finite number of seconds raises and writes nothing; Dict(expire=bad) refuses to open."""
     with pysos.Dict(store_path) as d:
