@@ -32,7 +32,7 @@ class Batch:
                 index.pop(key, None)
             else:
                 index[key] = old
-        gone = [key for key, old in self.undo if old is not None and old >> SEGMENT_SHIFT not in open_segments]
+        gone = [key for key, old in self.undo if old is not None and not _in(old, open_segments)]
         for key in gone:
             index.pop(key, None)
         if gone:
@@ -41,13 +41,13 @@ class Batch:
 
     def keys_in(self, segments: set[int]) -> set:
         """The keys this batch wrote whose location before it lies in one of ``segments``."""
-        return {key for key, old in self.undo if old is not None and old >> SEGMENT_SHIFT in segments}
+        return {key for key, old in self.undo if old is not None and _in(old, segments)}
 
     def moved(self, locations: dict, retired: set[int]) -> None:
         """A compaction adopted while this batch is open copied records of keys it wrote out
         of the ``retired`` segments: a discard must restore the copies' ``locations``."""
-        self.undo = [(key, locations.get(key, old)) if old is not None and old >> SEGMENT_SHIFT in retired
-                     else (key, old) for key, old in self.undo]
+        self.undo = [(key, locations.get(key, old) if old is not None and _in(old, retired) else old)
+                     for key, old in self.undo]
 
     def retarget(self, location: int) -> int:
         """A location a snapshot took while this batch was open, to read now: once the batch
@@ -60,3 +60,8 @@ class Batch:
         ):
             return -1
         return location
+
+
+def _in(location: int, segments: Container[int]) -> bool:
+    """Whether ``location`` lies in one of ``segments`` (numbers)."""
+    return location >> SEGMENT_SHIFT in segments
