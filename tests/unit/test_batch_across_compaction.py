@@ -90,3 +90,32 @@ def test_compact_inside_a_batch_leaves_the_newest_segment_to_the_batch(store_pat
     assert pysos.check(store_path) == []
     with pysos.Dict(store_path) as d:
         assert dict(d) == expected
+
+
+def test_ctrl_c_in_compact_inside_a_batch_after_the_swap_discards_the_batch_and_loses_nothing(store_path, monkeypatch):
+    """KeyboardInterrupt once the merge is published and its inputs deleted, before the writer
+    adopted it: the batch is discarded, the store reads as before it, and so do a reopen and check()."""
+    real = merge.finish_run
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    with pysos.Dict(store_path, autocompact=False, segment_size=4096) as d:
+        d["k"] = 1
+        for i in range(20):
+            d["g"] = i
+        d._store.seal()
+        d["g"] = "last"
+        monkeypatch.setattr(merge, "finish_run", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            with d.batch():
+                d["k"] = 2
+                d["n"] = 3
+                d.compact()
+        monkeypatch.setattr(merge, "finish_run", real)
+        assert dict(d) == {"k": 1, "g": "last"}
+        d["after"] = 1
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path) as d:
+        assert dict(d) == {"k": 1, "g": "last", "after": 1}
