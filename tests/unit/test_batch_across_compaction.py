@@ -61,17 +61,23 @@ def test_a_discarded_batch_does_not_bring_back_a_value_a_compaction_expired(stor
         assert dict(d) == {"keep": 1, "g": 19}
 
 
+def _garbage_sealed_then_one_write(path):
+    """A writer holding k = 1 and garbage in a sealed segment, and g = "last" in the newest."""
+    d = pysos.Dict(path, autocompact=False, segment_size=4096)
+    d["k"] = 1
+    for i in range(20):
+        d["g"] = i
+    d._store.seal()
+    d["g"] = "last"
+    return d
+
+
 @pytest.mark.parametrize("discard", [False, True])
 def test_compact_inside_a_batch_leaves_the_newest_segment_to_the_batch(store_path, discard):
     """d.compact() inside a batch merges the sealed segments only: the newest one, which the
     batch's records will be appended to, cannot be sealed under them (it was, and their
     locations then named the old segment: CorruptionError after the commit)."""
-    with pysos.Dict(store_path, autocompact=False, segment_size=4096) as d:
-        d["k"] = 1
-        for i in range(20):
-            d["g"] = i
-        d._store.seal()
-        d["g"] = "last"
+    with _garbage_sealed_then_one_write(store_path) as d:
         newest = manifest.read(str(store_path)).segments[-1]
         try:
             with d.batch():
@@ -101,12 +107,7 @@ def test_ctrl_c_in_compact_inside_a_batch_after_the_swap_discards_the_batch_and_
         real(*args, **kwargs)
         raise KeyboardInterrupt
 
-    with pysos.Dict(store_path, autocompact=False, segment_size=4096) as d:
-        d["k"] = 1
-        for i in range(20):
-            d["g"] = i
-        d._store.seal()
-        d["g"] = "last"
+    with _garbage_sealed_then_one_write(store_path) as d:
         monkeypatch.setattr(merge, "finish_run", interrupted)
         with pytest.raises(KeyboardInterrupt):
             with d.batch():
