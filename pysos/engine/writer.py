@@ -318,6 +318,8 @@ class Writer(WriterHints, Store):
         write failed, so it is logged and retried on the next write (a refusal, too: the
         next call raises it).
         """
+        if self.kind == "dict":  # (a List renumbers on a drop: only between its operations)
+            self.expire()  # the keys due are garbage: count them so (else up to a second late)
         end = self._active_end
         dead_here = end - self._live_bytes
         if end >= self.segment_size or (dead_here >= self._seal_floor and 2 * dead_here >= end):

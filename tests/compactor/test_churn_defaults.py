@@ -68,6 +68,28 @@ def test_writer_seals_its_segment_early_once_garbage_dominates(store_path):
     assert contents(store_path) == model
 
 
+def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
+    """The writer's checkpoint drops the keys due before it weighs its segment: writes alone
+    look at their deadlines only once a second, and under a churn of short-lived keys a
+    second of them is megabytes the seal (and the disk) would otherwise wait for. Only the
+    wall clock moves here, so nothing but the checkpoint looks."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1, autocompact=False) as d:
+            for n in range(30000):  # ~5 MiB
+                d[f"old:{n}"] = {"user": "x" * 150}
+            clock.step_wall(2)
+            for n in range(7000):  # ~1.2 MiB more: a checkpoint with 5 MiB of it expired
+                d[f"new:{n}"] = {"user": "x" * 150}
+            assert d.stats()["segments"] == 2
+            assert len(d) == 7000
+    finally:
+        restore()
+
+
 def test_no_early_seal_without_garbage(store_path):
     """Distinct keys (no garbage): the segment fills to segment_size as before."""
     with pysos.Dict(store_path, segment_size=1 * MiB, autocompact=False) as d:
@@ -300,6 +322,7 @@ def test_thread_reclaims_garbage_added_to_a_fruitless_merges_output(store_path):
         thread.min_dead_bytes = 1 << 40  # nothing while building
         for i in range(600):  # ~24 KB in the oldest segment, all dead once deleted
             d[f"victim{i:05d}"] = 0
+        d["keeper"] = 1  # a live record: the oldest segment is not free to drop (plan.dead_prefix)
         store.seal()
         with d.batch():  # ~24 KB of tombstones the oldest segment keeps alive, ~16 KB shadowed, ~180 KB live
             for i in range(600):
@@ -326,6 +349,7 @@ def test_thread_reclaims_garbage_added_to_a_fruitless_merges_output(store_path):
                 break
             assert written < 4 * MiB, (stats, thread._clean)
         assert manifest.read(str(store_path)).segments[0] == oldest  # no older segment changed meanwhile
+        model["keeper"] = 1
         assert dict(d.items()) == model
     assert contents(store_path) == model
 
@@ -349,3 +373,78 @@ def test_daemon_counts_garbage_added_to_a_fruitless_merges_output(store_path, mo
         d.update({f"k{i}": 0 for i in range(25)})
         _, estimates = watch.estimates()
         assert estimates[0].name == output and estimates[0].dead > 25 * 100
+
+
+@pytest.mark.parametrize("move", ["advance", "step_wall"])
+def test_thread_drops_an_oldest_segment_whose_records_all_expired_below_the_floor(store_path, move):
+    """Under a churn of short-lived keys, a merge's output is all live when written and all
+    expired a TTL later, yet smaller than the 4 MiB floor: waiting for more garbage to pass
+    the floor kept it on disk while the next segment filled, and the merge of both went
+    past 2 x live + 8 MiB (tools/bench_expiry_churn.py). A run of sealed segments from the
+    oldest with no live record costs no copying to drop, so the thread drops it as soon as
+    it looks (woken by the garbage of the segment being written), whatever the floor.
+    ``step_wall``: only the wall clock moves, so the writes never look at their deadlines
+    (their gate is monotonic) and count the expired keys as live: a poke wakes the thread
+    (as a rotation would), which drops the keys due itself before it looks."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            thread = d._store.compactor
+            for n in range(12000):  # ~2 MiB of sessions, below the floor
+                d[f"session:{n}"] = {"user": "x" * 150}
+            d._store.seal()  # as a rotation would
+            expired = manifest.read(str(store_path)).segments[:-1]
+            assert len(expired) == 1
+            merges = thread.compactions
+            getattr(clock, move)(2)
+            for n in range(12000):  # ~2.6 MiB of garbage in the segment being written, no early seal
+                d.set("counter", {"n": n, "pad": "y" * 180}, expire=None)
+            if move == "step_wall":
+                thread.poke()
+            wait_for(lambda: expired[0] not in manifest.read(str(store_path)).segments,
+                     timeout=15, what="the expired segment dropped")
+            assert thread.compactions == merges + 1
+            assert d._store.last_compaction["bytes_out"] == 0
+            assert dict(d.items()) == {"counter": {"n": 11999, "pad": "y" * 180}}
+            assert d.stats()["segments"] == 1
+        assert contents(store_path) == {"counter": {"n": 11999, "pad": "y" * 180}}
+    finally:
+        restore()
+
+
+def test_thread_drops_its_own_merges_output_once_every_record_in_it_expired(store_path):
+    """The churn's cycle in small: a merge from the oldest copies the keys still alive into
+    an output that comes first in the MANIFEST though its number is the highest, and that
+    is all expired a TTL later. The thread knows when (the last deadline it copied), looks
+    then by itself (no write wakes it) and drops the output whatever the floor."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            thread = d._store.compactor
+            for n in range(30000):  # ~5 MiB
+                d[f"old:{n}"] = {"user": "x" * 150}
+            clock.advance(0.6)
+            for n in range(15000):  # ~2.5 MiB, alive when the first 5 MiB expire
+                d[f"new:{n}"] = {"user": "x" * 150}
+            clock.advance(0.6)
+            d["last"] = {"user": "x" * 150}
+            d._store.seal()  # (else the next checkpoint seals it early: 5 MiB dead of 7.5)
+            # the merge, then the thread's next look, which finds nothing due (_quiet)
+            wait_for(lambda: thread.compactions == 1 and thread._quiet_below > 0, what="the first merge")
+            current = manifest.read(str(store_path)).segments
+            assert len(current) == 2 and current[0] > current[1]  # the output first, numbered last
+            assert len(d) == 15001
+            clock.advance(1)
+            wait_for(lambda: current[0] not in manifest.read(str(store_path)).segments,
+                     timeout=15, what="the expired output dropped")
+            assert thread.compactions == 2 and d._store.last_compaction["bytes_out"] == 0
+            assert len(d) == 0 and d.stats()["segments"] == 1
+        assert contents(store_path) == {}
+    finally:
+        restore()
