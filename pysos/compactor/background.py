@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from operator import itemgetter
+from itertools import compress
+from operator import and_, itemgetter
 
 from ..errors import LockedError
 from ..segments import clock, index, locks, manifest, segment
@@ -28,6 +29,7 @@ _IDLE_WAKE = 5.0        # seconds: look whether the store is gone, retry a refus
 _MAX_ROUNDS = 64        # bounded merges per wake-up before yielding to the next one
 _LOCK_SLICE = 0.05      # seconds between looks at the stop flag while waiting for the store
 _QUIET_STEP = 2**20     # bytes: more garbage than this (or min_dead_bytes/4) wakes the thread after a fruitless look
+NO_KEY = object()       # (no key of an index is this one)
 _DEADLINE_SLACK = 0.01  # seconds past the last deadline of its own merge's outputs that the thread looks again
 
 
@@ -79,6 +81,7 @@ class BackgroundCompactor:
         # last merge from the oldest) will have expired, if they all expire: the thread
         # looks then, and drops them (plan.dead_prefix) without waiting for more garbage.
         self._oldest_dead_at: float | None = None
+        self._witness: object = NO_KEY  # a key found live in the oldest segment (see live_key_in)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
 
@@ -115,7 +118,8 @@ class BackgroundCompactor:
             store = self._store_ref()
             if store is None or store.closed:
                 return
-            if not woken and not self._retry and not self._oldest_dead_by_now():
+            timed = self._oldest_dead_by_now()  # (first: it forgets the time once passed)
+            if not woken and not self._retry and not timed:
                 continue
             self._retry = False
             try:
@@ -186,8 +190,12 @@ class BackgroundCompactor:
                 return None
             names, sizes = store.segment_sizes()
             # A sealed segment older than every live record is free to drop (plan.dead_prefix):
-            # due whatever the policy says.
-            free_drop = not _holds_live(store.index, segment.segment_number(names[0]))
+            # due whatever the policy says. (It can be only if the store has as many dead bytes.)
+            first = segment.segment_number(names[0])
+            free_drop = False
+            if sizes.get(first, 0) <= stats["dead_bytes"]:
+                self._witness = live_key_in(store.index, first, self._witness)
+                free_drop = self._witness is NO_KEY
             if not free_drop and not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
                 self._quiet(stats)
                 return None
@@ -284,12 +292,19 @@ class BackgroundCompactor:
         return True
 
 
-def _holds_live(locations: dict, number: int) -> bool:
-    """True if segment ``number`` holds a live record of the index (a C loop over the
-    index, stopping at the first: no Python call per key). Numbers are not in the
+def live_key_in(locations: dict, number: int, witness: object = NO_KEY) -> object:
+    """A key of the index whose record lies in segment ``number``, or :data:`NO_KEY`.
+
+    ``witness``, the key found last time, is looked up first: a store whose oldest segment
+    keeps a live key pays one lookup a look. Else a C loop over the index (caller holds the
+    store's lock), stopping at the first, no Python call per key. Numbers are not in the
     MANIFEST's order (a merge's outputs come first), so this asks about one segment."""
+    if locations.get(witness, -1) >> index.SEGMENT_SHIFT == number:
+        return witness
     lo, hi = index.segment_base(number), index.segment_base(number + 1)
-    return next(filter(hi.__gt__, filter(lo.__le__, locations.values())), None) is not None
+    values = locations.values()
+    inside = map(and_, map(lo.__le__, values), map(hi.__gt__, values))
+    return next(compress(locations.keys(), inside), NO_KEY)
 
 
 def _last_deadline(live: list, deadlines: dict | None) -> float | None:

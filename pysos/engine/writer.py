@@ -318,8 +318,10 @@ class Writer(WriterHints, Store):
         write failed, so it is logged and retried on the next write (a refusal, too: the
         next call raises it).
         """
-        if self.kind == "dict":  # (a List renumbers on a drop: only between its operations)
-            self.expire()  # the keys due are garbage: count them so (else up to a second late)
+        if self._expiring:  # the next operation drops the keys due (not this one: its caller
+            # may read its key back, an observer hear it): garbage counted by the next
+            # checkpoint, not a second later, which under a churn of short-lived keys is MiBs
+            self.due, self.look_due = min(self.due, 0.0), min(self.look_due, 0.0)
         end = self._active_end
         dead_here = end - self._live_bytes
         if end >= self.segment_size or (dead_here >= self._seal_floor and 2 * dead_here >= end):

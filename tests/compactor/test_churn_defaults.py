@@ -43,6 +43,13 @@ def churn(d, model, rng, records, keys, pad=150, batch=50):
                     model[key] = value
 
 
+def adopted(d):
+    """How many merges of the writer's thread its writer has adopted (the MANIFEST changes
+    before, files are deleted and the writer adopts after)."""
+    last = d._store.last_compaction
+    return last.get("compactions", 0) if last else 0
+
+
 def sealed_sizes(path):
     current = manifest.read(str(path))
     return [current.size_of(name) for name in current.segments[:-1]]
@@ -69,10 +76,11 @@ def test_writer_seals_its_segment_early_once_garbage_dominates(store_path):
 
 
 def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
-    """The writer's checkpoint drops the keys due before it weighs its segment: writes alone
-    look at their deadlines only once a second, and under a churn of short-lived keys a
-    second of them is megabytes the seal (and the disk) would otherwise wait for. Only the
-    wall clock moves here, so nothing but the checkpoint looks."""
+    """The writer's checkpoint (every MiB) has the next operation drop the keys due, so the
+    next checkpoint weighs its segment without them: writes alone look at their deadlines
+    only once a second, and under a churn of short-lived keys a second of them is megabytes
+    the seal (and the disk) would otherwise wait for. Only the wall clock moves here, so
+    the writer's once-a-second look never comes."""
     from fake_clock import FakeClock
 
     clock = FakeClock()
@@ -82,10 +90,10 @@ def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
             for n in range(30000):  # ~5 MiB
                 d[f"old:{n}"] = {"user": "x" * 150}
             clock.step_wall(2)
-            for n in range(7000):  # ~1.2 MiB more: a checkpoint with 5 MiB of it expired
+            for n in range(13000):  # ~2.2 MiB more: two checkpoints, the second with 5 MiB dropped
                 d[f"new:{n}"] = {"user": "x" * 150}
             assert d.stats()["segments"] == 2
-            assert len(d) == 7000
+            assert len(d) == 13000
     finally:
         restore()
 
@@ -383,9 +391,8 @@ def test_thread_drops_an_oldest_segment_whose_records_all_expired_below_the_floo
     past 2 x live + 8 MiB (tools/bench_expiry_churn.py). A run of sealed segments from the
     oldest with no live record costs no copying to drop, so the thread drops it as soon as
     it looks (woken by the garbage of the segment being written), whatever the floor.
-    ``step_wall``: only the wall clock moves, so the writes never look at their deadlines
-    (their gate is monotonic) and count the expired keys as live: a poke wakes the thread
-    (as a rotation would), which drops the keys due itself before it looks."""
+    ``step_wall``: only the wall clock moves, so the writer's once-a-second look never
+    comes (its gate is monotonic): its checkpoints have the keys due dropped."""
     from fake_clock import FakeClock
 
     clock = FakeClock()
@@ -402,11 +409,8 @@ def test_thread_drops_an_oldest_segment_whose_records_all_expired_below_the_floo
             getattr(clock, move)(2)
             for n in range(12000):  # ~2.6 MiB of garbage in the segment being written, no early seal
                 d.set("counter", {"n": n, "pad": "y" * 180}, expire=None)
-            if move == "step_wall":
-                thread.poke()
-            wait_for(lambda: expired[0] not in manifest.read(str(store_path)).segments,
-                     timeout=15, what="the expired segment dropped")
-            assert thread.compactions == merges + 1
+            wait_for(lambda: adopted(d) == merges + 1, timeout=15, what="the expired segment dropped")
+            assert expired[0] not in manifest.read(str(store_path)).segments
             assert d._store.last_compaction["bytes_out"] == 0
             assert dict(d.items()) == {"counter": {"n": 11999, "pad": "y" * 180}}
             assert d.stats()["segments"] == 1
@@ -441,10 +445,53 @@ def test_thread_drops_its_own_merges_output_once_every_record_in_it_expired(stor
             assert len(current) == 2 and current[0] > current[1]  # the output first, numbered last
             assert len(d) == 15001
             clock.advance(1)
-            wait_for(lambda: current[0] not in manifest.read(str(store_path)).segments,
-                     timeout=15, what="the expired output dropped")
-            assert thread.compactions == 2 and d._store.last_compaction["bytes_out"] == 0
+            wait_for(lambda: adopted(d) == 2, timeout=15, what="the expired output dropped")
+            assert current[0] not in manifest.read(str(store_path)).segments
+            assert d._store.last_compaction["bytes_out"] == 0
             assert len(d) == 0 and d.stats()["segments"] == 1
         assert contents(store_path) == {}
     finally:
         restore()
+
+
+def test_live_key_in_finds_a_key_of_the_segment_and_rechecks_the_last_one():
+    """The thread's test for 'this segment holds a live record' (background.live_key_in):
+    the key found last time is only a first guess, checked where it lies now."""
+    from pysos.compactor.background import NO_KEY, live_key_in
+
+    def at(number, offset):
+        return index.segment_base(number) | (offset << index.OFFSET_SHIFT) | 10
+
+    locations = {"a": at(5, 0), "b": at(3, 7), "c": at(5, 99)}
+    assert live_key_in(locations, 3) == "b"
+    assert live_key_in(locations, 4) is NO_KEY
+    assert live_key_in(locations, 5, witness="c") == "c"
+    locations["b"] = at(6, 0)  # rewritten into a later segment
+    assert live_key_in(locations, 3, witness="b") is NO_KEY
+    assert live_key_in(locations, 6, witness="b") == "b"
+    del locations["b"]
+    assert live_key_in(locations, 6, witness="b") is NO_KEY
+    assert live_key_in({}, 1, witness="b") is NO_KEY
+
+
+def test_thread_does_not_spin_while_another_compactor_holds_the_lock_past_its_wake_time(store_path):
+    """The thread's own wake time (the last deadline of its merge's outputs) passes while
+    compact() elsewhere holds the compaction lock: it looks, is refused, and goes back to
+    its usual retry (every few seconds), not to a look every 10 ms until the lock is free."""
+    with pysos.Dict(store_path) as d:
+        thread = d._store.compactor
+        lock = merge._take_compaction_lock(str(store_path), 0.0)
+        try:
+            looks = []
+            look = thread._merge_once
+            thread._merge_once = lambda store: looks.append(1) or look(store)
+            thread._oldest_dead_at = time.time() + 0.3
+            d["a"] = 1
+            del d["a"]
+            d._store.seal()  # an oldest segment with nothing live: free to drop, if the lock were free
+            time.sleep(1.5)
+            assert 1 <= len(looks) <= 3, len(looks)
+        finally:
+            lock.release()
+        thread.poke()
+        wait_for(lambda: d.stats()["segments"] == 1, what="the dead segment dropped once the lock is free")
