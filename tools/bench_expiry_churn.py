@@ -30,7 +30,14 @@ MIB = 2**20
 
 
 def disk_bytes(directory: str) -> int:
-    return sum(e.stat().st_size for e in os.scandir(directory) if e.is_file())
+    total = 0
+    for entry in os.scandir(directory):
+        try:
+            if entry.is_file():
+                total += entry.stat().st_size
+        except FileNotFoundError:  # deleted by a merge since the listing
+            pass
+    return total
 
 
 def main(argv=None) -> int:

@@ -30,6 +30,7 @@ _MAX_ROUNDS = 64        # bounded merges per wake-up before yielding to the next
 _LOCK_SLICE = 0.05      # seconds between looks at the stop flag while waiting for the store
 _QUIET_STEP = 2**20     # bytes: more garbage than this (or min_dead_bytes/4) wakes the thread after a fruitless look
 NO_KEY = object()       # (no key of an index is this one)
+_NEVER = float("inf")
 _DEADLINE_SLACK = 0.01  # seconds past the last deadline of its own merge's outputs that the thread looks again
 
 
@@ -75,6 +76,8 @@ class BackgroundCompactor:
         self._retry = False
         self._standing_aside = False
         self._quiet_below = 0  # garbage() wakes the thread only from this many dead bytes on
+        self._oldest_size = _NEVER  # the oldest segment's bytes at the last look: garbage() wakes
+        # the thread from as many dead bytes on, whatever the policy (it may be free to drop)
         self._clean: dict[str, plan.CleanMark] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._merged: list[str] = []  # the segments of the last merge (see Writer.adopt_compaction)
         # Wall clock time by which every record of the oldest segments (the outputs of the
@@ -95,10 +98,12 @@ class BackgroundCompactor:
 
     def garbage(self, disk_bytes: int, dead_bytes: int) -> None:
         """The writer's checkpoint (every ~1 MiB written, see ``Store._checkpoint``): look at
-        the store soon if its garbage passes the policy and has grown since the last look
+        the store soon if its garbage passes the policy, or the size of the oldest segment
+        (which may then hold nothing live: free to drop), and has grown since the last look
         that found nothing to merge (so a store whose garbage is all in the segment being
         written does not make the thread look again every MiB)."""
-        if dead_bytes >= self._quiet_below and self.policy.due(disk_bytes, dead_bytes):
+        if dead_bytes >= self._quiet_below and (dead_bytes >= self._oldest_size
+                                                or self.policy.due(disk_bytes, dead_bytes)):
             self._wake.set()
 
     def stop(self) -> None:
@@ -186,14 +191,16 @@ class BackgroundCompactor:
             store.expire()  # keys past their deadline are garbage now, not in a second
             stats = store.stats()  # its dead bytes bound the sealed segments' from above
             if stats["segments"] < 2:
+                self._oldest_size = _NEVER
                 self._quiet(stats)
                 return None
             names, sizes = store.segment_sizes()
             # A sealed segment older than every live record is free to drop (plan.dead_prefix):
             # due whatever the policy says. (It can be only if the store has as many dead bytes.)
             first = segment.segment_number(names[0])
+            self._oldest_size = sizes.get(first, 0)
             free_drop = False
-            if sizes.get(first, 0) <= stats["dead_bytes"]:
+            if self._oldest_size <= stats["dead_bytes"]:
                 self._witness = live_key_in(store.index, first, self._witness)
                 free_drop = self._witness is NO_KEY
             if not free_drop and not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
@@ -261,7 +268,8 @@ class BackgroundCompactor:
                 result = index_merge.merge_live(self.directory, current, stop, live,
                                                 segment_size=store.segment_size, throttle=throttle,
                                                 identity=store.identity, deadlines=deadlines)
-                self._oldest_dead_at = dead_at if result["outputs"] else None  # they are the oldest now
+                if result["outputs"]:  # they are the oldest now (a drop of a few leaves the others')
+                    self._oldest_dead_at = dead_at
             else:
                 del items, deadlines
                 result = merge.merge_run(self.directory, current, start, stop,

@@ -419,6 +419,30 @@ def test_thread_drops_an_oldest_segment_whose_records_all_expired_below_the_floo
         restore()
 
 
+def test_garbage_as_big_as_the_oldest_segment_wakes_the_thread_below_the_floor(store_path):
+    """A sealed segment all expired, ~2 MiB (below the floor), then only new keys that
+    never expire: the store's dead bytes never pass the policy, but once they reach the
+    oldest segment's size the writer's checkpoint wakes the thread, which drops it."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            for n in range(12000):
+                d[f"session:{n}"] = {"user": "x" * 150}
+            d._store.seal()
+            expired = manifest.read(str(store_path)).segments[0]
+            clock.advance(2)
+            for n in range(15000):  # ~1.8 MiB, all live: a checkpoint or more
+                d.set(f"user:{n}", "y" * 90, expire=None)
+            wait_for(lambda: adopted(d) == 1, timeout=15, what="the expired segment dropped")
+            assert expired not in manifest.read(str(store_path)).segments
+            assert len(d) == 15000
+    finally:
+        restore()
+
+
 def test_thread_drops_its_own_merges_output_once_every_record_in_it_expired(store_path):
     """The churn's cycle in small: a merge from the oldest copies the keys still alive into
     an output that comes first in the MANIFEST though its number is the highest, and that
