@@ -76,11 +76,11 @@ def test_writer_seals_its_segment_early_once_garbage_dominates(store_path):
 
 
 def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
-    """The writer's checkpoint (every MiB) has the next operation drop the keys due, so the
-    next checkpoint weighs its segment without them: writes alone look at their deadlines
-    only once a second, and under a churn of short-lived keys a second of them is megabytes
-    the seal (and the disk) would otherwise wait for. Only the wall clock moves here, so
-    the writer's once-a-second look never comes."""
+    """The writer's checkpoint (every MiB) drops the keys due before it weighs its segment:
+    writes alone look at their deadlines only once a second, and under a churn of
+    short-lived keys a second of them is megabytes the seal (and the disk) would otherwise
+    wait for. Only the wall clock moves here, so the writer's once-a-second look never
+    comes; the first checkpoint after it seals."""
     from fake_clock import FakeClock
 
     clock = FakeClock()
@@ -90,10 +90,10 @@ def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
             for n in range(30000):  # ~5 MiB
                 d[f"old:{n}"] = {"user": "x" * 150}
             clock.step_wall(2)
-            for n in range(13000):  # ~2.2 MiB more: two checkpoints, the second with 5 MiB dropped
+            for n in range(7000):  # ~1.2 MiB more: one checkpoint, with 5 MiB of it expired
                 d[f"new:{n}"] = {"user": "x" * 150}
             assert d.stats()["segments"] == 2
-            assert len(d) == 13000
+            assert len(d) == 7000
     finally:
         restore()
 
