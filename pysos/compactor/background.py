@@ -11,9 +11,11 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
+from itertools import compress
+from operator import and_, itemgetter
 
 from ..errors import LockedError
-from ..segments import index, locks, manifest, segment
+from ..segments import clock, index, locks, manifest, segment
 from . import index_merge, merge, plan
 from .throttle import Interrupted, Throttle
 
@@ -27,6 +29,9 @@ _IDLE_WAKE = 5.0        # seconds: look whether the store is gone, retry a refus
 _MAX_ROUNDS = 64        # bounded merges per wake-up before yielding to the next one
 _LOCK_SLICE = 0.05      # seconds between looks at the stop flag while waiting for the store
 _QUIET_STEP = 2**20     # bytes: more garbage than this (or min_dead_bytes/4) wakes the thread after a fruitless look
+NO_KEY = object()       # (no key of an index is this one)
+_NEVER = float("inf")
+_DEADLINE_SLACK = 0.01  # seconds past the last deadline of its own merge's outputs that the thread looks again
 
 
 class BackgroundCompactor:
@@ -38,8 +43,8 @@ class BackgroundCompactor:
     merge output, ``None`` for none) paces the merge's writes.
 
     It talks to the writer (:class:`pysos.engine.Writer`) through its public interface
-    only: ``lock``, ``closed``, ``stats()``, ``segment_sizes()``, ``index``, ``follow()``
-    and ``adopt_compaction()``; the writer calls :meth:`poke` and :meth:`garbage`.
+    only: ``lock``, ``closed``, ``expire()``, ``stats()``, ``segment_sizes()``, ``index``,
+    ``follow()`` and ``adopt_compaction()``; the writer calls :meth:`poke` and :meth:`garbage`.
     Dead bytes per segment come from the writer's own index (exact, see
     :func:`plan.dead_from_locations`); the index is copied under the store's lock (after
     the compaction lock is taken, so it matches the MANIFEST) and summed outside it; the
@@ -71,8 +76,15 @@ class BackgroundCompactor:
         self._retry = False
         self._standing_aside = False
         self._quiet_below = 0  # garbage() wakes the thread only from this many dead bytes on
+        self._oldest_size = _NEVER  # the oldest segment's bytes at the last look: garbage() wakes
+        # the thread from as many dead bytes on, whatever the policy (it may be free to drop)
         self._clean: dict[str, plan.CleanMark] = {}  # outputs of fruitless merges (plan.mark_clean)
         self._merged: list[str] = []  # the segments of the last merge (see Writer.adopt_compaction)
+        # Wall clock time by which every record of the oldest segments (the outputs of the
+        # last merge from the oldest) will have expired, if they all expire: the thread
+        # looks then, and drops them (plan.dead_prefix) without waiting for more garbage.
+        self._oldest_dead_at: float | None = None
+        self._witness: object = NO_KEY  # a key found live in the oldest segment (see live_key_in)
         self._thread = threading.Thread(target=self._run, name=f"pysos-compactor {store.directory}", daemon=True)
         self._thread.start()
 
@@ -86,10 +98,12 @@ class BackgroundCompactor:
 
     def garbage(self, disk_bytes: int, dead_bytes: int) -> None:
         """The writer's checkpoint (every ~1 MiB written, see ``Store._checkpoint``): look at
-        the store soon if its garbage passes the policy and has grown since the last look
+        the store soon if its garbage passes the policy, or the size of the oldest segment
+        (which may then hold nothing live: free to drop), and has grown since the last look
         that found nothing to merge (so a store whose garbage is all in the segment being
         written does not make the thread look again every MiB)."""
-        if dead_bytes >= self._quiet_below and self.policy.due(disk_bytes, dead_bytes):
+        if dead_bytes >= self._quiet_below and (dead_bytes >= self._oldest_size
+                                                or self.policy.due(disk_bytes, dead_bytes)):
             self._wake.set()
 
     def stop(self) -> None:
@@ -102,14 +116,15 @@ class BackgroundCompactor:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            woken = self._wake.wait(_IDLE_WAKE)
+            woken = self._wake.wait(self._timeout())
             self._wake.clear()
             if self._stop.is_set():
                 return
             store = self._store_ref()
             if store is None or store.closed:
                 return
-            if not woken and not self._retry:
+            timed = self._oldest_dead_by_now()  # (first: it forgets the time once passed)
+            if not woken and not self._retry and not timed:
                 continue
             self._retry = False
             try:
@@ -121,6 +136,18 @@ class BackgroundCompactor:
             except Exception:
                 log.exception("pysos: background compaction of %s failed", self.directory)
             del store
+
+    def _timeout(self) -> float:
+        if self._oldest_dead_at is None:
+            return _IDLE_WAKE
+        return min(_IDLE_WAKE, max(self._oldest_dead_at - clock.wall(), 0.0) + _DEADLINE_SLACK)
+
+    def _oldest_dead_by_now(self) -> bool:
+        """True once (then forgotten) when the oldest segments' last deadline has passed."""
+        if self._oldest_dead_at is None or self._oldest_dead_at > clock.wall():
+            return False
+        self._oldest_dead_at = None
+        return True
 
     def _compact_while_due(self, store) -> None:
         for _ in range(_MAX_ROUNDS):
@@ -161,11 +188,24 @@ class BackgroundCompactor:
         try:
             if store.closed:
                 raise Interrupted()
+            store.expire()  # keys past their deadline are garbage now, not in a second
             stats = store.stats()  # its dead bytes bound the sealed segments' from above
-            if stats["segments"] < 2 or not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
+            if stats["segments"] < 2:
+                self._oldest_size = _NEVER
                 self._quiet(stats)
                 return None
             names, sizes = store.segment_sizes()
+            # A sealed segment older than every live record is free to drop (plan.dead_prefix):
+            # due whatever the policy says. (It can be only if the store has as many dead bytes.)
+            first = segment.segment_number(names[0])
+            self._oldest_size = sizes.get(first, 0)
+            free_drop = False
+            if self._oldest_size <= stats["dead_bytes"]:
+                self._witness = live_key_in(store.index, first, self._witness)
+                free_drop = self._witness is NO_KEY
+            if not free_drop and not policy.due(stats["disk_bytes"], stats["dead_bytes"]):
+                self._quiet(stats)
+                return None
             locations = list(store.index.values())
         finally:
             store.lock.release()
@@ -177,7 +217,7 @@ class BackgroundCompactor:
         live_active = sum(map(index.LENGTH_MASK.__and__, filter(hi.__gt__, filter(lo.__le__, locations))))
         del locations
         sealed_dead = (stats["disk_bytes"] - active_end) - (stats["live_bytes"] - live_active)
-        if not policy.due(stats["disk_bytes"], sealed_dead):
+        if not free_drop and not policy.due(stats["disk_bytes"], sealed_dead):
             self._quiet(stats)
             return None
         lock = merge._take_compaction_lock(self.directory, 0.0)
@@ -209,12 +249,10 @@ class BackgroundCompactor:
             names = list(current.segments)
             dead = plan.dead_from_locations([location for _, location in items], sizes)
             self._clean = plan.still_clean(self._clean, names)
-            estimates = plan.discount(
-                [plan.SegmentEstimate(n, sizes.get(segment.segment_number(n), 0),
-                                      dead.get(segment.segment_number(n), 0)) for n in names],
-                self._clean,
-            )
-            run = plan.plan(estimates, policy)
+            exact = [plan.SegmentEstimate(n, sizes.get(segment.segment_number(n), 0),
+                                          dead.get(segment.segment_number(n), 0)) for n in names]
+            estimates = plan.discount(exact, self._clean)
+            run = plan.plan(estimates, policy) or plan.dead_prefix(exact)
             if run is None:
                 self._quiet(stats)
                 return None
@@ -226,9 +264,12 @@ class BackgroundCompactor:
                 numbers = {segment.segment_number(n) for n in names[:stop]}
                 live = [(key, location) for key, location in items if location >> shift in numbers]
                 del items
+                dead_at = _last_deadline(live, deadlines)
                 result = index_merge.merge_live(self.directory, current, stop, live,
                                                 segment_size=store.segment_size, throttle=throttle,
                                                 identity=store.identity, deadlines=deadlines)
+                if result["outputs"]:  # they are the oldest now (a drop of a few leaves the others')
+                    self._oldest_dead_at = dead_at
             else:
                 del items, deadlines
                 result = merge.merge_run(self.directory, current, start, stop,
@@ -257,6 +298,30 @@ class BackgroundCompactor:
             if self._stop.is_set():
                 return False
         return True
+
+
+def live_key_in(locations: dict, number: int, witness: object = NO_KEY) -> object:
+    """A key of the index whose record lies in segment ``number``, or :data:`NO_KEY`.
+
+    ``witness``, the key found last time, is looked up first: a store whose oldest segment
+    keeps a live key pays one lookup a look. Else a C loop over the index (caller holds the
+    store's lock), stopping at the first, no Python call per key. Numbers are not in the
+    MANIFEST's order (a merge's outputs come first), so this asks about one segment."""
+    if locations.get(witness, -1) >> index.SEGMENT_SHIFT == number:
+        return witness
+    lo, hi = index.segment_base(number), index.segment_base(number + 1)
+    values = locations.values()
+    inside = map(and_, map(lo.__le__, values), map(hi.__gt__, values))
+    return next(compress(locations.keys(), inside), NO_KEY)
+
+
+def _last_deadline(live: list, deadlines: dict | None) -> float | None:
+    """When every record of ``live`` (key, location) will have expired by ``deadlines``
+    (the writer's, by key), or ``None`` if one of them never expires (or none is given)."""
+    if not live or not deadlines:
+        return None
+    when = list(map(deadlines.get, map(itemgetter(0), live)))
+    return None if None in when else max(when)
 
 
 __all__ = ["BackgroundCompactor"]

@@ -32,7 +32,10 @@ The policy: compact when the dead bytes of the *sealed* segments (the only ones 
 can reclaim) pass both ``ratio`` of the store's disk bytes and ``min_dead_bytes``. A
 merge takes a contiguous run of sealed segments (never the newest, which the writer
 appends to) of at most ``max_merge_bytes`` input bytes, so the extra disk a merge needs
-while it runs is bounded by that, never by the size of the store.
+while it runs is bounded by that, never by the size of the store. One exception, for the
+thread only (its figures are exact): sealed segments from the oldest that hold no live
+record are dropped whatever the policy says (:func:`dead_prefix`), since that copies
+nothing.
 """
 
 from __future__ import annotations
@@ -115,6 +118,23 @@ def plan(segments: Sequence[SegmentEstimate], policy: Policy) -> tuple[int, int]
     if not policy.due(disk, dead):
         return None
     return choose_run(segments, policy.max_merge_bytes)
+
+
+def dead_prefix(segments: Sequence[SegmentEstimate]) -> tuple[int, int] | None:
+    """The run of sealed segments from the oldest that holds no live byte, or ``None``.
+
+    Only the writer's figures (:func:`dead_from_locations`) are exact enough for this:
+    ``dead >= size`` there means no record of the segment is live. Dropping such a run
+    copies nothing, and no tombstone in it has anything left to hide (no segment is older),
+    so it is worth doing whatever the policy's floor says: under a churn of short-lived
+    keys a merge's output is all expired a TTL later, yet often smaller than the floor.
+    """
+    stop = 0
+    for seg in segments[:-1]:
+        if seg.dead < seg.size:
+            break
+        stop += 1
+    return (0, stop) if stop else None
 
 
 def next_full_run(
@@ -286,6 +306,7 @@ __all__ = [
     "SegmentEstimate",
     "choose_run",
     "dead_from_locations",
+    "dead_prefix",
     "discount",
     "estimate_dead",
     "fruitless",

@@ -59,6 +59,19 @@ class Expiry:
         if deadlines.first <= now or heap and heap[0][0] <= now:  # else nothing is due, the gate is aimed
             self.aim(now)
 
+    def expire_at_checkpoint(self, written: float | None) -> None:
+        """A writer's checkpoint (every MiB written) drops the keys due before it weighs its
+        segment: writes alone look at their deadlines once a second, megabytes under a churn
+        of short-lived keys, which the early seal (and the disk) would wait for. Unless the
+        key just written is due already (``written``: its deadline), which its caller may
+        still read back (an observer's value), or in a List, which renumbers on a drop: then
+        the next operation drops them, between operations, as a look does."""
+        now = clock.wall()
+        if self.kind == "dict" and (written is None or written > now):
+            self.expire(now)
+        else:
+            self.due, self.look_due = min(self.due, 0.0), min(self.look_due, 0.0)
+
     def enter_key(self, key: Any, write: bool = False) -> None:
         """:meth:`Store.enter` for an operation on ``key`` alone, once ``due`` passed (caller
         holds the lock): if that was only a deadline, not a look at the files (``look_due``),

@@ -215,7 +215,7 @@ class Writer(WriterHints, Store):
         self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
         self._expiring[key] = deadline  # Deadlines.set's usual case, inline
         if end + length >= self._seal_at:
-            self._checkpoint()
+            self._checkpoint(deadline)
 
     def _expiring_other(self, key: Any, line: bytes, deadline: float) -> None:
         """:meth:`write_expiring`'s other cases: the first deadline (which marks the MANIFEST
@@ -237,7 +237,7 @@ class Writer(WriterHints, Store):
             self.watch(deadline, clock.wall())
         # Only now: a rotation there has the sealed segment's hint copy the deadlines, this one too.
         if batch is None and self._active_end >= self._seal_at:
-            self._checkpoint()
+            self._checkpoint(deadline)
 
     def _mark_expiring(self) -> None:
         with locks.FileLock(self.directory, locks.MANIFEST):
@@ -305,7 +305,7 @@ class Writer(WriterHints, Store):
 
     # --- rotation ------------------------------------------------------------------------
 
-    def _checkpoint(self) -> None:
+    def _checkpoint(self, written: float | None = None) -> None:
         """After a write that is already done, once the newest segment reached ``_seal_at``:
         rotate if it is full, or seal it early if garbage dominates it; else tell the
         compaction thread how much garbage there is, and set the next checkpoint.
@@ -318,6 +318,8 @@ class Writer(WriterHints, Store):
         write failed, so it is logged and retried on the next write (a refusal, too: the
         next call raises it).
         """
+        if self._expiring:
+            self.expire_at_checkpoint(written)
         end = self._active_end
         dead_here = end - self._live_bytes
         if end >= self.segment_size or (dead_here >= self._seal_floor and 2 * dead_here >= end):

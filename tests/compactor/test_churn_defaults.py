@@ -43,6 +43,13 @@ def churn(d, model, rng, records, keys, pad=150, batch=50):
                     model[key] = value
 
 
+def adopted(d):
+    """How many merges of the writer's thread its writer has adopted (the MANIFEST changes
+    before, files are deleted and the writer adopts after)."""
+    last = d._store.last_compaction
+    return last.get("compactions", 0) if last else 0
+
+
 def sealed_sizes(path):
     current = manifest.read(str(path))
     return [current.size_of(name) for name in current.segments[:-1]]
@@ -66,6 +73,29 @@ def test_writer_seals_its_segment_early_once_garbage_dominates(store_path):
         sizes = sealed_sizes(store_path)
         assert sizes and all(256 * 1024 <= size < 1 * MiB // 2 for size in sizes), sizes
     assert contents(store_path) == model
+
+
+def test_early_seal_counts_expired_keys_as_garbage_at_once(store_path):
+    """The writer's checkpoint (every MiB) drops the keys due before it weighs its segment:
+    writes alone look at their deadlines only once a second, and under a churn of
+    short-lived keys a second of them is megabytes the seal (and the disk) would otherwise
+    wait for. Only the wall clock moves here, so the writer's once-a-second look never
+    comes; the first checkpoint after it seals."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1, autocompact=False) as d:
+            for n in range(30000):  # ~5 MiB
+                d[f"old:{n}"] = {"user": "x" * 150}
+            clock.step_wall(2)
+            for n in range(7000):  # ~1.2 MiB more: one checkpoint, with 5 MiB of it expired
+                d[f"new:{n}"] = {"user": "x" * 150}
+            assert d.stats()["segments"] == 2
+            assert len(d) == 7000
+    finally:
+        restore()
 
 
 def test_no_early_seal_without_garbage(store_path):
@@ -300,6 +330,7 @@ def test_thread_reclaims_garbage_added_to_a_fruitless_merges_output(store_path):
         thread.min_dead_bytes = 1 << 40  # nothing while building
         for i in range(600):  # ~24 KB in the oldest segment, all dead once deleted
             d[f"victim{i:05d}"] = 0
+        d["keeper"] = 1  # a live record: the oldest segment is not free to drop (plan.dead_prefix)
         store.seal()
         with d.batch():  # ~24 KB of tombstones the oldest segment keeps alive, ~16 KB shadowed, ~180 KB live
             for i in range(600):
@@ -326,6 +357,7 @@ def test_thread_reclaims_garbage_added_to_a_fruitless_merges_output(store_path):
                 break
             assert written < 4 * MiB, (stats, thread._clean)
         assert manifest.read(str(store_path)).segments[0] == oldest  # no older segment changed meanwhile
+        model["keeper"] = 1
         assert dict(d.items()) == model
     assert contents(store_path) == model
 
@@ -349,3 +381,141 @@ def test_daemon_counts_garbage_added_to_a_fruitless_merges_output(store_path, mo
         d.update({f"k{i}": 0 for i in range(25)})
         _, estimates = watch.estimates()
         assert estimates[0].name == output and estimates[0].dead > 25 * 100
+
+
+@pytest.mark.parametrize("move", ["advance", "step_wall"])
+def test_thread_drops_an_oldest_segment_whose_records_all_expired_below_the_floor(store_path, move):
+    """Under a churn of short-lived keys, a merge's output is all live when written and all
+    expired a TTL later, yet smaller than the 4 MiB floor: waiting for more garbage to pass
+    the floor kept it on disk while the next segment filled, and the merge of both went
+    past 2 x live + 8 MiB (tools/bench_expiry_churn.py). A run of sealed segments from the
+    oldest with no live record costs no copying to drop, so the thread drops it as soon as
+    it looks (woken by the garbage of the segment being written), whatever the floor.
+    ``step_wall``: only the wall clock moves, so the writer's once-a-second look never
+    comes (its gate is monotonic): its checkpoints have the keys due dropped."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            thread = d._store.compactor
+            for n in range(12000):  # ~2 MiB of sessions, below the floor
+                d[f"session:{n}"] = {"user": "x" * 150}
+            d._store.seal()  # as a rotation would
+            expired = manifest.read(str(store_path)).segments[:-1]
+            assert len(expired) == 1
+            merges = thread.compactions
+            getattr(clock, move)(2)
+            for n in range(12000):  # ~2.6 MiB of garbage in the segment being written, no early seal
+                d.set("counter", {"n": n, "pad": "y" * 180}, expire=None)
+            wait_for(lambda: adopted(d) == merges + 1, timeout=15, what="the expired segment dropped")
+            assert expired[0] not in manifest.read(str(store_path)).segments
+            assert d._store.last_compaction["bytes_out"] == 0
+            assert dict(d.items()) == {"counter": {"n": 11999, "pad": "y" * 180}}
+            assert d.stats()["segments"] == 1
+        assert contents(store_path) == {"counter": {"n": 11999, "pad": "y" * 180}}
+    finally:
+        restore()
+
+
+def test_garbage_as_big_as_the_oldest_segment_wakes_the_thread_below_the_floor(store_path):
+    """A sealed segment all expired, ~2 MiB (below the floor), then only new keys that
+    never expire: the store's dead bytes never pass the policy, but once they reach the
+    oldest segment's size the writer's checkpoint wakes the thread, which drops it."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            for n in range(12000):
+                d[f"session:{n}"] = {"user": "x" * 150}
+            d._store.seal()
+            expired = manifest.read(str(store_path)).segments[0]
+            clock.advance(2)
+            for n in range(15000):  # ~1.8 MiB, all live: a checkpoint or more
+                d.set(f"user:{n}", "y" * 90, expire=None)
+            wait_for(lambda: adopted(d) == 1, timeout=15, what="the expired segment dropped")
+            assert expired not in manifest.read(str(store_path)).segments
+            assert len(d) == 15000
+    finally:
+        restore()
+
+
+def test_thread_drops_its_own_merges_output_once_every_record_in_it_expired(store_path):
+    """The churn's cycle in small: a merge from the oldest copies the keys still alive into
+    an output that comes first in the MANIFEST though its number is the highest, and that
+    is all expired a TTL later. The thread knows when (the last deadline it copied), looks
+    then by itself (no write wakes it) and drops the output whatever the floor."""
+    from fake_clock import FakeClock
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, expire=1) as d:
+            thread = d._store.compactor
+            for n in range(30000):  # ~5 MiB
+                d[f"old:{n}"] = {"user": "x" * 150}
+            clock.advance(0.6)
+            for n in range(15000):  # ~2.5 MiB, alive when the first 5 MiB expire
+                d[f"new:{n}"] = {"user": "x" * 150}
+            clock.advance(0.6)
+            d["last"] = {"user": "x" * 150}
+            d._store.seal()  # (else the next checkpoint seals it early: 5 MiB dead of 7.5)
+            # the merge, then the thread's next look, which finds nothing due (_quiet)
+            wait_for(lambda: thread.compactions == 1 and thread._quiet_below > 0, what="the first merge")
+            current = manifest.read(str(store_path)).segments
+            assert len(current) == 2 and current[0] > current[1]  # the output first, numbered last
+            assert len(d) == 15001
+            clock.advance(1)
+            wait_for(lambda: adopted(d) == 2, timeout=15, what="the expired output dropped")
+            assert current[0] not in manifest.read(str(store_path)).segments
+            assert d._store.last_compaction["bytes_out"] == 0
+            assert len(d) == 0 and d.stats()["segments"] == 1
+        assert contents(store_path) == {}
+    finally:
+        restore()
+
+
+def test_live_key_in_finds_a_key_of_the_segment_and_rechecks_the_last_one():
+    """The thread's test for 'this segment holds a live record' (background.live_key_in):
+    the key found last time is only a first guess, checked where it lies now."""
+    from pysos.compactor.background import NO_KEY, live_key_in
+
+    def at(number, offset):
+        return index.segment_base(number) | (offset << index.OFFSET_SHIFT) | 10
+
+    locations = {"a": at(5, 0), "b": at(3, 7), "c": at(5, 99)}
+    assert live_key_in(locations, 3) == "b"
+    assert live_key_in(locations, 4) is NO_KEY
+    assert live_key_in(locations, 5, witness="c") == "c"
+    locations["b"] = at(6, 0)  # rewritten into a later segment
+    assert live_key_in(locations, 3, witness="b") is NO_KEY
+    assert live_key_in(locations, 6, witness="b") == "b"
+    del locations["b"]
+    assert live_key_in(locations, 6, witness="b") is NO_KEY
+    assert live_key_in({}, 1, witness="b") is NO_KEY
+
+
+def test_thread_does_not_spin_while_another_compactor_holds_the_lock_past_its_wake_time(store_path):
+    """The thread's own wake time (the last deadline of its merge's outputs) passes while
+    compact() elsewhere holds the compaction lock: it looks, is refused, and goes back to
+    its usual retry (every few seconds), not to a look every 10 ms until the lock is free."""
+    with pysos.Dict(store_path) as d:
+        thread = d._store.compactor
+        lock = merge._take_compaction_lock(str(store_path), 0.0)
+        try:
+            looks = []
+            look = thread._merge_once
+            thread._merge_once = lambda store: looks.append(1) or look(store)
+            thread._oldest_dead_at = time.time() + 0.3
+            d["a"] = 1
+            del d["a"]
+            d._store.seal()  # an oldest segment with nothing live: free to drop, if the lock were free
+            time.sleep(1.5)
+            assert 1 <= len(looks) <= 3, len(looks)
+        finally:
+            lock.release()
+        thread.poke()
+        wait_for(lambda: d.stats()["segments"] == 1, what="the dead segment dropped once the lock is free")

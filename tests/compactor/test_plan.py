@@ -101,6 +101,16 @@ def test_plan_applies_policy_to_sealed_garbage_only():
     assert plan.plan(segs((100, 100), (50, 0)), policy) == (0, 1)
 
 
+def test_dead_prefix_is_the_sealed_segments_from_the_oldest_with_nothing_live():
+    """Below any floor, the oldest segments with no live byte are a run to drop; one live
+    byte ends it, and the writer's segment is never in it, however dead."""
+    assert plan.dead_prefix(segs((3 * MiB, 3 * MiB), (2 * MiB, 2 * MiB), (5, 4), (9, 9))) == (0, 2)
+    assert plan.dead_prefix(segs((3 * MiB, 3 * MiB - 1), (2 * MiB, 2 * MiB), (9, 9))) is None
+    assert plan.dead_prefix(segs((100, 100))) is None  # the writer's alone
+    assert plan.dead_prefix(segs((100, 100), (7, 7))) == (0, 1)
+    assert plan.plan(segs((3 * MiB, 3 * MiB), (8 * MiB, 0)), plan.Policy()) is None  # the floor says wait
+
+
 # --- full compaction in bounded runs -----------------------------------------------------------
 
 

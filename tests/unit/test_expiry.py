@@ -419,6 +419,20 @@ def test_observers_hear_expiring_writes_but_not_expiry(store_path, clock):
     assert heard == [("a", 1, None)]
 
 
+def test_writes_that_expire_at_once_are_heard_whole_across_checkpoints(store_path):
+    """Writes whose deadline passes as they are written (the real clock, expire=1 us), over
+    a few MiB, so the writer's checkpoints (every MiB) come while the key just written is
+    due: each write returns, its observer hears it with its value, and only afterwards is
+    the key gone (the checkpoint once dropped the keys due inside the write: KeyError)."""
+    heard = []
+    with pysos.Dict(store_path) as d:
+        d.observe(lambda *args: heard.append(args))
+        for i in range(20000):  # ~2.5 MiB
+            d.set(f"k{i}", "x" * 100, expire=1e-6)
+        assert len(d) == 0
+    assert heard == [(f"k{i}", "x" * 100, None) for i in range(20000)]
+
+
 def test_readonly_set_raises(store_path):
     """set() on a reader raises ReadOnlyError and writes nothing."""
     pysos.Dict(store_path).close()
