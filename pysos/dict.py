@@ -187,21 +187,22 @@ class Dict(Handle, MutableMapping[Any, Any]):
             elif type(old) not in (int, float):
                 raise TypeError(f"incr() needs a number at {key!r}, not {type(old).__name__}")
             new: int | float = old + delta
-            self._rewrite(key, new, existed)
+            self._rewrite(key, new, existed, self._deadline_of(key, existed))
             return new
 
     def transform(self, key: Any, fn: Callable[[Any], Any], default: Any = None) -> Any:
         """Store and return ``fn(old)``, ``old`` being the value at ``key`` (``default`` if
         absent), holding the writer's lock from the read to the write (one change for
         observers and batches). If ``fn`` raises, nothing is written. A key that expires
-        keeps its deadline, one that does not keeps none; a new key takes the store's default
-        ``expire``. ``fn`` runs
-        under the lock: other threads using this store wait for it."""
+        keeps its deadline (the one it had when read: if it passes while ``fn`` runs, the
+        result is stored expired), one that does not keeps none; a new key takes the store's
+        default ``expire``. ``fn`` runs under the lock: other threads using this store wait for it."""
         with self._lock:
             self._store.check_writable()
             old = self.get(key, _MISSING)
+            deadline = self._deadline_of(key, old is not _MISSING)  # before fn: its use of the store may drop the key
             new = fn(default if old is _MISSING else old)
-            self._rewrite(key, new, old is not _MISSING)
+            self._rewrite(key, new, old is not _MISSING, deadline)
             return new
 
     def memoize(self, expire: float | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -241,12 +242,15 @@ class Dict(Handle, MutableMapping[Any, Any]):
 
         return decorate
 
-    def _rewrite(self, key: Any, value: Any, existed: bool) -> None:
-        """Set ``key`` keeping its deadline, or its having none if it ``existed`` (a new key
-        takes the store's default ``expire``). Caller holds the lock."""
-        # (a key that did not exist takes the default, whatever deadline of an expired
-        # record of it is still waiting to be dropped)
-        deadline = self._store.deadlines.by_key.get(key) if existed else None
+    def _deadline_of(self, key: Any, existed: bool) -> float | None:
+        """The deadline of ``key`` just read (``existed``: it was there), else ``None`` (a key
+        that was not there takes the default, whatever deadline of an expired record of it
+        is still waiting to be dropped). Caller holds the lock."""
+        return self._store.deadlines.by_key.get(key) if existed else None
+
+    def _rewrite(self, key: Any, value: Any, existed: bool, deadline: float | None) -> None:
+        """Set ``key`` with ``deadline`` (:meth:`_deadline_of` it when read), or with none if
+        it ``existed`` (a new key takes the store's default ``expire``). Caller holds the lock."""
         if deadline is None:
             self.set(key, value, None if existed else _DEFAULT)
             return

@@ -118,6 +118,33 @@ def test_incr_keeps_the_deadline_of_an_expiring_key():
         restore()
 
 
+@pytest.mark.parametrize("look", ["len", "nothing"])
+def test_transform_whose_fn_outlives_the_deadline_keeps_it(store_path, look):
+    """The deadline is the one the key had when transform read it: if it passes while fn
+    runs, the result is stored with it, expired already, not as a key that never expires
+    (which it became when fn's own use of the store, len() here, dropped the key first)."""
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path) as d:
+            d.set("k", 1, expire=1)
+
+            def slow(old):
+                clock.advance(2)
+                if look == "len":
+                    assert len(d) == 0
+                return old + 1
+
+            assert d.transform("k", slow) == 2
+            assert "k" not in d and d.get("k") is None and len(d) == 0
+            clock.advance(3600)
+            assert "k" not in d
+        with pysos.Dict(store_path) as d:
+            assert "k" not in d and len(d) == 0
+    finally:
+        restore()
+
+
 def test_readonly_handle_refuses(store_path):
     """incr and transform on a reader raise ReadOnlyError."""
     pysos.Dict(store_path).close()
