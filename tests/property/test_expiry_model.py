@@ -250,6 +250,19 @@ class ExpiryRules:
             compactor.stop()
         self._expect_files_agree()
 
+    @rule(seconds=st.sampled_from([0, 0.5, 1, 10]), max_merge=MERGE_BYTES)
+    def background_merge_at_the_default_policy(self, seconds, max_merge):
+        """The clock moves, then one wake-up of the writer's thread at its default policy:
+        in a store this small, only the drop of the oldest segments in which nothing is
+        live (plan.dead_prefix, whatever the floor) can happen, and it must lose nothing."""
+        self.advance_clock(seconds) if seconds else None
+        compactor = BackgroundCompactor(self.store._store, max_merge_bytes=max_merge)
+        try:
+            compactor._compact_while_due(self.store._store)
+        finally:
+            compactor.stop()
+        self._expect_files_agree()
+
     @rule(seconds=st.sampled_from([0.5, 1, 10]), max_merge=MERGE_BYTES)
     def background_merge_before_the_writer_looks(self, seconds, max_merge):
         """The clock moves and the writer's thread merges before the writer's next operation:
