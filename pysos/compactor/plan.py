@@ -40,9 +40,11 @@ nothing.
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import islice, repeat
+from operator import and_
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 from ..segments import index, record
@@ -160,13 +162,30 @@ def next_full_run(
     return None
 
 
+_SLICE = 1 << 16  # locations per sort in dead_from_locations
+
+
 def dead_from_locations(
     locations: Iterable[int], sizes: dict[int, int]
 ) -> dict[int, int]:
-    """Dead bytes per segment number, exactly, from the index's live locations."""
+    """Dead bytes per segment number, exactly, from the index's live locations.
+
+    C loops, no Python code per location (the thread runs this at every merge it plans,
+    over the whole index: a Python loop was ~0.2 s at 100,000 keys): a slice of locations
+    at a time is sorted, and each segment's live lengths are one stretch of it to sum.
+    Slices bound the time one C call holds the GIL (the writer waits meanwhile)."""
     live = Counter()
-    for location in locations:
-        live[index.segment_of(location)] += index.length_of(location)
+    bounds = [(number, index.segment_base(number), index.segment_base(number + 1)) for number in sizes]
+    mask = repeat(index.LENGTH_MASK)
+    locations = iter(locations)
+    while True:
+        some = sorted(islice(locations, _SLICE))
+        if not some:
+            break
+        for number, lo, hi in bounds:
+            start = bisect_left(some, lo)
+            if start < len(some) and some[start] < hi:
+                live[number] += sum(map(and_, some[start : bisect_left(some, hi, start)], mask))
     return {number: max(size - live.get(number, 0), 0) for number, size in sizes.items()}
 
 

@@ -1,6 +1,8 @@
 """Merge planning (pysos.compactor.plan) and the rate limiter, as pure functions."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pysos.compactor import plan
 from pysos.compactor.throttle import Interrupted, Throttle
@@ -209,6 +211,27 @@ def test_dead_from_locations_is_exact():
     """The writer's estimate: size minus the lengths its index points at, per segment."""
     locations = [index.pack(1, 0, 10), index.pack(1, 50, 20), index.pack(2, 0, 5)]
     assert plan.dead_from_locations(locations, {1: 100, 2: 5, 3: 40}) == {1: 70, 2: 0, 3: 40}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 2**30), st.integers(1, 5000)), max_size=300),
+       st.dictionaries(st.integers(1, 7), st.integers(0, 10**6), min_size=1, max_size=7),
+       st.integers(1, 50))
+def test_dead_from_locations_matches_a_loop_over_every_location(entries, extra, slice_size):
+    """The C-loop version (sorted slices, a sum per segment) against the plain loop, with
+    slices small enough that a segment's locations span several (sizes above any live
+    sum, so that no difference hides behind the floor at 0)."""
+    sizes = {number: 2**32 + more for number, more in extra.items()}
+    locations = list({index.pack(*entry) for entry in entries})
+    live = {}
+    for location in locations:
+        live[index.segment_of(location)] = live.get(index.segment_of(location), 0) + index.length_of(location)
+    expected = {number: max(size - live.get(number, 0), 0) for number, size in sizes.items()}
+    old, plan._SLICE = plan._SLICE, slice_size
+    try:
+        assert plan.dead_from_locations(iter(locations), sizes) == expected
+    finally:
+        plan._SLICE = old
 
 
 def test_fruitless_merge_outputs_count_clean_until_an_older_segment_changes():
