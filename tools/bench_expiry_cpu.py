@@ -12,6 +12,10 @@ ratio of each round is expire's ops/s over plain's; the median and the quartiles
 rounds are printed. On a shared machine the wall clock of one run moves by ±30 %; rounds
 that alternate within one process see the same noise on both sides, so their median is
 the steadier figure (``tools/bench_instructions.py`` counts instructions instead).
+
+Last, the CPU seconds by thread for each store (Linux: from ``/proc/self/task``): the
+caller's reads and writes of the rounds, its compaction thread and the thread that writes
+the hints of sealed segments (these two: the whole run): where expiry's cost lies.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -48,9 +53,11 @@ def main(argv=None) -> int:
             for key, value in zip(keys, values):
                 d[key] = value
         ratios: dict[str, list[float]] = {"read": [], "update": []}
+        caller = dict.fromkeys(stores, 0.0)  # the main thread's CPU seconds per store
         for n in range(args.rounds):
             spent = {}
             for name, d in (list(stores.items()) if n % 2 else list(reversed(stores.items()))):
+                mine = time.thread_time()
                 start = time.process_time()
                 for key in keys:
                     d[key]
@@ -59,8 +66,10 @@ def main(argv=None) -> int:
                 for key, value in zip(keys, values):
                     d[key] = value
                 spent[name, "update"] = time.process_time() - start
+                caller[name] += time.thread_time() - mine
             for op, got in ratios.items():
                 got.append(spent["plain", op] / spent["expire", op])
+        by_thread = _threads_cpu(tmp)
         for d in stores.values():
             d.close()
     print(f"{args.n:,} keys, {args.rounds} rounds, autocompact={args.autocompact}, value padding "
@@ -69,7 +78,29 @@ def main(argv=None) -> int:
         got.sort()
         q = len(got) // 4
         print(f"  {op:7s} median {statistics.median(got):.3f}  (quartiles {got[q]:.3f} .. {got[-q - 1]:.3f})")
+    print("CPU seconds by thread:")
+    for name in stores:
+        threads = "  ".join(f"{kind} {by_thread[kind, name]:.2f}" if (kind, name) in by_thread else f"{kind} (none)"
+                            for kind in ("compactor", "hints"))
+        print(f"  {name:7s} caller {caller[name]:.2f}  {threads}")
     return 0
+
+
+def _threads_cpu(tmp: str) -> dict[tuple[str, str], float]:
+    """CPU seconds so far of each pysos thread of a store under ``tmp``, by (kind, store name)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for thread in threading.enumerate():
+        if not thread.name.startswith("pysos-") or thread.native_id is None:
+            continue
+        kind, _, directory = thread.name[len("pysos-"):].partition(" ")
+        try:
+            with open(f"/proc/self/task/{thread.native_id}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # not Linux, or the thread just ended
+            continue
+        found[kind, os.path.relpath(directory, tmp)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
 
 
 if __name__ == "__main__":
