@@ -55,6 +55,15 @@ class Rotation:
     def _rotate(self, hint: bool = True) -> None:
         """Seal the newest segment and start a new one, named by a new MANIFEST (and have
         the sealed segment's hint written, unless a compaction is about to merge it)."""
+        try:
+            self._seal_and_switch(hint)
+        except (OSError, Error):  # handled below: no switch, or a whole one
+            raise
+        except BaseException:  # an interrupt half-way through the switch (see .torn)
+            self.tear()
+            raise
+
+    def _seal_and_switch(self, hint: bool) -> None:
         self._cut_dirty_tail()
         sealed, sealed_size = segment.segment_name(self._active), self._active_end
         files.fdatasync(self._fds[self._active])
