@@ -25,17 +25,17 @@ from . import belonging, decoding
 from .closed import CLOSED_INDEX
 from .expiry import Expiry
 from .fileset import SegmentFiles
+from .torn import Torn
 
 log = logging.getLogger("pysos")
 
 DURABILITIES = ("flush", "fsync")
 DEFAULT_SEGMENT_SIZE = 64 * 2**20
-_RELOAD_RETRIES = 20
-_GONE = object()
+_RELOAD_RETRIES, _GONE = 20, object()  # (_GONE: a snapshot's key gone since)
 _crc32, _loads = zlib.crc32, orjson.loads
 
 
-class Store(belonging.Belonging, Expiry):
+class Store(belonging.Belonging, Expiry, Torn):
     """Keys -> JSON values in a directory (see ``FORMAT.md`` for the files); use a subclass.
 
     ``index`` maps each key to the location of its newest record (see
@@ -48,7 +48,7 @@ class Store(belonging.Belonging, Expiry):
     compaction) or the next deadline if sooner, ``-inf`` once closed or refused; ``look_due``
     is that look alone (writes gate on it; see :mod:`pysos.engine.expiry`). Closing
     also replaces ``index`` with one that raises on any use (for a method without the gate).
-    """
+    An interrupted change tears the handle (:mod:`pysos.engine.torn`)."""
 
     readonly = False
     # (retired segments, generation) of a merge that needs no _drop_expired_copies: see Writer
@@ -57,7 +57,7 @@ class Store(belonging.Belonging, Expiry):
     # The hot paths' attributes, in slots: the rest must stay within CPython's compact
     # layout of 30 (tests/unit/test_engine_layout.py says why).
     __slots__ = ("index", "due", "look_due", "_active", "_active_end", "_live_bytes", "_disk_bytes", "_expiring", "_fds", "_maps",
-                 "_decode_key", "deadlines")
+                 "_decode_key", "deadlines", "_torn")
 
     def __init__(
         self, path: str | os.PathLike, kind: str | None, *,
@@ -87,6 +87,7 @@ class Store(belonging.Belonging, Expiry):
         self.deadlines = index.Deadlines()
         self._expiring = self.deadlines.by_key
         self.due = self.look_due = 0.0
+        self._torn = False  # see pysos.engine.torn
         self.last_compaction: dict | None = None
         self._closed = True
         self.segment_files = SegmentFiles(self.directory)  # fds, maps, pins
@@ -453,7 +454,7 @@ class Store(belonging.Belonging, Expiry):
                 self._writer_lock.release()
 
     def _before_close(self) -> None:
-        pass
+        """A hook: what a writer writes before it closes."""
 
     def live_bytes(self) -> int:
         if self._live_bytes is None:
@@ -484,8 +485,7 @@ class Store(belonging.Belonging, Expiry):
 
 
 class _HintFailed(Exception):
-    """A hint failed a check after parts of it were indexed (Store._index_hinted); args:
-    the segment's name, the hint's path, why."""
+    """A hint failed a check after parts were indexed (_index_hinted); args: segment, hint path, why."""
 
 
 def _nothing(index: dict) -> None:

@@ -42,7 +42,7 @@ from ..segments.index import _INF, LENGTH_MASK, SEGMENT_SHIFT
 class Expiry:
     """The expiry part of :class:`pysos.engine.Store` (which provides ``index``,
     ``deadlines``, ``_expiring``, ``_live_bytes``, ``due``, ``look_due``, ``kind``,
-    ``enter`` and ``_on_reload``)."""
+    ``enter``, ``tear`` and ``_on_reload``)."""
 
     def expire(self, now: float | None = None) -> None:
         """Drop the keys whose deadline has passed, by the wall clock, and set the gate
@@ -95,14 +95,18 @@ class Expiry:
         (``Deadlines.tidy``, at a writer's look at its files and a reader's refresh), or to
         their turn, instead of looking at each one every second."""
         deadlines = self.deadlines
-        first = deadlines.lower_bound()
-        if first <= now:  # something may be due: drop it (the bound is then later than now)
-            due = deadlines.take_due(now)
-            if due:
-                self._drop(due)
+        try:
             first = deadlines.lower_bound()
-        if first != _INF and clock.monotonic() + max(first - now, 0.0) * 0.999 < self.due:
-            self.watch(deadlines.next(), now)
+            if first <= now:  # something may be due: drop it (the bound is then later than now)
+                due = deadlines.take_due(now)
+                if due:
+                    self._drop(due)
+                first = deadlines.lower_bound()
+            if first != _INF and clock.monotonic() + max(first - now, 0.0) * 0.999 < self.due:
+                self.watch(deadlines.next(), now)
+        except BaseException:  # an interrupt: keys taken from ``deadlines``, maybe not
+            self.tear()  # from the index (they would never expire): see pysos.engine.torn
+            raise
 
     def watch(self, deadline: float | None, now: float) -> None:
         """Make the gate open again by ``deadline`` (wall clock; ``now`` is the wall clock now)."""
@@ -123,9 +127,13 @@ class Expiry:
     def _forget(self, keys: list) -> None:
         """Drop expired ``keys`` from the index and from ``deadlines``."""
         forget = self.deadlines.by_key.pop
-        for key in keys:
-            forget(key, None)
-        self._drop(keys)
+        try:
+            for key in keys:
+                forget(key, None)
+            self._drop(keys)
+        except BaseException:  # (an interrupt: see aim)
+            self.tear()
+            raise
 
     def _note_expired(self, keys: list, locations: list[int]) -> None:
         """``keys`` were dropped by expiry from ``locations``: a writer notes them (see
@@ -135,13 +143,16 @@ class Expiry:
         """Drop expired ``keys`` (no longer in ``deadlines``) from the index: they are
         garbage now, like overwritten records."""
         idx = self.index
-        popped = list(map(idx.pop, keys, repeat(0)))  # (C loops: under a churn, a key per write)
-        if self._live_bytes is not None:
-            self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
-        self._note_expired(keys, popped)
-        if keys and getattr(self, "_batch", None) is not None:  # a writer's open batch: its
-            self._batch.live_bytes_before = None  # discard must recount (these stay dropped)
-        if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
-            # a List's records a deadline; pysos gives them to Dict items only)
-            self._on_reload(idx)
-
+        try:
+            popped = list(map(idx.pop, keys, repeat(0)))  # (C loops: under a churn, a key per write)
+            if self._live_bytes is not None:
+                self._live_bytes -= sum(map(LENGTH_MASK.__and__, popped))
+            self._note_expired(keys, popped)
+            if keys and getattr(self, "_batch", None) is not None:  # a writer's open batch: its
+                self._batch.live_bytes_before = None  # discard must recount (these stay dropped)
+            if keys and self.kind == "list":  # a List renumbers (only a foreign writer would give
+                # a List's records a deadline; pysos gives them to Dict items only)
+                self._on_reload(idx)
+        except BaseException:  # (an interrupt: see aim)
+            self.tear()
+            raise

@@ -15,6 +15,7 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+from ..errors import Error
 from ..segments import clock, files, manifest, recovery
 from ..segments.manifest import Manifest
 from .core import _RELOAD_RETRIES, Store, _number
@@ -31,6 +32,17 @@ class Reader(Store):
     def follow(self, force: bool = False) -> None:
         """Bring the index up to date with the writer's latest changes (every call, or once
         per refresh_interval)."""
+        if self._torn:  # see pysos.engine.torn
+            self.mend()
+            force = True
+        try:
+            self._follow(force)
+        except BaseException as exc:
+            if not isinstance(exc, (OSError, Error)):  # an interrupt: a tail half-indexed, the gate
+                self.tear()  # raised but not aimed
+            raise
+
+    def _follow(self, force: bool) -> None:
         if self.refresh_interval:
             now = clock.monotonic()
             if not force and now < self.look_due:  # (not ``due``: a deadline alone needs no look)

@@ -21,8 +21,9 @@ from ..segments.manifest import Manifest
 from ..errors import CorruptionError, Error, ObserverError
 from . import belonging
 from .batch import Batch
-from .core import Store, _number
+from .core import Store
 from .hinting import WriterHints
+from .rotation import Rotation
 
 log = logging.getLogger("pysos")
 
@@ -37,7 +38,7 @@ _REMAP_AFTER = 1 << 20
 _CHECK_STEP, _SEAL_FLOOR = 1 << 20, 4 << 20
 
 
-class Writer(WriterHints, Store):
+class Writer(WriterHints, Rotation, Store):
     """The writable handle of a store. ``compactor(writer)``, if given, makes the background
     compaction thread (an object with ``poke()``, called after each rotation,
     ``garbage(disk_bytes, dead_bytes)``, called every ~1 MiB written (see
@@ -119,19 +120,27 @@ class Writer(WriterHints, Store):
     def follow(self, force: bool = False) -> None:
         """Adopt a compaction published by someone else (looked for once a second, at
         ``_look_at``: not at every deadline the gate also opens for), and aim the gate."""
+        if self._torn and self._batch is None:  # see pysos.engine.torn
+            self.mend()
+            force = True
         now = clock.monotonic()
-        if force or now >= self._look_at:
-            self._look_at = now + _CHECK_EXTERNAL_SWAP_EVERY
-            self._check_written()  # once a second: no write path pays for it
-            if manifest.stamp(self.directory) != self._manifest_stamp:
-                with locks.FileLock(self.directory, locks.MANIFEST):
-                    self._adopt(manifest.read(self.directory))
-            self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
-        elif now < self.due:
-            return
-        self.due = self.look_due = self._look_at
-        if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
-            self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
+        try:
+            if force or now >= self._look_at:
+                self._look_at = now + _CHECK_EXTERNAL_SWAP_EVERY
+                self._check_written()  # once a second: no write path pays for it
+                if manifest.stamp(self.directory) != self._manifest_stamp:
+                    with locks.FileLock(self.directory, locks.MANIFEST):
+                        self._adopt(manifest.read(self.directory))
+                self.deadlines.tidy()  # the stale entries' memory, in bulk, once most are stale
+            elif now < self.due:
+                return
+            self.due = self.look_due = self._look_at
+            if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
+                self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
+        except BaseException as exc:
+            if not isinstance(exc, (OSError, Error)):  # an interrupt: the gate may be raised, not aimed
+                self.tear()
+            raise
 
     def enter(self, write: bool = False) -> None:
         """:meth:`Store.enter`, but :meth:`follow` drops the keys due already."""
@@ -183,16 +192,20 @@ class Writer(WriterHints, Store):
         idx = self.index  # first: a closed store's index refuses (see Store)
         old = idx.get(key)
         end = self._active_end
-        self._append(line)
-        length = len(line)
-        if delete:
-            if old is not None:
-                del idx[key]
-        else:
-            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
-        self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
-        if self._expiring:  # empty (false) unless this store has expiring keys
-            self._expiring.pop(key, None)
+        try:
+            self._append(line)
+            length = len(line)
+            if delete:
+                if old is not None:
+                    del idx[key]
+            else:
+                idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+            self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+            if self._expiring:  # empty (false) unless this store has expiring keys
+                self._expiring.pop(key, None)
+        except BaseException:
+            self._torn_if_written(end)
+            raise
         if end + length >= self._seal_at:
             self._checkpoint()
 
@@ -209,11 +222,15 @@ class Writer(WriterHints, Store):
         idx = self.index
         old = idx.get(key)
         end = self._active_end
-        self._append(line)
-        length = len(line)
-        idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
-        self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
-        self._expiring[key] = deadline  # Deadlines.set's usual case, inline
+        try:
+            self._append(line)
+            length = len(line)
+            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | length
+            self._live_bytes += length - (0 if old is None else old & LENGTH_MASK)
+            self._expiring[key] = deadline  # Deadlines.set's usual case, inline
+        except BaseException:
+            self._torn_if_written(end)
+            raise
         if end + length >= self._seal_at:
             self._checkpoint(deadline)
 
@@ -223,18 +240,22 @@ class Writer(WriterHints, Store):
         if self._manifest.version < manifest.VERSION_EXPIRY:
             self._mark_expiring()
         batch = self._batch
-        if batch is not None:
-            self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
-            batch.deadline_undo.append((key, None))
-        else:  # write()'s, but its checkpoint waits for the deadline (below)
-            idx = self.index
-            old = idx.get(key)
-            end = self._active_end
-            self._append(line)
-            idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | len(line)
-            self._live_bytes += len(line) - (0 if old is None else old & LENGTH_MASK)
-        if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
-            self.watch(deadline, clock.wall())
+        end = self._active_end
+        try:
+            if batch is not None:
+                self._write_in_batch(key, line, False)  # (forgets the key's older deadline, for undo)
+                batch.deadline_undo.append((key, None))
+            else:  # write()'s, but its checkpoint waits for the deadline (below)
+                idx = self.index
+                old = idx.get(key)
+                self._append(line)
+                idx[key] = (self._active << SEGMENT_SHIFT) | (end << OFFSET_SHIFT) | len(line)
+                self._live_bytes += len(line) - (0 if old is None else old & LENGTH_MASK)
+            if self.deadlines.set(key, deadline):  # the new earliest: aim the gate at it (else it is already)
+                self.watch(deadline, clock.wall())
+        except BaseException:
+            self._torn_if_written(end, batch is not None)
+            raise
         # Only now: a rotation there has the sealed segment's hint copy the deadlines, this one too.
         if batch is None and self._active_end >= self._seal_at:
             self._checkpoint(deadline)
@@ -255,18 +276,22 @@ class Writer(WriterHints, Store):
         idx = self.index
         old = idx.get(key)
         length = len(line)
-        if delete:
-            if old is not None:
-                del idx[key]
-        else:
-            at = self._active_end + len(batch.pending)
-            idx[key] = (self._active << SEGMENT_SHIFT) | (at << OFFSET_SHIFT) | length
-        batch.pending += line
-        batch.count += 1
-        batch.undo.append((key, old))
-        if self._expiring:
-            batch.deadline_undo.append((key, self.deadlines.pop(key)))
-        self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+        try:
+            if delete:
+                if old is not None:
+                    del idx[key]
+            else:
+                at = self._active_end + len(batch.pending)
+                idx[key] = (self._active << SEGMENT_SHIFT) | (at << OFFSET_SHIFT) | length
+            batch.pending += line
+            batch.count += 1
+            batch.undo.append((key, old))
+            if self._expiring:
+                batch.deadline_undo.append((key, self.deadlines.pop(key)))
+            self._live_bytes += (0 if delete else length) - (0 if old is None else old & LENGTH_MASK)
+        except BaseException:  # (only an interrupt: the undo lists may miss this change)
+            self.tear()
+            raise
 
     def _append(self, data: bytes) -> None:
         """Write ``data`` at the end of the newest segment in one system call, or not at all.
@@ -276,7 +301,7 @@ class Writer(WriterHints, Store):
         """
         if self._dirty_tail:
             self._cut_dirty_tail()
-        fd, end = self._fds[self._active], self._active_end
+        fd, end, disk = self._fds[self._active], self._active_end, self._disk_bytes
         try:
             written = files.pwrite(fd, data, end)
             if written != len(data):  # a short write (rare): finish it, still before returning
@@ -284,11 +309,23 @@ class Writer(WriterHints, Store):
             if self._fsync_each_write:
                 files.fdatasync(fd)
                 self._check_unlinked(fd)  # durable only in a file that still has a name
-        except BaseException:
+            self._disk_bytes = disk + len(data)
+            self._active_end = end + len(data)  # last: the callers' sign that the bytes are there
+        except BaseException:  # (an interrupt too: a write cut back never happened)
+            self._disk_bytes = disk
             self._cut_back(fd, end)
             raise
-        self._active_end = end + len(data)
-        self._disk_bytes += len(data)
+
+    def _torn_if_written(self, end: int, always: bool = False) -> None:
+        """A change raised half-way (an interrupt: see :mod:`.torn`) after its bytes were
+        written (``_active_end`` moved from ``end``), or ``always`` (a batch's change, in
+        memory only): the index may not say what the files do, so tear the handle."""
+        if always or self._active_end != end:
+            self.tear()
+
+    def _before_reload(self) -> None:
+        self._start_expired_notes()  # (a rebuild drops no key by expiry: the notes start again)
+        self._dirty_tail = False  # (the rebuild cuts a torn tail off, or indexes a whole record)
 
     def _cut_back(self, fd: int, end: int) -> None:
         """After a failed write: cut the segment back to ``end``, or remember to."""
@@ -303,90 +340,6 @@ class Writer(WriterHints, Store):
             files.truncate(self._fds[self._active], self._active_end)
             self._dirty_tail = False
 
-    # --- rotation ------------------------------------------------------------------------
-
-    def _checkpoint(self, written: float | None = None) -> None:
-        """After a write that is already done, once the newest segment reached ``_seal_at``:
-        rotate if it is full, or seal it early if garbage dominates it; else tell the
-        compaction thread how much garbage there is, and set the next checkpoint.
-
-        Early sealing makes the garbage of a small, churning store reclaimable without
-        waiting for a 64 MiB segment to fill: at least ``end - live bytes`` of the segment's
-        ``end`` bytes are dead (all the live data could sit in it, no more), so once that
-        passes both the floor and half of the segment, it is sealed. O(1), and only every
-        ``_check_step`` bytes. A failure to rotate must not make the caller believe the
-        write failed, so it is logged and retried on the next write (a refusal, too: the
-        next call raises it).
-        """
-        if self._expiring:
-            self.expire_at_checkpoint(written)
-        end = self._active_end
-        dead_here = end - self._live_bytes
-        if end >= self.segment_size or (dead_here >= self._seal_floor and 2 * dead_here >= end):
-            try:
-                self._rotate()
-            except OSError as exc:
-                log.warning("pysos: could not start a new segment in %s (%s); will retry", self.directory, exc)
-            except Error:
-                if self._refusal is None:
-                    raise
-                log.warning("pysos: %s", self._refusal)  # the write is done; the next call raises
-            return
-        self._seal_at = min(self.segment_size, end + self._check_step)
-        if self.compactor is not None:
-            self.compactor.garbage(self._disk_bytes, self._disk_bytes - self._live_bytes)
-
-    def _rotate(self, hint: bool = True) -> None:
-        """Seal the newest segment and start a new one, named by a new MANIFEST (and have
-        the sealed segment's hint written, unless a compaction is about to merge it)."""
-        self._cut_dirty_tail()
-        sealed, sealed_size = segment.segment_name(self._active), self._active_end
-        files.fdatasync(self._fds[self._active])
-        with locks.FileLock(self.directory, locks.MANIFEST):
-            self._check_identity()  # never name a new segment in another store's MANIFEST
-            current = manifest.read(self.directory)
-            self._adopt(current)
-            name, fd = segment.create_new(self.directory, current.next_number)
-            self._fds[_number(name)] = fd
-            new = current.rotated(self._active_end, name)
-            try:
-                manifest.write(self.directory, new)
-            except BaseException:
-                if manifest.is_current(self.directory, new):
-                    # renamed into place, only the directory fsync failed: the new
-                    # segment is named now, so it must be kept and used
-                    self._switch_to(new, name)
-                else:
-                    files.close(self._fds.pop(_number(name)))
-                    files.unlink(self._path(name))
-                raise
-            # Under the MANIFEST lock: the stamp taken after releasing it could be that of
-            # a compaction's newer MANIFEST, which follow() would then never adopt.
-            self._switch_to(new, name)
-        if hint:
-            self._hint_sealed(sealed, sealed_size)
-        else:  # (what was noted of the sealed segment is of no use now)
-            self._start_expired_notes()
-
-    def _switch_to(self, new: Manifest, name: str) -> None:
-        self._manifest = new
-        self._manifest_stamp = manifest.stamp(self.directory)
-        self._active = _number(name)
-        self._active_end = 0
-        self._newest_hinted = 0
-        self._seal_at = min(self.segment_size, self._check_step)
-        if self.compactor is not None:
-            self.compactor.poke()
-
-    def seal(self) -> None:
-        """Rotate if the newest segment holds anything, so that all garbage is compactable
-        (no hint: the compaction that follows rewrites the segment with one). Not while a
-        batch is open: its records, appended to the newest segment at its commit, are
-        indexed there already (``compact()`` in a batch merges the sealed segments only)."""
-        self.check_writable()
-        if self._active_end > 0 and self._batch is None:
-            self._rotate(hint=False)
-
     # --- batches -------------------------------------------------------------------------
 
     @contextmanager
@@ -397,14 +350,18 @@ class Writer(WriterHints, Store):
             if self._batch is not None:
                 yield
                 return
-            self._batch = batch = Batch(self._live_bytes, self._active, self._active_end)
+            batch = Batch(self._live_bytes, self._active, self._active_end)
             try:
+                self._batch = batch  # (in the try: an interrupt must not leave it open)
                 yield
                 if batch.count:
                     batch.pending += record.encode_batch_end(batch.count)
                     self._append(bytes(batch.pending))
-            except BaseException:
+                self._batch = None  # (here, in the except and in the finally: one interrupt
+            except BaseException:  # may skip one line, and a batch left open would swallow
+                self._batch = None  # every later one as nested)
                 self._abort(batch)
+                self._torn_if_written(batch.start)  # (an interrupt once the commit was written)
                 raise
             finally:
                 self._batch = None

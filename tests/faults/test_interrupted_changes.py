@@ -1,0 +1,204 @@
+"""Ctrl-C in the middle of a change: the handle's memory never disagrees with its files.
+
+A ``KeyboardInterrupt`` (or any exception a signal handler raises) arrives between two
+bytecodes of the main thread: after a record is on disk but before the index points at it,
+between a key's deadline leaving the deadline table and the key leaving the index. The
+call raises; what matters is what the handle does next. It must serve what its files say
+(no value the files replaced, no key whose deadline passed), and never write a hint from a
+half-updated memory (a hint that lists a key as never expiring brings it back on every
+later open).
+
+Each test interrupts every line of the function in turn (``sys.settrace`` raises at that
+line, as a signal would), then checks the handle against a fresh reader and, after a clean
+close, against a reopen and ``pysos.check``.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+
+import pytest
+
+import pysos
+from pysos.engine import expiry, writer
+
+
+def _body_lines(function) -> list[int]:
+    """The line numbers of ``function``'s code, but the first (its docstring or first statement)."""
+    lines = sorted({line for _, _, line in function.__code__.co_lines() if line is not None})
+    return lines[1:]
+
+
+@contextmanager
+def _interrupt_at(function, line: int):
+    """Raise ``KeyboardInterrupt`` in ``function`` (once) when it reaches ``line``, as a
+    Ctrl-C between two bytecodes would. Yields a list that holds True once it fired."""
+    fired: list[bool] = []
+    code = function.__code__
+
+    def in_frame(frame, event, arg):
+        if event == "line" and frame.f_lineno == line and not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+        return in_frame
+
+    def on_call(frame, event, arg):
+        return in_frame if frame.f_code is code and not fired else None
+
+    sys.settrace(on_call)
+    try:
+        yield fired
+    finally:
+        sys.settrace(None)
+
+
+def _closed_at_once(d, path) -> dict:
+    """Close the handle right after the interrupt (a service's shutdown on Ctrl-C): what its
+    clean close writes (the newest segment's hint) agrees with the records, and a reopen
+    serves what a fresh reader of the records does. Returns the reopened items."""
+    d.close()
+    assert pysos.check(path) == []
+    with pysos.Dict(path, readonly=True) as reopened:
+        return dict(reopened.items())
+
+
+def _agree_with_files(d, path) -> dict:
+    """The handle serves what its files say: the same items as a fresh reader, and after a
+    clean close (which writes the newest segment's hint from memory) the same again on a
+    reopen, with ``check`` finding nothing wrong. Returns the items."""
+    mine = dict(d.items())
+    with pysos.Dict(path, readonly=True) as fresh:
+        assert dict(fresh.items()) == mine
+    d.close()
+    assert pysos.check(path) == []
+    with pysos.Dict(path, readonly=True) as reopened:
+        assert dict(reopened.items()) == mine
+    return mine
+
+
+@pytest.mark.parametrize("then", ["goes on", "closes", "compacts"])
+@pytest.mark.parametrize("how", ["plain", "append", "expiring", "set-expire", "delete"])
+def test_an_interrupted_write_leaves_memory_as_the_files_say(store_path, clock, how, then):
+    """Interrupt each line of the writer's write path; the next operations, a reader, a reopen
+    and check agree on every key (the interrupted write may or may not have happened)."""
+    target = {"plain": writer.Writer.write, "delete": writer.Writer.write, "append": writer.Writer._append,
+              "expiring": writer.Writer.write_expiring, "set-expire": writer.Writer._expiring_other}[how]
+    fired_somewhere = False
+    for n, line in enumerate(_body_lines(target)):
+        path = store_path.with_name(f"s{n}")
+        d = pysos.Dict(path, autocompact=False, expire=3600 if how == "expiring" else None)
+        d["k"] = "old"
+        if how == "set-expire":
+            d.set("t", 0, expire=100)  # a first deadline: later, earlier ones take the other path
+        with _interrupt_at(target, line) as fired:
+            try:
+                if how == "delete":
+                    del d["k"]
+                elif how == "set-expire":
+                    d.set("k", "new", expire=5)
+                else:
+                    d["k"] = "new"
+            except KeyboardInterrupt:
+                assert fired
+        fired_somewhere = fired_somewhere or bool(fired)
+        if then == "closes":
+            items = _closed_at_once(d, path)
+        else:
+            if then == "compacts":  # seals the newest segment first, at the size the handle knows
+                d.compact()
+            d["after"] = 1  # the handle works on
+            assert d["after"] == 1
+            items = _agree_with_files(d, path)
+        assert items.get("k") in ("old", "new", None)
+        if how == "set-expire" and items.get("k") == "new":
+            clock.advance(6)  # its deadline passed: gone for a reader, and after a reopen
+            with pysos.Dict(path, readonly=True) as r:
+                assert "k" not in r
+            clock.advance(-6)
+    assert fired_somewhere
+
+
+@pytest.mark.parametrize("then", ["goes on", "closes"])
+def test_an_interrupted_expiry_never_brings_a_key_back(store_path, clock, then):
+    """Interrupt each line of the drop of due keys: the expired key is gone for the handle,
+    and no hint written afterwards lists it as never expiring (it would come back on every
+    later open)."""
+    fired_somewhere = False
+    for n, line in enumerate(_body_lines(expiry.Expiry.aim) + _body_lines(expiry.Expiry._drop)):
+        target = expiry.Expiry.aim if n < len(_body_lines(expiry.Expiry.aim)) else expiry.Expiry._drop
+        path = store_path.with_name(f"e{n}")
+        d = pysos.Dict(path, autocompact=False)
+        d.set("gone", 1, expire=5)
+        d["kept"] = 2
+        clock.advance(6)
+        with _interrupt_at(target, line) as fired:
+            try:
+                len(d)
+            except KeyboardInterrupt:
+                assert fired
+        fired_somewhere = fired_somewhere or bool(fired)
+        if then == "closes":
+            assert _closed_at_once(d, path) == {"kept": 2}
+        else:
+            assert "gone" not in d and dict(d.items()) == {"kept": 2}
+            assert _agree_with_files(d, path) == {"kept": 2}
+        clock.advance(-6)  # back before the deadline: only the files' deadline can hide it now
+        with pysos.Dict(path, readonly=True) as r:
+            assert dict(r.items()) == {"gone": 1, "kept": 2}
+        clock.advance(6)
+    assert fired_somewhere
+
+
+def test_an_interrupted_expiry_in_a_reader_never_keeps_a_key(store_path, clock):
+    """The same in a reader, whose look drops the keys due outside ``follow``: the expired
+    key is gone for it after the interrupt, as for a fresh reader."""
+    fired_somewhere = False
+    for n, line in enumerate(_body_lines(expiry.Expiry.aim)):
+        path = store_path.with_name(f"r{n}")
+        with pysos.Dict(path, autocompact=False) as d, pysos.Dict(path, readonly=True) as r:
+            d.set("gone", 1, expire=5)
+            d["kept"] = 2
+            assert len(r) == 2
+            clock.advance(6)
+            with _interrupt_at(expiry.Expiry.aim, line) as fired:
+                try:
+                    len(r)
+                except KeyboardInterrupt:
+                    assert fired
+            fired_somewhere = fired_somewhere or bool(fired)
+            assert "gone" not in r and dict(r.items()) == {"kept": 2} == dict(d.items())
+        clock.advance(-6)
+    assert fired_somewhere
+
+
+@pytest.mark.parametrize("then", ["goes on", "closes"])
+def test_an_interrupted_batch_leaves_memory_as_the_files_say(store_path, clock, then):
+    """Interrupt each line of a write inside a batch, and of the batch's commit: discarded
+    or committed, the handle, a reader and a reopen agree."""
+    targets = [writer.Writer._write_in_batch, writer.Writer.batch.__wrapped__]
+    fired_somewhere = False
+    n = 0
+    for target in targets:
+        for line in _body_lines(target):
+            n += 1
+            path = store_path.with_name(f"b{n}")
+            d = pysos.Dict(path, autocompact=False)
+            d["k"] = "old"
+            d.set("t", "old", expire=100)
+            with _interrupt_at(target, line) as fired:
+                try:
+                    with d.batch():
+                        d["k"] = "new"
+                        d.set("t", "new", expire=5)
+                        d["b"] = 1
+                except KeyboardInterrupt:
+                    assert fired
+            fired_somewhere = fired_somewhere or bool(fired)
+            if then == "closes":
+                items = _closed_at_once(d, path)
+            else:
+                d["after"] = 1
+                items = _agree_with_files(d, path)
+            assert (items["k"], items["t"], items.get("b")) in (("old", "old", None), ("new", "new", 1))
+    assert fired_somewhere
