@@ -220,10 +220,18 @@ def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, 
                  decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
                  expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of the first ``size`` bytes of the newest segment ``name`` (open at
-    ``fd``) from the writer's index (see :func:`from_index`): on a clean close."""
+    ``fd``) from the writer's index (see :func:`from_index`): on a clean close. Not if
+    ``name`` in ``directory`` leads to another file than ``fd`` (a swapped directory whose
+    store has a sealed segment of that name and size, which readers would index by this
+    hint unread; see :func:`write_sealed`), and removed if the swap came while it wrote."""
+    path, ours = os.path.join(directory, name), files.file_identity(fd)
+    if not _still_there(path, ours):
+        return
     hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
     if hint is not None:
         write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
+        if not _still_there(path, ours):
+            _unlink_if_there(os.path.join(directory, segment.hint_name(name)))
 
 
 def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Callable[[Any], Any],
@@ -261,10 +269,14 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
     hint_path = os.path.join(directory, segment.hint_name(name))
     write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
     if name not in manifest.read(directory).segments or not _still_there(path, segment_id):
-        try:
-            files.unlink(hint_path)
-        except FileNotFoundError:
-            pass
+        _unlink_if_there(hint_path)
+
+
+def _unlink_if_there(path: str) -> None:
+    try:
+        files.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _still_there(path: str, segment_id: tuple[int, int] | None) -> bool:

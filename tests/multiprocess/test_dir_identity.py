@@ -266,3 +266,26 @@ def test_hint_of_a_sealed_segment_is_never_left_in_the_store_that_replaced_it(st
     assert pysos.check(store_path) == []
     with pysos.Dict(store_path, readonly=True) as r:
         assert dict(r.items()) == {"b1": "v" * 20, "b2": "v" * 20, "b3": "v" * 20}
+
+
+def test_hint_written_at_close_never_lands_in_the_store_that_replaced_the_directory(store_path):
+    """A clean close writes the newest segment's hint. If the directory was replaced within
+    the second before (the writer looks once a second) by a store whose segment of that name
+    is sealed at the same size, the hint must not land there (it would be trusted unread)."""
+    ours = pysos.Dict(store_path, autocompact=False)
+    for key in ("a1", "a2"):
+        ours[key] = "v" * 20
+    size = os.path.getsize(store_path / "seg-00000001.jsonl")
+    other = store_path.with_name("other")
+    with pysos.Dict(other, autocompact=False, segment_size=size) as d:
+        for key in ("b1", "b2"):
+            d[key] = "v" * 20  # the second fills seg 1: sealed at our size, with its hint
+    with pysos.Dict(other, readonly=True) as r:
+        assert r._store.manifest.sealed_sizes == (size,)
+    _hold_looks(ours)
+    os.rename(store_path, store_path.with_name("ours.old"))
+    os.rename(other, store_path)
+    ours.close()
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert dict(r.items()) == {"b1": "v" * 20, "b2": "v" * 20}
