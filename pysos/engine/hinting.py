@@ -23,7 +23,7 @@ import logging
 from itertools import compress
 from operator import and_
 
-from ..segments import hint_writer, segment
+from ..segments import files, hint_writer, segment
 from ..segments.index import SEGMENT_SHIFT
 
 log = logging.getLogger("pysos")
@@ -82,7 +82,7 @@ class WriterHints:
         else:
             keys = locations = deadlines = notes = None
         job = functools.partial(hint_writer.write_sealed, self.directory, name, size, self.kind, self._decode_key,
-                                keys, locations, deadlines, notes)
+                                keys, locations, deadlines, notes, files.file_identity(self._fds[segment.segment_number(name)]))
         if self.compactor is None:
             try:
                 job()

@@ -220,26 +220,43 @@ def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, 
                  decode_key: Callable[[Any], Any], deadlines: Mapping[Any, float] | None = None,
                  expired: Iterable[tuple[Any, int]] | None = None) -> None:
     """Write the hint of the first ``size`` bytes of the newest segment ``name`` (open at
-    ``fd``) from the writer's index (see :func:`from_index`): on a clean close."""
+    ``fd``) from the writer's index (see :func:`from_index`): on a clean close. Not if
+    ``name`` in ``directory`` leads to another file than ``fd`` (a swapped directory whose
+    store has a sealed segment of that name and size, which readers would index by this
+    hint unread; see :func:`write_sealed`), and removed if the swap came while it wrote."""
+    path, ours = os.path.join(directory, name), files.file_identity(fd)
+    if not _still_there(path, ours):
+        return
     hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
     if hint is not None:
         write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
+        if not _still_there(path, ours):
+            _unlink_if_there(os.path.join(directory, segment.hint_name(name)))
 
 
 def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Callable[[Any], Any],
                  keys: list | None = None, locations: list[int] | None = None,
                  deadlines: Mapping[Any, float] | None = None,
-                 expired: Iterable[tuple[Any, int]] | None = None) -> None:
+                 expired: Iterable[tuple[Any, int]] | None = None,
+                 segment_id: tuple[int, int] | None = None) -> None:
     """Write the hint of segment ``name``, sealed at ``size`` bytes: from the index as it was
     at the rotation (``keys``, ``locations``: see :func:`from_index`), or without them by
     scanning the segment. If a compaction retired the segment meanwhile, write nothing, or
-    remove what was written (whoever retired it may have deleted the hint's place already)."""
+    remove what was written (whoever retired it may have deleted the hint's place already).
+
+    ``segment_id``: (device, inode) of the segment the writer sealed. This runs in a thread
+    a while after the rotation; if ``directory`` no longer holds that file under ``name``
+    (the directory was swapped for another store's, whose segment may have that name and
+    size), write nothing there, or remove what was written: readers trust a sealed
+    segment's hint without reading the segment, so a hint of another file would index it wrongly."""
     path = os.path.join(directory, name)
     try:
         fd = files.open_read(path)
     except FileNotFoundError:
         return
     try:
+        if segment_id is not None and files.file_identity(fd) != segment_id:
+            return
         if keys is not None and locations is not None:
             hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
         else:
@@ -251,11 +268,25 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
         return
     hint_path = os.path.join(directory, segment.hint_name(name))
     write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
-    if name not in manifest.read(directory).segments:
-        try:
-            files.unlink(hint_path)
-        except FileNotFoundError:
-            pass
+    if name not in manifest.read(directory).segments or not _still_there(path, segment_id):
+        _unlink_if_there(hint_path)
+
+
+def _unlink_if_there(path: str) -> None:
+    try:
+        files.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _still_there(path: str, segment_id: tuple[int, int] | None) -> bool:
+    """Whether ``path`` still names the segment ``segment_id`` (None: not checked)."""
+    if segment_id is None:
+        return True
+    try:
+        return files.path_identity(path) == segment_id
+    except FileNotFoundError:
+        return False
 
 
 def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint:

@@ -225,3 +225,67 @@ def test_background_compactor_never_publishes_into_a_replaced_directory(store_pa
     finally:
         d.close()
     assert pysos.check(store_path) == []
+
+
+@pytest.mark.parametrize("when", ["before the thread looks", "while it writes"])
+def test_hint_of_a_sealed_segment_is_never_left_in_the_store_that_replaced_it(store_path, monkeypatch, when):
+    """The hint of a segment the writer sealed is written in a thread, a while later. If the
+    directory was replaced meanwhile by another store whose segment has the same name and
+    size, no hint of ours may be left there: readers trust a sealed segment's hint without
+    reading the segment, and would index the other store's records by ours."""
+    from pysos.segments import hint_writer
+
+    held = []
+    monkeypatch.setattr(hint_writer.Sealer, "submit", lambda self, job: held.append(job))
+
+    def fill(path, keys):  # one sealed segment of two records, then a record in the next one
+        d = pysos.Dict(path, segment_size=120)  # (the compaction thread makes the writer use the Sealer)
+        for key in keys:
+            d[key] = "v" * 20
+        return d
+
+    def swap():
+        os.rename(store_path, store_path.with_name("ours.old"))
+        os.rename(other, store_path)
+
+    ours = fill(store_path, ["a1", "a2", "a3"])
+    assert len(held) == 1  # the sealed segment's hint, not written yet
+    ours_job = held.pop()
+    other = store_path.with_name("other")
+    fill(other, ["b1", "b2", "b3"]).close()  # the same segment names and sizes, other keys
+    held.pop()()  # the other store's own hint of that segment
+    ours.close()
+    if when == "before the thread looks":
+        swap()
+    else:  # after it checked the segment, before it writes the hint
+        real_write = hint_writer.write
+        monkeypatch.setattr(hint_writer, "write", lambda *a, **k: (swap(), real_write(*a, **k)))
+    ours_job()  # the thread gets to it now
+    if when == "before the thread looks":  # it wrote nothing there: the other store keeps its hint
+        assert (store_path / "seg-00000001.hint").exists()
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert dict(r.items()) == {"b1": "v" * 20, "b2": "v" * 20, "b3": "v" * 20}
+
+
+def test_hint_written_at_close_never_lands_in_the_store_that_replaced_the_directory(store_path):
+    """A clean close writes the newest segment's hint. If the directory was replaced within
+    the second before (the writer looks once a second) by a store whose segment of that name
+    is sealed at the same size, the hint must not land there (it would be trusted unread)."""
+    ours = pysos.Dict(store_path, autocompact=False)
+    for key in ("a1", "a2"):
+        ours[key] = "v" * 20
+    size = os.path.getsize(store_path / "seg-00000001.jsonl")
+    other = store_path.with_name("other")
+    with pysos.Dict(other, autocompact=False, segment_size=size) as d:
+        for key in ("b1", "b2"):
+            d[key] = "v" * 20  # the second fills seg 1: sealed at our size, with its hint
+    with pysos.Dict(other, readonly=True) as r:
+        assert r._store.manifest.sealed_sizes == (size,)
+    _hold_looks(ours)
+    os.rename(store_path, store_path.with_name("ours.old"))
+    os.rename(other, store_path)
+    ours.close()
+    assert pysos.check(store_path) == []
+    with pysos.Dict(store_path, readonly=True) as r:
+        assert dict(r.items()) == {"b1": "v" * 20, "b2": "v" * 20}
