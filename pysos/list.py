@@ -109,16 +109,28 @@ class List(Handle, MutableSequence[Any]):
     def _insert_at(self, i: int, value_json: bytes) -> None:
         positions = self._positions
         key, renumbering = place(positions, i)
-        if renumbering is None:
-            self._store.write(key, record.encode_movable(b"%d" % key, value_json, KEY_CHARS), delete=False)
-        else:
-            with self._store.batch():  # joins the caller's batch, if any
-                self._renumber(*renumbering)
+        try:
+            if renumbering is None:
                 self._store.write(key, record.encode_movable(b"%d" % key, value_json, KEY_CHARS), delete=False)
-        positions.insert(i, key)
+            else:
+                with self._store.batch():  # joins the caller's batch, if any
+                    self._renumber(*renumbering)
+                    self._store.write(key, record.encode_movable(b"%d" % key, value_json, KEY_CHARS), delete=False)
+            positions.insert(i, key)
+        except BaseException:
+            self._resync()
+            raise
         if self._observers:
             new = self._codec.from_plain(orjson.loads(value_json))
             self._store.after_commit(lambda: self._notify(i, new, None))
+
+    def _resync(self) -> None:
+        """A change raised: if it did not get to both the store's index and the positions
+        (an interrupt between the two: see pysos.engine.torn), sort the positions again
+        from the index (a key more or less in one of them shows in the counts)."""
+        store = self._store
+        if not store.closed and len(self._positions) != len(store.index):
+            self._rebuild(store.index)
 
     def _renumber(self, start: int, keys: list[int]) -> None:
         """Move items ``start ..`` to ``keys`` (same order): a tombstone for each old key that
@@ -141,8 +153,12 @@ class List(Handle, MutableSequence[Any]):
     def _delete_at(self, i: int) -> None:
         key = self._positions[i]
         old = self._store.get(key) if self._observers else None
-        self._store.write(key, record.encode_delete(_encode_position(key)), delete=True)
-        self._positions.delete(i)
+        try:
+            self._store.write(key, record.encode_delete(_encode_position(key)), delete=True)
+            self._positions.delete(i)
+        except BaseException:
+            self._resync()
+            raise
         if self._observers:
             self._store.after_commit(lambda: self._notify(i, None, old))
 

@@ -11,11 +11,10 @@ from ..segments.index import OFFSET_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 
 
 class Batch:
-    __slots__ = ("pending", "count", "undo", "events", "live_bytes_before", "discarded", "segment", "start", "deadline_undo")
+    __slots__ = ("pending", "undo", "events", "live_bytes_before", "discarded", "segment", "start", "deadline_undo")
 
     def __init__(self, live_bytes: int | None, segment: int, start: int):
         self.pending = bytearray(record.BATCH_BEGIN_LINE)
-        self.count = 0
         self.undo: list[tuple[Any, int | None]] = []
         self.events: list[Callable[[], None]] = []
         self.live_bytes_before = live_bytes

@@ -38,8 +38,8 @@ class Reader(Store):
         try:
             self._follow(force)
         except BaseException as exc:
-            if not isinstance(exc, (OSError, Error)):  # an interrupt: a tail half-indexed, the gate
-                self.tear()  # raised but not aimed
+            if not isinstance(exc, Error):  # (a refusal changes nothing) an interrupt, or a failure
+                self.tear()  # half-way: a tail half-indexed, the gate raised but not aimed
             raise
 
     def _follow(self, force: bool) -> None:
@@ -113,7 +113,8 @@ class Reader(Store):
     def _reload_after_fork(self, force: bool = False) -> None:
         del self.follow  # back to the method
         self.segment_files.close_all()
-        self._load(recovery.existing_manifest(self.directory, self.kind))
+        self.tear()  # (a reload cut short is mended by the next follow)
+        self.mend()
 
     def _manifest_replaced(self) -> bool:
         """Whether the MANIFEST we follow has been replaced since we read it.

@@ -120,7 +120,9 @@ class Writer(WriterHints, Rotation, Store):
     def follow(self, force: bool = False) -> None:
         """Adopt a compaction published by someone else (looked for once a second, at
         ``_look_at``: not at every deadline the gate also opens for), and aim the gate."""
-        if self._torn and self._batch is None:  # see pysos.engine.torn
+        if self._torn:  # see pysos.engine.torn
+            if self._batch is not None:  # its records are in the index only: mend once it ends,
+                return  # and keep the gates open (at 0) till then
             self.mend()
             force = True
         now = clock.monotonic()
@@ -138,8 +140,8 @@ class Writer(WriterHints, Rotation, Store):
             if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
                 self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
         except BaseException as exc:
-            if not isinstance(exc, (OSError, Error)):  # an interrupt: the gate may be raised, not aimed
-                self.tear()
+            if not isinstance(exc, Error):  # (a refusal changes nothing) an interrupt, or a failure
+                self.tear()  # half-way: the gate may be raised, not aimed, an adoption half done
             raise
 
     def enter(self, write: bool = False) -> None:
@@ -284,7 +286,6 @@ class Writer(WriterHints, Rotation, Store):
                 at = self._active_end + len(batch.pending)
                 idx[key] = (self._active << SEGMENT_SHIFT) | (at << OFFSET_SHIFT) | length
             batch.pending += line
-            batch.count += 1
             batch.undo.append((key, old))
             if self._expiring:
                 batch.deadline_undo.append((key, self.deadlines.pop(key)))
@@ -313,6 +314,7 @@ class Writer(WriterHints, Rotation, Store):
             self._active_end = end + len(data)  # last: the callers' sign that the bytes are there
         except BaseException:  # (an interrupt too: a write cut back never happened)
             self._disk_bytes = disk
+            self._dirty_tail = True  # until cut back (a second interrupt may stop that)
             self._cut_back(fd, end)
             raise
 
@@ -323,14 +325,23 @@ class Writer(WriterHints, Rotation, Store):
         if always or self._active_end != end:
             self.tear()
 
+    def check_writable(self) -> None:
+        """:meth:`Store.check_writable`, and mend a torn handle (see :mod:`.torn`) before any
+        change: a batch or a seal must not start from a torn index (a rotation cut short
+        leaves it appending to a segment the MANIFEST calls sealed)."""
+        super().check_writable()
+        if self._torn and self._batch is None:
+            self.mend()
+
     def _before_reload(self) -> None:
+        self._cut_dirty_tail()  # (bytes of a failed write: never indexed by the rebuild)
         self._start_expired_notes()  # (a rebuild drops no key by expiry: the notes start again)
-        self._dirty_tail = False  # (the rebuild cuts a torn tail off, or indexes a whole record)
 
     def _cut_back(self, fd: int, end: int) -> None:
         """After a failed write: cut the segment back to ``end``, or remember to."""
         try:
             files.truncate(fd, end)
+            self._dirty_tail = False
         except OSError:
             self._dirty_tail = True  # cut before anything else is written or sealed
             log.exception("pysos: could not cut back a failed write in %s", self.directory)
@@ -354,8 +365,9 @@ class Writer(WriterHints, Rotation, Store):
             try:
                 self._batch = batch  # (in the try: an interrupt must not leave it open)
                 yield
-                if batch.count:
-                    batch.pending += record.encode_batch_end(batch.count)
+                count = batch.pending.count(b"\n") - 1  # the records pending, counted from their
+                if count:  # bytes (a count kept beside them could be one off after an interrupt)
+                    batch.pending += record.encode_batch_end(count)
                     self._append(bytes(batch.pending))
                 self._batch = None  # (here, in the except and in the finally: one interrupt
             except BaseException:  # may skip one line, and a batch left open would swallow

@@ -15,6 +15,7 @@ close, against a reopen and ``pysos.check``.
 
 from __future__ import annotations
 
+import linecache
 import sys
 from contextlib import contextmanager
 
@@ -25,9 +26,13 @@ from pysos.engine import expiry, writer
 
 
 def _body_lines(function) -> list[int]:
-    """The line numbers of ``function``'s code, but the first (its docstring or first statement)."""
-    lines = sorted({line for _, _, line in function.__code__.co_lines() if line is not None})
-    return lines[1:]
+    """The line numbers of ``function``'s code, but the first (its docstring or first
+    statement) and its ``try:`` lines: CPython never looks for a signal at a ``try:`` (a
+    no-op), and an exception a trace function raises there skips the ``__exit__`` of an
+    enclosing ``with`` (3.11), which no real interrupt can do."""
+    code = function.__code__
+    lines = sorted({line for _, _, line in code.co_lines() if line is not None})
+    return [line for line in lines[1:] if linecache.getline(code.co_filename, line).strip() != "try:"]
 
 
 @contextmanager
@@ -58,9 +63,15 @@ def _closed_at_once(d, path) -> dict:
     clean close writes (the newest segment's hint) agrees with the records, and a reopen
     serves what a fresh reader of the records does. Returns the reopened items."""
     d.close()
-    assert pysos.check(path) == []
+    assert _problems(path) == []
     with pysos.Dict(path, readonly=True) as reopened:
         return dict(reopened.items())
+
+
+def _problems(path) -> list[dict]:
+    """What ``check`` finds but a file a rotation cut short left unnamed (a warning: the
+    next compaction removes it, as after a crash)."""
+    return [p for p in pysos.check(path) if "left by an interrupted operation" not in p["problem"]]
 
 
 def _agree_with_files(d, path) -> dict:
@@ -71,7 +82,7 @@ def _agree_with_files(d, path) -> dict:
     with pysos.Dict(path, readonly=True) as fresh:
         assert dict(fresh.items()) == mine
     d.close()
-    assert pysos.check(path) == []
+    assert _problems(path) == []
     with pysos.Dict(path, readonly=True) as reopened:
         assert dict(reopened.items()) == mine
     return mine
@@ -201,4 +212,157 @@ def test_an_interrupted_batch_leaves_memory_as_the_files_say(store_path, clock, 
                 d["after"] = 1
                 items = _agree_with_files(d, path)
             assert (items["k"], items["t"], items.get("b")) in (("old", "old", None), ("new", "new", 1))
+    assert fired_somewhere
+
+
+@pytest.mark.parametrize("then", ["batch", "seal", "write", "closes"])
+def test_an_interrupted_rotation_is_mended_before_the_next_change(store_path, clock, then):
+    """Interrupt each line of a rotation (a write that fills the segment): whatever comes
+    next (a batch, a seal, a write, a close) starts from the files, never appends to a
+    segment the MANIFEST calls sealed."""
+    from pysos.engine import rotation
+
+    fired_somewhere = False
+    targets = [rotation.Rotation._seal_and_switch, rotation.Rotation._switch_to]
+    n = 0
+    for target in targets:
+        for line in _body_lines(target):
+            n += 1
+            path = store_path.with_name(f"rot{n}")
+            d = pysos.Dict(path, autocompact=False, segment_size=300)
+            d["k"] = "old"
+            with _interrupt_at(target, line) as fired:
+                try:
+                    for i in range(10):  # the segment fills: a rotation
+                        d[f"f{i}"] = "x" * 40
+                except KeyboardInterrupt:
+                    assert fired
+            fired_somewhere = fired_somewhere or bool(fired)
+            if then == "closes":
+                _closed_at_once(d, path)
+                continue
+            if then == "batch":
+                d.update({"k": "new", "b": 1})
+            elif then == "seal":
+                d.compact()
+            d["after"] = 1
+            items = _agree_with_files(d, path)
+            if then == "batch":
+                assert items["k"] == "new" and items["b"] == 1
+    assert fired_somewhere
+
+
+def test_a_batch_that_catches_an_interrupt_is_mended_when_it_ends(store_path, clock):
+    """An interrupt inside a batch's write, caught inside the batch, which goes on and
+    commits: the handle serves what the files say from the next operation on."""
+    fired_somewhere = False
+    for n, line in enumerate(_body_lines(writer.Writer._write_in_batch)):
+        path = store_path.with_name(f"c{n}")
+        d = pysos.Dict(path, autocompact=False)
+        d["k"] = "old"
+        with d.batch():
+            with _interrupt_at(writer.Writer._write_in_batch, line) as fired:
+                try:
+                    d["k"] = "new"
+                except KeyboardInterrupt:
+                    assert fired
+            fired_somewhere = fired_somewhere or bool(fired)
+            d["b"] = 1
+        with pysos.Dict(path, readonly=True) as fresh:
+            assert d["k"] == fresh["k"] and d["b"] == fresh["b"] == 1
+        _agree_with_files(d, path)
+    assert fired_somewhere
+
+
+def test_a_second_interrupt_while_a_write_is_cut_back_leaves_no_bytes(store_path, clock, monkeypatch):
+    """Ctrl-C twice: once after the write's system call, once as the failed write is being
+    cut back (before the truncate). The bytes left behind are cut before anything else is
+    written or sealed: a seal records the segment at its true size."""
+    from pysos.segments import files
+
+    fired_somewhere = False
+    append_lines = _body_lines(writer.Writer._append)
+    for n, line in enumerate(append_lines):
+        path = store_path.with_name(f"w{n}")
+        d = pysos.Dict(path, autocompact=False)
+        d["k"] = "old"
+        real_truncate = files.truncate
+
+        def truncate_interrupted(fd, size):
+            monkeypatch.setattr(files, "truncate", real_truncate)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(files, "truncate", truncate_interrupted)
+        with _interrupt_at(writer.Writer._append, line) as fired:
+            try:
+                d["k"] = "new"
+            except KeyboardInterrupt:
+                assert fired or files.truncate is real_truncate
+        monkeypatch.setattr(files, "truncate", real_truncate)
+        fired_somewhere = fired_somewhere or bool(fired)
+        d._store.seal()  # records the newest segment's size in the MANIFEST (no merge after)
+        d["after"] = 1
+        _agree_with_files(d, path)
+    assert fired_somewhere
+
+
+@pytest.mark.parametrize("op", ["append", "insert", "pop"])
+def test_an_interrupted_list_change_keeps_its_positions_as_the_files_say(store_path, clock, op):
+    """A List keeps the order of its items beside the store's index; interrupt each line of
+    its insert and delete paths and of the store's write under them: the List, a fresh
+    reader and a reopen hold the same items, and the next change does not overwrite one."""
+    from pysos.list import List
+
+    targets = [List._insert_at, writer.Writer.write] if op != "pop" else [List._delete_at, writer.Writer.write]
+    fired_somewhere = False
+    n = 0
+    for target in targets:
+        for line in _body_lines(target):
+            n += 1
+            path = store_path.with_name(f"l{n}")
+            lst = pysos.List(path, autocompact=False)
+            lst.extend([1, 2, 3])
+            with _interrupt_at(target, line) as fired:
+                try:
+                    if op == "append":
+                        lst.append(4)
+                    elif op == "insert":
+                        lst.insert(1, 9)
+                    else:
+                        lst.pop()
+                except KeyboardInterrupt:
+                    assert fired
+            fired_somewhere = fired_somewhere or bool(fired)
+            lst.append(5)
+            mine = list(lst)
+            with pysos.List(path, readonly=True) as fresh:
+                assert list(fresh) == mine
+            lst.close()
+            assert pysos.check(path) == []
+            with pysos.List(path, readonly=True) as reopened:
+                assert list(reopened) == mine
+            assert mine in ([1, 2, 3, 5], [1, 2, 3, 4, 5], [1, 9, 2, 3, 5], [1, 2, 5])
+    assert fired_somewhere
+
+
+def test_an_interrupted_reload_after_fork_is_mended(store_path, clock):
+    """A reader forked while another thread held its lock reloads at its next use; an
+    interrupt during that reload leaves it to mend at the one after."""
+    from pysos.engine import core
+
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d.update({"a": 1, "b": 2})
+        d["c"] = 3
+    fired_somewhere = False
+    for line in _body_lines(core.Store._load_files):
+        r = pysos.Dict(store_path, readonly=True)
+        r._store._forked(torn=True)  # what the fork hook does in the child
+        with _interrupt_at(core.Store._load_files, line) as fired:
+            try:
+                len(r)
+            except KeyboardInterrupt:
+                assert fired
+        fired_somewhere = fired_somewhere or bool(fired)
+        assert dict(r.items()) == {"a": 1, "b": 2, "c": 3}
+        r.close()
     assert fired_somewhere
