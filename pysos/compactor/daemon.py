@@ -128,14 +128,20 @@ class StoreWatch:
             "pysos: %s: %d segment(s), %d bytes on disk, about %d dead in sealed segments",
             self.directory, len(estimates), disk, dead,
         )
-        if plan.plan(estimates, policy) is None:
+        # A run of sealed segments from the oldest with no live record is free to drop (it
+        # copies nothing): due whatever the policy says (see plan.dead_prefix).
+        free_drop = plan.plan(estimates, policy) is None
+        if free_drop and plan.dead_prefix(estimates) is None:
             return None
         by_name = {e.name: e for e in estimates}
         chosen_dead = [0]
 
         def choose(directory, latest):
             segments = [by_name.get(n) or plan.SegmentEstimate(n, 0, 0) for n in latest.segments]
-            run = plan.choose_run(segments, policy.max_merge_bytes)
+            if free_drop:
+                run = plan.dead_prefix(segments)
+            else:
+                run = plan.choose_run(segments, policy.max_merge_bytes)
             if run is not None:
                 chosen_dead[0] = sum(e.dead for e in segments[run[0] : run[1]])
             return run

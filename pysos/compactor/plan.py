@@ -125,8 +125,10 @@ def plan(segments: Sequence[SegmentEstimate], policy: Policy) -> tuple[int, int]
 def dead_prefix(segments: Sequence[SegmentEstimate]) -> tuple[int, int] | None:
     """The run of sealed segments from the oldest that holds no live byte, or ``None``.
 
-    Only the writer's figures (:func:`dead_from_locations`) are exact enough for this:
-    ``dead >= size`` there means no record of the segment is live. Dropping such a run
+    Only exact figures will do: the writer's (:func:`dead_from_locations`), or the daemon's
+    from whole key summaries (:func:`estimate_dead`, whose oldest segment has no tombstone
+    to keep): ``dead >= size`` there means no record of the segment is live (an estimate
+    that is lowered, :func:`discount`, only makes this rarer). Dropping such a run
     copies nothing, and no tombstone in it has anything left to hide (no segment is older),
     so it is worth doing whatever the policy's floor says: under a churn of short-lived
     keys a merge's output is all expired a TTL later, yet often smaller than the floor.

@@ -519,3 +519,38 @@ def test_thread_does_not_spin_while_another_compactor_holds_the_lock_past_its_wa
             lock.release()
         thread.poke()
         wait_for(lambda: d.stats()["segments"] == 1, what="the dead segment dropped once the lock is free")
+
+
+def test_daemon_drops_an_oldest_segment_whose_records_all_expired_below_the_floor(store_path):
+    """The daemon (python -m pysos.compactor), at its default policy: a sealed segment whose
+    every record expired, far below the 4 MiB floor, is dropped at its next look (no copy,
+    no output), as the writer's thread does; a sealed segment with one live record is not
+    (the policy is not due)."""
+    from fake_clock import FakeClock
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, autocompact=False) as d:
+            for n in range(500):
+                d.set(f"session:{n}", {"user": "x" * 100}, expire=5)
+            d["kept"] = 1
+            d._store.seal()
+            d.set("later", 2, expire=5)  # in the newest segment: never merged
+        watch = StoreWatch(str(store_path), "dict")
+        no_floor = plan.Policy()
+        assert watch.compact_if_due(no_floor, 10**6, lambda n: None) is None  # "kept" is live in it
+        with pysos.Dict(store_path, autocompact=False) as d:
+            del d["kept"]
+        first = manifest.read(str(store_path)).segments[0]
+        assert watch.compact_if_due(no_floor, 10**6, lambda n: None) is None  # not expired yet
+        clock.advance(6)
+        result = watch.compact_if_due(no_floor, 10**6, lambda n: None)
+        assert result is not None and result["bytes_out"] == 0 and result["segments_in"] == 1
+        assert first not in manifest.read(str(store_path)).segments
+        assert watch.compact_if_due(no_floor, 10**6, lambda n: None) is None
+        assert contents(store_path) == {}
+    finally:
+        restore()
