@@ -3,6 +3,7 @@
     python tools/bench_expiry_cpu.py                     # 100,000 keys, 30 rounds
     python tools/bench_expiry_cpu.py --autocompact       # with the background compactor (default settings)
     python tools/bench_expiry_cpu.py --autocompact --value-bytes 200   # bigger records
+    python tools/bench_expiry_cpu.py --autocompact --bytes-only        # the deadline's bytes alone
 
 Two stores of the same keys and values, one opened with ``expire=3600`` (nothing expires
 during the run), the other without. Each round reads every key of each store, then writes
@@ -16,6 +17,11 @@ the steadier figure (``tools/bench_instructions.py`` counts instructions instead
 Last, the CPU seconds by thread for each store (Linux: from ``/proc/self/task``): the
 caller's reads and writes of the rounds, its compaction thread and the thread that writes
 the hints of sealed segments (these two: the whole run): where expiry's cost lies.
+
+``--bytes-only`` opens the second store without expiry too, but gives each of its values a
+member that makes its record exactly as long as the record with a deadline: what the
+deadline's bytes alone cost (written, checksummed, copied by the compactor), apart from the
+rest of what expiry does.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pysos  # noqa: E402
+from pysos.segments import record  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -42,15 +49,22 @@ def main(argv=None) -> int:
     p.add_argument("--value-bytes", type=int, default=0,
                    help='pad each value with a string of this many bytes (default 0: {"some": "object_<i>"}, '
                         "records of ~60 bytes, to which a deadline adds ~22)")
+    p.add_argument("--bytes-only", action="store_true",
+                   help="the second store without expiry, its records as long as with a deadline (see above)")
     args = p.parse_args(argv)
     keys = [f"key_{i}" for i in range(args.n)]
     pad = "x" * args.value_bytes
     values = [{"some": f"object_{i}", **({"pad": pad} if pad else {})} for i in range(args.n)]
+    second = values
+    if args.bytes_only:  # ,"p":"yy..." makes up the bytes "x":<deadline>, adds (7 + its y's)
+        extra = len(record.encode_item(keys[0], values[0], time.time() + 3600)) - len(record.encode_item(keys[0], values[0]))
+        second = [{**value, "p": "y" * (extra - 7)} for value in values]
     with tempfile.TemporaryDirectory(prefix="pysos-expiry-cpu-") as tmp:
         stores = {name: pysos.Dict(os.path.join(tmp, name), autocompact=args.autocompact, expire=expire)
-                  for name, expire in (("plain", None), ("expire", 3600))}
-        for d in stores.values():
-            for key, value in zip(keys, values):
+                  for name, expire in (("plain", None), ("expire", None if args.bytes_only else 3600))}
+        contents = {"plain": values, "expire": second}
+        for name, d in stores.items():
+            for key, value in zip(keys, contents[name]):
                 d[key] = value
         ratios: dict[str, list[float]] = {"read": [], "update": []}
         caller = dict.fromkeys(stores, 0.0)  # the main thread's CPU seconds per store
@@ -63,17 +77,20 @@ def main(argv=None) -> int:
                     d[key]
                 spent[name, "read"] = time.process_time() - start
                 start = time.process_time()
-                for key, value in zip(keys, values):
+                for key, value in zip(keys, contents[name]):
                     d[key] = value
                 spent[name, "update"] = time.process_time() - start
                 caller[name] += time.thread_time() - mine
             for op, got in ratios.items():
                 got.append(spent["plain", op] / spent["expire", op])
         by_thread = _threads_cpu(tmp)
+        per_key = {name: d.stats()["live_bytes"] / len(d) for name, d in stores.items()}
         for d in stores.values():
             d.close()
+    what = "records as long as with a deadline, no expiry" if args.bytes_only else "expire=3600"
     print(f"{args.n:,} keys, {args.rounds} rounds, autocompact={args.autocompact}, value padding "
-          f"{args.value_bytes} bytes: ops/s with expire=3600 / without")
+          f"{args.value_bytes} bytes: ops/s with {what} / without")
+    print(f"  live bytes a key: plain {per_key['plain']:.1f}, the other {per_key['expire']:.1f}")
     for op, got in ratios.items():
         got.sort()
         q = len(got) // 4

@@ -137,10 +137,10 @@ class StoreWatch:
         chosen_dead = [0]
 
         def choose(directory, latest):
-            segments = [by_name.get(n) or plan.SegmentEstimate(n, 0, 0) for n in latest.segments]
             if free_drop:
-                run = plan.dead_prefix(segments)
+                run = plan.dead_prefix(_as_estimated(latest, by_name))
             else:
+                segments = [by_name.get(n) or plan.SegmentEstimate(n, 0, 0) for n in latest.segments]
                 run = plan.choose_run(segments, policy.max_merge_bytes)
             if run is not None:
                 chosen_dead[0] = sum(e.dead for e in segments[run[0] : run[1]])
@@ -160,6 +160,19 @@ class StoreWatch:
             outputs = set(result.get("outputs", ()))
             plan.mark_clean(self.clean, current.segments, {e.name: e.dead for e in estimates if e.name in outputs})
         return result
+
+
+def _as_estimated(latest: manifest.Manifest, by_name: dict) -> list[plan.SegmentEstimate]:
+    """The estimates of ``latest``'s segments for a free drop: a segment not estimated, or
+    sealed at another size than it had when estimated (the newest then, or the output of
+    a compaction published since), counts as all live, so the drop stops there."""
+    out = []
+    for i, name in enumerate(latest.segments):
+        seen = by_name.get(name)
+        size = latest.size_of(name) if i < len(latest.segments) - 1 else None
+        out.append(seen if seen is not None and (size is None or seen.size == size)
+                   else plan.SegmentEstimate(name, max(size or 0, 1), 0))
+    return out
 
 
 class Daemon:

@@ -15,10 +15,10 @@ import os
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-from ..errors import Error
 from ..segments import clock, files, manifest, recovery
 from ..segments.manifest import Manifest
 from .core import _RELOAD_RETRIES, Store, _number
+from .torn import cut_short
 
 
 class Reader(Store):
@@ -38,8 +38,8 @@ class Reader(Store):
         try:
             self._follow(force)
         except BaseException as exc:
-            if not isinstance(exc, Error):  # (a refusal changes nothing) an interrupt, or a failure
-                self.tear()  # half-way: a tail half-indexed, the gate raised but not aimed
+            if cut_short(exc):  # a tail half-indexed, the gate raised but not aimed
+                self.tear()
             raise
 
     def _follow(self, force: bool) -> None:

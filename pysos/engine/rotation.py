@@ -14,6 +14,7 @@ from ..errors import Error
 from ..segments import files, locks, manifest, segment
 from ..segments.manifest import Manifest
 from .core import _number
+from .torn import cut_short
 
 log = logging.getLogger("pysos")
 
@@ -57,10 +58,9 @@ class Rotation:
         the sealed segment's hint written, unless a compaction is about to merge it)."""
         try:
             self._seal_and_switch(hint)
-        except (OSError, Error):  # handled below: no switch, or a whole one
-            raise
-        except BaseException:  # an interrupt half-way through the switch (see .torn)
-            self.tear()
+        except BaseException as exc:
+            if cut_short(exc):  # (a failure is handled below: no switch, or a whole one)
+                self.tear()
             raise
 
     def _seal_and_switch(self, hint: bool) -> None:

@@ -18,7 +18,17 @@ opening costs, once.
 
 from __future__ import annotations
 
+from ..errors import Error
 from ..segments import recovery
+
+
+def cut_short(exc: BaseException) -> bool:
+    """Whether ``exc`` may have stopped a change of memory where no failure the code expects
+    does: anything but a refusal (:class:`pysos.Error`) and an ``OSError`` (the I/O failures
+    each step is written to leave undone, or to redo on the next call: tearing on them
+    would rebuild the index at every call while a disk fails). A ``TimeoutError`` is what
+    a ``signal.alarm`` handler raises, so it counts as an interrupt."""
+    return not isinstance(exc, Error) and (not isinstance(exc, OSError) or isinstance(exc, TimeoutError))
 
 
 class Torn:

@@ -18,11 +18,12 @@ from typing import Any, Callable, Iterator, Sequence
 from ..segments import clock, files, index, locks, manifest, record, recovery, segment
 from ..segments.index import LENGTH_MASK, OFFSET_SHIFT, SEGMENT_SHIFT
 from ..segments.manifest import Manifest
-from ..errors import CorruptionError, Error, ObserverError
+from ..errors import CorruptionError, ObserverError
 from . import belonging
 from .batch import Batch
 from .core import Store
 from .hinting import WriterHints
+from .torn import cut_short
 from .rotation import Rotation
 
 log = logging.getLogger("pysos")
@@ -140,8 +141,8 @@ class Writer(WriterHints, Rotation, Store):
             if self.deadlines.waiting():  # drop the keys due and aim at the next deadline, even
                 self.aim(clock.wall())  # with none left (see pysos.engine.expiry)
         except BaseException as exc:
-            if not isinstance(exc, Error):  # (a refusal changes nothing) an interrupt, or a failure
-                self.tear()  # half-way: the gate may be raised, not aimed, an adoption half done
+            if cut_short(exc):  # the gate raised but not aimed, an adoption half done
+                self.tear()
             raise
 
     def enter(self, write: bool = False) -> None:
@@ -330,8 +331,8 @@ class Writer(WriterHints, Rotation, Store):
         change: a batch or a seal must not start from a torn index (a rotation cut short
         leaves it appending to a segment the MANIFEST calls sealed)."""
         super().check_writable()
-        if self._torn and self._batch is None:
-            self.mend()
+        if self._torn and self._batch is None and self.lock._is_owned():  # (a caller that checks
+            self.mend()  # before it takes the lock mends once it has it, in enter or batch)
 
     def _before_reload(self) -> None:
         self._cut_dirty_tail()  # (bytes of a failed write: never indexed by the rebuild)

@@ -554,3 +554,38 @@ def test_daemon_drops_an_oldest_segment_whose_records_all_expired_below_the_floo
         assert contents(store_path) == {}
     finally:
         restore()
+
+
+def test_daemon_free_drop_never_takes_segments_it_did_not_estimate(store_path, monkeypatch):
+    """Another compactor (compact(), the writer's thread) may publish outputs between the
+    daemon's estimate and its merge: outputs it never estimated are live data, and a drop
+    that is free by its estimate must not turn into a rewrite of them."""
+    from fake_clock import FakeClock
+    from pysos.compactor import plan
+    from pysos.compactor.daemon import StoreWatch
+
+    clock = FakeClock()
+    restore = clock.install()
+    try:
+        with pysos.Dict(store_path, autocompact=False) as d:
+            for n in range(200):
+                d.set(f"session:{n}", "x" * 100, expire=5)
+            d._store.seal()
+            d.update({f"k{n}": n for n in range(2000)})  # live, in a second sealed segment
+            d._store.seal()
+        clock.advance(6)  # the oldest segment is all expired: a free drop by the estimate
+        watch = StoreWatch(str(store_path), "dict")
+        estimated = watch.estimates
+
+        def estimates_then_another_compaction():
+            found = estimated()
+            with pysos.Dict(store_path, autocompact=False) as other:
+                other.compact()  # merges both sealed segments: one output, all live
+            return found
+
+        monkeypatch.setattr(watch, "estimates", estimates_then_another_compaction)
+        result = watch.compact_if_due(plan.Policy(), 10**6, lambda n: None)
+        assert result is None  # nothing free left to drop: no merge at all
+        assert contents(store_path) == {f"k{n}": n for n in range(2000)}
+    finally:
+        restore()

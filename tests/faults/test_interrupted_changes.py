@@ -366,3 +366,66 @@ def test_an_interrupted_reload_after_fork_is_mended(store_path, clock):
         assert dict(r.items()) == {"a": 1, "b": 2, "c": 3}
         r.close()
     assert fired_somewhere
+
+
+def test_a_torn_handle_mends_only_under_its_lock(store_path, clock):
+    """Dict.update and List.extend check that the store is writable before they take its
+    lock: a torn handle must not rebuild its index there, while another thread holds the
+    lock (and may be reading or writing); it mends once the call holds the lock."""
+    import threading
+
+    d = pysos.Dict(store_path, autocompact=False)
+    d["a"] = 1
+    store = d._store
+    store.tear()
+    held, release = threading.Event(), threading.Event()
+    mended_while_held = []
+    real_mend = store.mend
+
+    def watched_mend():
+        mended_while_held.append(held.is_set() and not release.is_set())
+        real_mend()
+
+    store.mend = watched_mend
+    try:
+        def hold():
+            with store.lock:
+                held.set()
+                release.wait(5)
+
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait(5)
+        updating = threading.Thread(target=d.update, args=({"b": 2},))
+        updating.start()
+        updating.join(0.3)  # it waits for the lock: it must not have mended meanwhile
+        release.set()
+        holder.join(5)
+        updating.join(5)
+        assert mended_while_held == [False] and dict(d.items()) == {"a": 1, "b": 2}
+    finally:
+        del store.mend
+        d.close()
+
+
+def test_an_os_error_while_following_does_not_tear_the_handle(store_path, clock, monkeypatch):
+    """A failing disk (an OSError while the writer looks at its files) raises at each call
+    without a rebuild of the index at each: only an interrupt tears. A TimeoutError (what a
+    signal.alarm handler raises) does."""
+    from pysos.segments import manifest
+
+    with pysos.Dict(store_path, autocompact=False) as d:
+        d["a"] = 1
+        for error, torn in ((OSError(5, "EIO"), False), (TimeoutError("alarm"), True)):
+            d._store.due = d._store.look_due = 0.0
+            d._store._look_at = 0.0
+
+            def failing_stamp(directory, error=error):
+                raise error
+
+            monkeypatch.setattr(manifest, "stamp", failing_stamp)
+            with pytest.raises(type(error)):
+                d["a"]
+            monkeypatch.undo()
+            assert d._store._torn is torn
+            assert d["a"] == 1 and not d._store._torn

@@ -30,3 +30,17 @@ def test_bench_expiry_cpu_with_padded_values():
     out = _run("tools/bench_expiry_cpu.py", "--n", "300", "--rounds", "2", "--value-bytes", "100")
     assert "value padding 100 bytes" in out, out
     assert re.search(r"read\s+median [0-9.]+", out) and re.search(r"update\s+median [0-9.]+", out), out
+
+
+def test_bench_expiry_cpu_bytes_only_matches_the_deadlines_bytes():
+    """--bytes-only gives the second store (no expiry) records exactly as long as the
+    expiring store's: the same live bytes a key as a run with expire=3600."""
+    def extra(out):
+        found = re.search(r"live bytes a key: plain ([0-9.]+), the other ([0-9.]+)", out)
+        assert found, out
+        return float(found.group(2)) - float(found.group(1))
+
+    with_deadlines = _run("tools/bench_expiry_cpu.py", "--n", "300", "--rounds", "2")
+    padded = _run("tools/bench_expiry_cpu.py", "--n", "300", "--rounds", "2", "--bytes-only")
+    assert "records as long as with a deadline, no expiry" in padded, padded
+    assert 20 <= extra(with_deadlines) <= 25 and abs(extra(padded) - extra(with_deadlines)) <= 1
