@@ -35,6 +35,16 @@ def _body_lines(function) -> list[int]:
     return [line for line in lines[1:] if linecache.getline(code.co_filename, line).strip() != "try:"]
 
 
+def _points(store_path, prefix: str, *functions):
+    """For each line of each of ``functions`` (see :func:`_body_lines`): a fresh store path
+    beside ``store_path``, the function and the line."""
+    n = 0
+    for function in functions:
+        for line in _body_lines(function):
+            n += 1
+            yield store_path.with_name(f"{prefix}{n}"), function, line
+
+
 @contextmanager
 def _interrupt_at(function, line: int):
     """Raise ``KeyboardInterrupt`` in ``function`` (once) when it reaches ``line``, as a
@@ -56,6 +66,17 @@ def _interrupt_at(function, line: int):
         yield fired
     finally:
         sys.settrace(None)
+
+
+def _interrupted(function, line: int, action) -> bool:
+    """Run ``action()`` with a Ctrl-C at ``line`` of ``function`` (see :func:`_interrupt_at`),
+    which raises it if it came there; True if it came."""
+    with _interrupt_at(function, line) as fired:
+        try:
+            action()
+        except KeyboardInterrupt:
+            assert fired
+    return bool(fired)
 
 
 def _closed_at_once(d, path) -> dict:
@@ -96,23 +117,20 @@ def test_an_interrupted_write_leaves_memory_as_the_files_say(store_path, clock, 
     target = {"plain": writer.Writer.write, "delete": writer.Writer.write, "append": writer.Writer._append,
               "expiring": writer.Writer.write_expiring, "set-expire": writer.Writer._expiring_other}[how]
     fired_somewhere = False
-    for n, line in enumerate(_body_lines(target)):
-        path = store_path.with_name(f"s{n}")
+    for path, _, line in _points(store_path, "s", target):
         d = pysos.Dict(path, autocompact=False, expire=3600 if how == "expiring" else None)
         d["k"] = "old"
         if how == "set-expire":
             d.set("t", 0, expire=100)  # a first deadline: later, earlier ones take the other path
-        with _interrupt_at(target, line) as fired:
-            try:
-                if how == "delete":
-                    del d["k"]
-                elif how == "set-expire":
-                    d.set("k", "new", expire=5)
-                else:
-                    d["k"] = "new"
-            except KeyboardInterrupt:
-                assert fired
-        fired_somewhere = fired_somewhere or bool(fired)
+        def change():
+            if how == "delete":
+                del d["k"]
+            elif how == "set-expire":
+                d.set("k", "new", expire=5)
+            else:
+                d["k"] = "new"
+
+        fired_somewhere |= _interrupted(target, line, change)
         if then == "closes":
             items = _closed_at_once(d, path)
         else:
@@ -136,19 +154,12 @@ def test_an_interrupted_expiry_never_brings_a_key_back(store_path, clock, then):
     and no hint written afterwards lists it as never expiring (it would come back on every
     later open)."""
     fired_somewhere = False
-    for n, line in enumerate(_body_lines(expiry.Expiry.aim) + _body_lines(expiry.Expiry._drop)):
-        target = expiry.Expiry.aim if n < len(_body_lines(expiry.Expiry.aim)) else expiry.Expiry._drop
-        path = store_path.with_name(f"e{n}")
+    for path, target, line in _points(store_path, "e", expiry.Expiry.aim, expiry.Expiry._drop):
         d = pysos.Dict(path, autocompact=False)
         d.set("gone", 1, expire=5)
         d["kept"] = 2
         clock.advance(6)
-        with _interrupt_at(target, line) as fired:
-            try:
-                len(d)
-            except KeyboardInterrupt:
-                assert fired
-        fired_somewhere = fired_somewhere or bool(fired)
+        fired_somewhere |= _interrupted(target, line, lambda: len(d))
         if then == "closes":
             assert _closed_at_once(d, path) == {"kept": 2}
         else:
@@ -165,19 +176,13 @@ def test_an_interrupted_expiry_in_a_reader_never_keeps_a_key(store_path, clock):
     """The same in a reader, whose look drops the keys due outside ``follow``: the expired
     key is gone for it after the interrupt, as for a fresh reader."""
     fired_somewhere = False
-    for n, line in enumerate(_body_lines(expiry.Expiry.aim)):
-        path = store_path.with_name(f"r{n}")
+    for path, _, line in _points(store_path, "r", expiry.Expiry.aim):
         with pysos.Dict(path, autocompact=False) as d, pysos.Dict(path, readonly=True) as r:
             d.set("gone", 1, expire=5)
             d["kept"] = 2
             assert len(r) == 2
             clock.advance(6)
-            with _interrupt_at(expiry.Expiry.aim, line) as fired:
-                try:
-                    len(r)
-                except KeyboardInterrupt:
-                    assert fired
-            fired_somewhere = fired_somewhere or bool(fired)
+            fired_somewhere |= _interrupted(expiry.Expiry.aim, line, lambda: len(r))
             assert "gone" not in r and dict(r.items()) == {"kept": 2} == dict(d.items())
         clock.advance(-6)
     assert fired_somewhere
@@ -189,29 +194,23 @@ def test_an_interrupted_batch_leaves_memory_as_the_files_say(store_path, clock, 
     or committed, the handle, a reader and a reopen agree."""
     targets = [writer.Writer._write_in_batch, writer.Writer.batch.__wrapped__]
     fired_somewhere = False
-    n = 0
-    for target in targets:
-        for line in _body_lines(target):
-            n += 1
-            path = store_path.with_name(f"b{n}")
-            d = pysos.Dict(path, autocompact=False)
-            d["k"] = "old"
-            d.set("t", "old", expire=100)
-            with _interrupt_at(target, line) as fired:
-                try:
-                    with d.batch():
-                        d["k"] = "new"
-                        d.set("t", "new", expire=5)
-                        d["b"] = 1
-                except KeyboardInterrupt:
-                    assert fired
-            fired_somewhere = fired_somewhere or bool(fired)
-            if then == "closes":
-                items = _closed_at_once(d, path)
-            else:
-                d["after"] = 1
-                items = _agree_with_files(d, path)
-            assert (items["k"], items["t"], items.get("b")) in (("old", "old", None), ("new", "new", 1))
+    for path, target, line in _points(store_path, "b", *targets):
+        d = pysos.Dict(path, autocompact=False)
+        d["k"] = "old"
+        d.set("t", "old", expire=100)
+        def change():
+            with d.batch():
+                d["k"] = "new"
+                d.set("t", "new", expire=5)
+                d["b"] = 1
+
+        fired_somewhere |= _interrupted(target, line, change)
+        if then == "closes":
+            items = _closed_at_once(d, path)
+        else:
+            d["after"] = 1
+            items = _agree_with_files(d, path)
+        assert (items["k"], items["t"], items.get("b")) in (("old", "old", None), ("new", "new", 1))
     assert fired_somewhere
 
 
@@ -224,31 +223,25 @@ def test_an_interrupted_rotation_is_mended_before_the_next_change(store_path, cl
 
     fired_somewhere = False
     targets = [rotation.Rotation._seal_and_switch, rotation.Rotation._switch_to]
-    n = 0
-    for target in targets:
-        for line in _body_lines(target):
-            n += 1
-            path = store_path.with_name(f"rot{n}")
-            d = pysos.Dict(path, autocompact=False, segment_size=300)
-            d["k"] = "old"
-            with _interrupt_at(target, line) as fired:
-                try:
-                    for i in range(10):  # the segment fills: a rotation
-                        d[f"f{i}"] = "x" * 40
-                except KeyboardInterrupt:
-                    assert fired
-            fired_somewhere = fired_somewhere or bool(fired)
-            if then == "closes":
-                _closed_at_once(d, path)
-                continue
-            if then == "batch":
-                d.update({"k": "new", "b": 1})
-            elif then == "seal":
-                d.compact()
-            d["after"] = 1
-            items = _agree_with_files(d, path)
-            if then == "batch":
-                assert items["k"] == "new" and items["b"] == 1
+    for path, target, line in _points(store_path, "rot", *targets):
+        d = pysos.Dict(path, autocompact=False, segment_size=300)
+        d["k"] = "old"
+        def fill():
+            for i in range(10):  # the segment fills: a rotation
+                d[f"f{i}"] = "x" * 40
+
+        fired_somewhere |= _interrupted(target, line, fill)
+        if then == "closes":
+            _closed_at_once(d, path)
+            continue
+        if then == "batch":
+            d.update({"k": "new", "b": 1})
+        elif then == "seal":
+            d.compact()
+        d["after"] = 1
+        items = _agree_with_files(d, path)
+        if then == "batch":
+            assert items["k"] == "new" and items["b"] == 1
     assert fired_somewhere
 
 
@@ -256,17 +249,11 @@ def test_a_batch_that_catches_an_interrupt_is_mended_when_it_ends(store_path, cl
     """An interrupt inside a batch's write, caught inside the batch, which goes on and
     commits: the handle serves what the files say from the next operation on."""
     fired_somewhere = False
-    for n, line in enumerate(_body_lines(writer.Writer._write_in_batch)):
-        path = store_path.with_name(f"c{n}")
+    for path, _, line in _points(store_path, "c", writer.Writer._write_in_batch):
         d = pysos.Dict(path, autocompact=False)
         d["k"] = "old"
         with d.batch():
-            with _interrupt_at(writer.Writer._write_in_batch, line) as fired:
-                try:
-                    d["k"] = "new"
-                except KeyboardInterrupt:
-                    assert fired
-            fired_somewhere = fired_somewhere or bool(fired)
+            fired_somewhere |= _interrupted(writer.Writer._write_in_batch, line, lambda: d.__setitem__("k", "new"))
             d["b"] = 1
         with pysos.Dict(path, readonly=True) as fresh:
             assert d["k"] == fresh["k"] and d["b"] == fresh["b"] == 1
@@ -281,9 +268,7 @@ def test_a_second_interrupt_while_a_write_is_cut_back_leaves_no_bytes(store_path
     from pysos.segments import files
 
     fired_somewhere = False
-    append_lines = _body_lines(writer.Writer._append)
-    for n, line in enumerate(append_lines):
-        path = store_path.with_name(f"w{n}")
+    for path, _, line in _points(store_path, "w", writer.Writer._append):
         d = pysos.Dict(path, autocompact=False)
         d["k"] = "old"
         real_truncate = files.truncate
@@ -315,33 +300,20 @@ def test_an_interrupted_list_change_keeps_its_positions_as_the_files_say(store_p
 
     targets = [List._insert_at, writer.Writer.write] if op != "pop" else [List._delete_at, writer.Writer.write]
     fired_somewhere = False
-    n = 0
-    for target in targets:
-        for line in _body_lines(target):
-            n += 1
-            path = store_path.with_name(f"l{n}")
-            lst = pysos.List(path, autocompact=False)
-            lst.extend([1, 2, 3])
-            with _interrupt_at(target, line) as fired:
-                try:
-                    if op == "append":
-                        lst.append(4)
-                    elif op == "insert":
-                        lst.insert(1, 9)
-                    else:
-                        lst.pop()
-                except KeyboardInterrupt:
-                    assert fired
-            fired_somewhere = fired_somewhere or bool(fired)
-            lst.append(5)
-            mine = list(lst)
-            with pysos.List(path, readonly=True) as fresh:
-                assert list(fresh) == mine
-            lst.close()
-            assert pysos.check(path) == []
-            with pysos.List(path, readonly=True) as reopened:
-                assert list(reopened) == mine
-            assert mine in ([1, 2, 3, 5], [1, 2, 3, 4, 5], [1, 9, 2, 3, 5], [1, 2, 5])
+    for path, target, line in _points(store_path, "l", *targets):
+        lst = pysos.List(path, autocompact=False)
+        lst.extend([1, 2, 3])
+        change = {"append": lambda: lst.append(4), "insert": lambda: lst.insert(1, 9), "pop": lst.pop}[op]
+        fired_somewhere |= _interrupted(target, line, change)
+        lst.append(5)
+        mine = list(lst)
+        with pysos.List(path, readonly=True) as fresh:
+            assert list(fresh) == mine
+        lst.close()
+        assert pysos.check(path) == []
+        with pysos.List(path, readonly=True) as reopened:
+            assert list(reopened) == mine
+        assert mine in ([1, 2, 3, 5], [1, 2, 3, 4, 5], [1, 9, 2, 3, 5], [1, 2, 5])
     assert fired_somewhere
 
 
@@ -357,12 +329,7 @@ def test_an_interrupted_reload_after_fork_is_mended(store_path, clock):
     for line in _body_lines(core.Store._load_files):
         r = pysos.Dict(store_path, readonly=True)
         r._store._forked(torn=True)  # what the fork hook does in the child
-        with _interrupt_at(core.Store._load_files, line) as fired:
-            try:
-                len(r)
-            except KeyboardInterrupt:
-                assert fired
-        fired_somewhere = fired_somewhere or bool(fired)
+        fired_somewhere |= _interrupted(core.Store._load_files, line, lambda: len(r))
         assert dict(r.items()) == {"a": 1, "b": 2, "c": 3}
         r.close()
     assert fired_somewhere
