@@ -8,10 +8,12 @@ table and the key leaving the index, half-way through a rotation. The files are 
 there would serve a value its files replaced, keep an expired key, and write a hint that
 says so (a hint that lists a key as never expiring brings it back on every later open).
 
-So the code that changes memory catches any exception there, *tears* the handle
-(:meth:`Torn.tear`) and re-raises. A torn handle writes no hint, and its next operation
-opens the gate, where ``follow`` rebuilds the index from the files (:meth:`Torn.mend`,
-what opening does) before anything reads or writes. Undoing each step of each change
+So the code that changes memory catches an exception that may have stopped it half-way
+(on a write path: any, once the record's bytes are written; elsewhere: an interrupt, see
+:func:`cut_short`), *tears* the handle (:meth:`Torn.tear`) and re-raises. A torn handle
+writes no hint, and its next operation opens the gate, where ``follow`` (or, before a
+change, ``check_writable``) rebuilds the index from the files under the store's lock
+(:meth:`Torn.mend`, what opening does) before anything reads or writes. Undoing each step of each change
 exactly would be more code on the hot paths for a rare event; a rebuild costs what
 opening costs, once.
 """
