@@ -138,7 +138,8 @@ class StoreWatch:
 
         def choose(directory, latest):
             if free_drop:
-                run = plan.dead_prefix(_as_estimated(latest, by_name))
+                segments = _as_estimated(latest, by_name)
+                run = plan.dead_prefix(segments)
             else:
                 segments = [by_name.get(n) or plan.SegmentEstimate(n, 0, 0) for n in latest.segments]
                 run = plan.choose_run(segments, policy.max_merge_bytes)
