@@ -23,8 +23,8 @@ from . import belonging
 from .batch import Batch
 from .core import Store
 from .hinting import WriterHints
-from .torn import cut_short
 from .rotation import Rotation
+from .torn import cut_short
 
 log = logging.getLogger("pysos")
 
@@ -339,12 +339,13 @@ class Writer(WriterHints, Rotation, Store):
         self._start_expired_notes()  # (a rebuild drops no key by expiry: the notes start again)
 
     def _cut_back(self, fd: int, end: int) -> None:
-        """After a failed write: cut the segment back to ``end``, or remember to."""
+        """After a failed write (``_dirty_tail`` set by the caller): cut the segment back to
+        ``end``, or leave the flag set, for the tail to be cut before anything else is
+        written or sealed."""
         try:
             files.truncate(fd, end)
             self._dirty_tail = False
         except OSError:
-            self._dirty_tail = True  # cut before anything else is written or sealed
             log.exception("pysos: could not cut back a failed write in %s", self.directory)
 
     def _cut_dirty_tail(self) -> None:

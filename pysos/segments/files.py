@@ -203,12 +203,6 @@ def file_identity(fd: int) -> tuple[int, int]:
     return st.st_dev, st.st_ino
 
 
-def path_identity(path: str) -> tuple[int, int]:
-    """(device, inode) of the file ``path`` names now (a link is not followed)."""
-    st = os.lstat(path)
-    return st.st_dev, st.st_ino
-
-
 def link(src: str, dst: str) -> None:
     """A second name ``dst`` for the file ``src`` (a link ``src`` is itself is not
     followed); ``FileExistsError`` if ``dst`` is taken."""

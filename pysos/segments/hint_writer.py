@@ -224,13 +224,13 @@ def write_newest(directory: str, name: str, fd: int, size: int, keys: Iterable, 
     ``name`` in ``directory`` leads to another file than ``fd`` (a swapped directory whose
     store has a sealed segment of that name and size, which readers would index by this
     hint unread; see :func:`write_sealed`), and removed if the swap came while it wrote."""
-    path, ours = os.path.join(directory, name), files.file_identity(fd)
-    if not _still_there(path, ours):
+    path = os.path.join(directory, name)
+    if not files.same_file(fd, path):
         return
     hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
     if hint is not None:
         write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
-        if not _still_there(path, ours):
+        if not files.same_file(fd, path):
             _unlink_if_there(os.path.join(directory, segment.hint_name(name)))
 
 
@@ -261,15 +261,15 @@ def write_sealed(directory: str, name: str, size: int, kind: str, decode_key: Ca
             hint, crc = from_index(keys, locations, _number(name), fd, size, decode_key, deadlines, expired)
         else:
             hint, crc = _from_scan(fd, size, decode_key), None
+        del keys, locations, deadlines, expired
+        if hint is None:  # it holds expiring records the writer could not describe
+            return
+        hint_path = os.path.join(directory, segment.hint_name(name))
+        write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
+        if name not in manifest.read(directory).segments or not files.same_file(fd, path):
+            _unlink_if_there(hint_path)
     finally:
         files.close(fd)
-    del keys, locations, deadlines, expired
-    if hint is None:  # it holds expiring records the writer could not describe
-        return
-    hint_path = os.path.join(directory, segment.hint_name(name))
-    write(directory, name, size, hint, segment.hint_name(name), segment_crc=crc)
-    if name not in manifest.read(directory).segments or not _still_there(path, segment_id):
-        _unlink_if_there(hint_path)
 
 
 def _unlink_if_there(path: str) -> None:
@@ -277,16 +277,6 @@ def _unlink_if_there(path: str) -> None:
         files.unlink(path)
     except FileNotFoundError:
         pass
-
-
-def _still_there(path: str, segment_id: tuple[int, int] | None) -> bool:
-    """Whether ``path`` still names the segment ``segment_id`` (None: not checked)."""
-    if segment_id is None:
-        return True
-    try:
-        return files.path_identity(path) == segment_id
-    except FileNotFoundError:
-        return False
 
 
 def _from_scan(fd: int, size: int, decode_key: Callable[[Any], Any]) -> Hint:

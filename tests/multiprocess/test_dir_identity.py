@@ -286,6 +286,7 @@ def test_hint_written_at_close_never_lands_in_the_store_that_replaced_the_direct
     os.rename(store_path, store_path.with_name("ours.old"))
     os.rename(other, store_path)
     ours.close()
+    assert (store_path / "seg-00000001.hint").exists()  # the other store's own, left as it was
     assert pysos.check(store_path) == []
     with pysos.Dict(store_path, readonly=True) as r:
         assert dict(r.items()) == {"b1": "v" * 20, "b2": "v" * 20}
