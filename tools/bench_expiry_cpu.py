@@ -8,15 +8,19 @@
 Two stores of the same keys and values, one opened with ``expire=3600`` (nothing expires
 during the run), the other without. Each round reads every key of each store, then writes
 every key again, the two stores taking turns (which goes first alternates), and times each
-with ``time.process_time()`` (the process's CPU time: its compaction thread's too). The
-ratio of each round is expire's ops/s over plain's; the median and the quartiles of the
-rounds are printed. On a shared machine the wall clock of one run moves by ±30 %; rounds
+with ``time.process_time()`` (the process's CPU time: its compaction thread's too) and
+by the wall clock. The ratio of each round is expire's ops/s over plain's; the median and
+the quartiles of the rounds are printed, by CPU time and by the wall clock (what the
+caller sees: on a machine with a core to spare, the compactor's work outside the GIL runs
+beside it). On a shared machine the wall clock of one run moves by ±30 %; rounds
 that alternate within one process see the same noise on both sides, so their median is
 the steadier figure (``tools/bench_instructions.py`` counts instructions instead).
 
 Last, the CPU seconds by thread for each store (Linux: from ``/proc/self/task``): the
 caller's reads and writes of the rounds, its compaction thread and the thread that writes
-the hints of sealed segments (these two: the whole run): where expiry's cost lies.
+the hints of sealed segments (these two: the whole run): where expiry's cost lies. Their
+sum over the whole run, plain's over the other's, is the figure least moved by which
+round a merge falls in.
 
 ``--bytes-only`` opens the second store without expiry too, but gives each of its values a
 member that makes its record as long as the record with a deadline (on average: a
@@ -77,22 +81,26 @@ def main(argv=None) -> int:
             for key, value in zip(keys, contents[name]):
                 d[key] = value
         ratios: dict[str, list[float]] = {"read": [], "update": []}
+        wall_ratios: dict[str, list[float]] = {"read": [], "update": []}
         caller = dict.fromkeys(stores, 0.0)  # the main thread's CPU seconds per store
         for n in range(args.rounds):
-            spent = {}
+            spent, waited = {}, {}
             for name, d in (list(stores.items()) if n % 2 else list(reversed(stores.items()))):
                 mine = time.thread_time()
-                start = time.process_time()
+                start, began = time.process_time(), time.perf_counter()
                 for key in keys:
                     d[key]
                 spent[name, "read"] = time.process_time() - start
-                start = time.process_time()
+                waited[name, "read"] = time.perf_counter() - began
+                start, began = time.process_time(), time.perf_counter()
                 for key, value in zip(keys, contents[name]):
                     d[key] = value
                 spent[name, "update"] = time.process_time() - start
+                waited[name, "update"] = time.perf_counter() - began
                 caller[name] += time.thread_time() - mine
             for op, got in ratios.items():
                 got.append(spent["plain", op] / spent["expire", op])
+                wall_ratios[op].append(waited["plain", op] / waited["expire", op])
         by_thread = _threads_cpu(tmp)
         per_key = {name: d.stats()["live_bytes"] / len(d) for name, d in stores.items()}
         for d in stores.values():
@@ -102,15 +110,25 @@ def main(argv=None) -> int:
           f"{args.value_bytes} bytes: ops/s with {what} / without")
     print(f"  live bytes a key: plain {per_key['plain']:.1f}, the other {per_key['expire']:.1f}")
     for op, got in ratios.items():
-        got.sort()
-        q = len(got) // 4
-        print(f"  {op:7s} median {statistics.median(got):.3f}  (quartiles {got[q]:.3f} .. {got[-q - 1]:.3f})")
+        print(f"  {op:7s} median {_spread(got)}")
+    print("by the wall clock of the same rounds (the caller's ops/s; the compactor's C work beside it not counted):")
+    for op, got in wall_ratios.items():
+        print(f"  {op:7s} median {_spread(got)}")
     print("CPU seconds by thread:")
+    total = {}
     for name in stores:
         threads = "  ".join(f"{kind} {by_thread[kind, name]:.2f}" if (kind, name) in by_thread else f"{kind} (none)"
                             for kind in ("compactor", "hints"))
-        print(f"  {name:7s} caller {caller[name]:.2f}  {threads}")
+        total[name] = caller[name] + sum(by_thread.get((kind, name), 0.0) for kind in ("compactor", "hints"))
+        print(f"  {name:7s} caller {caller[name]:.2f}  {threads}  all {total[name]:.2f}")
+    print(f"  whole run, all threads: plain / the other {total['plain'] / total['expire']:.3f}")
     return 0
+
+
+def _spread(ratios: list[float]) -> str:
+    ratios = sorted(ratios)
+    q = len(ratios) // 4
+    return f"{statistics.median(ratios):.3f}  (quartiles {ratios[q]:.3f} .. {ratios[-q - 1]:.3f})"
 
 
 def _threads_cpu(tmp: str) -> dict[tuple[str, str], float]:
