@@ -374,8 +374,12 @@ class Writer(WriterHints, Rotation, Store):
                 self._batch = None  # (here, in the except and in the finally: one interrupt
             except BaseException:  # may skip one line, and a batch left open would swallow
                 self._batch = None  # every later one as nested)
-                self._abort(batch)
-                self._torn_if_written(batch.start)  # (an interrupt once the commit was written)
+                torn_before, self._torn = self._torn, True  # Torn.tear(), with no call (see _abort)
+                if self.due > 0.0:
+                    self.due = 0.0
+                if self.look_due > 0.0:
+                    self.look_due = 0.0
+                self._abort(batch, torn_before)
                 raise
             finally:
                 self._batch = None
@@ -390,7 +394,19 @@ class Writer(WriterHints, Rotation, Store):
             if failed:
                 raise ObserverError.of(failed)
 
-    def _abort(self, batch: Batch) -> None:
+    def _abort(self, batch: Batch, torn_before: bool) -> None:
+        """Discard ``batch``: put the index, live bytes and deadlines back as they were.
+
+        The caller tore the handle first, with no call in between (CPython runs a signal
+        handler only at a call, a return or a backward jump): a second Ctrl-C that cuts this
+        undo short leaves it torn, so the next operation rebuilds the index from the files.
+        Done, it is as torn as before (unless the commit was written); its gates stay open,
+        so the next operation looks at the files (a discarded batch is rare)."""
+        self._undo(batch)
+        self._torn = torn_before
+        self._torn_if_written(batch.start)  # (an interrupt once the commit was written)
+
+    def _undo(self, batch: Batch) -> None:
         batch.discarded = True
         gone = batch.restore(self.index, self._fds)
         self._live_bytes = batch.live_bytes_before if batch.live_bytes_before is not None else index.live_bytes(self.index)

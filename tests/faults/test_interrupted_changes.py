@@ -396,3 +396,36 @@ def test_an_os_error_while_following_does_not_tear_the_handle(store_path, clock,
             monkeypatch.undo()
             assert d._store._torn is torn
             assert d["a"] == 1 and not d._store._torn
+
+
+@pytest.mark.parametrize("then", ["goes on", "closes"])
+def test_a_second_interrupt_while_a_batch_is_undone(store_path, clock, then):
+    """A batch's body raises (a first Ctrl-C, or any error); a second Ctrl-C lands while the
+    writer puts its index and deadlines back as they were: the undo is cut short, but the
+    handle still serves what its files say (the batch never happened)."""
+    from pysos.engine import batch as batch_module
+    targets = [writer.Writer._abort, batch_module.Batch.restore]
+    fired_somewhere = False
+    for path, target, line in _points(store_path, "u", *targets):
+        d = pysos.Dict(path, autocompact=False)
+        d["k"] = "old"
+        d.set("t", "old", expire=100)
+        def change():
+            with d.batch():
+                d["k"] = "new"
+                d.set("t", "new", expire=5)
+                d["b"] = 1
+                raise ValueError("the batch's own failure")
+
+        with _interrupt_at(target, line) as fired:
+            with pytest.raises((ValueError, KeyboardInterrupt)):
+                change()
+        fired_somewhere |= bool(fired)
+        if then == "closes":
+            items = _closed_at_once(d, path)
+        else:
+            assert (d["k"], d["t"], "b" in d, len(d)) == ("old", "old", False, 2)
+            d["after"] = 1
+            items = _agree_with_files(d, path)
+        assert (items["k"], items["t"], items.get("b")) == ("old", "old", None)
+    assert fired_somewhere
