@@ -36,8 +36,10 @@ refused with ``TypeError`` naming the type and where it is, and nothing is writt
 (the record size limit applies to the tagged JSON: ``bytes`` whose base64 alone is over
 it raise ``ValueError`` before the base64 is made):
 other types (``bytearray``, ``time``, ``timedelta``, objects), subclasses of the types
-above (a subclass of ``str``, ``int``, ``float``, ``list``, ``dict`` or ``tuple`` is
-stored as its base type, as the json codec does), and a datetime whose ``tzinfo`` is
+above (a subclass of ``str``, ``int``, ``list``, ``dict`` or ``tuple`` is stored as its
+base type, as the json codec does; a ``float`` subclass is refused, as there), a set
+holding a hashable ``dict`` or ``list`` subclass (read back as a plain dict or list, the
+set could not be rebuilt), and a datetime whose ``tzinfo`` is
 neither a fixed offset (``datetime.timezone``) nor a zone as ``ZoneInfo(key)`` gives it
 (``ZoneInfo.no_cache``, ``ZoneInfo.from_file`` and tzinfo classes of one's own would
 come back as another object): convert with ``dt.astimezone(datetime.timezone.utc)``
@@ -54,6 +56,7 @@ from __future__ import annotations
 import base64
 import decimal
 import re
+import reprlib
 import uuid
 from datetime import date, datetime, timedelta, timezone
 import sys
@@ -143,12 +146,31 @@ def _canonical(item: Any) -> bytes:
 
 
 def _set(value: set | frozenset, path: str | None, depth: int) -> dict:
+    for item in value:
+        if _unhashable_when_read(item):
+            if path is None:
+                raise _Refused
+            kind = type(item)
+            raise TypeError(f"{path} item {reprlib.repr(item)} is a {kind.__module__}.{kind.__qualname__} that "
+                            "comes back as (or holding) a plain dict or list, which a set cannot hold")
     items = _items(value, None if path is None else f"{path} item", depth)
     try:
         items.sort(key=_canonical)
     except TypeError:  # an item JSON cannot hold: encoding the record names it
         pass
     return {"$set" if type(value) is set else "$frozenset": items}
+
+
+def _unhashable_when_read(item: Any) -> bool:
+    """Whether a set's ``item`` (hashable now) would come back unhashable: a ``dict`` or
+    ``list`` subclass with a ``__hash__`` is stored, and read, as a plain dict or list, in
+    a tuple too (a frozenset's own items are checked when it is encoded)."""
+    kind = type(item)
+    if kind is str or kind is int or kind is float or item is None:
+        return False
+    if isinstance(item, (dict, list)):
+        return True
+    return isinstance(item, tuple) and any(map(_unhashable_when_read, item))
 
 
 def _datetime(value: datetime, path: str | None, depth: int) -> dict:

@@ -27,6 +27,16 @@ _DEFAULT = object()  # set()'s expire: the store's default
 _HUGE = 1e300  # set()'s quick check lets through expires below this (a bigger int overflows a float)
 
 
+def _function_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname`` of ``fn`` for :meth:`Dict.memoize`, if it names ``fn`` alone."""
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
+        raise TypeError(f"memoize: {fn!r} has no name of its own ({qualname or 'none'}: lambdas, closures "
+                        "made by one function and partials would share results); give it one: "
+                        "memoize(name='...')")
+    return f"{module}.{qualname}"
+
+
 def _check_expire(expire: Any) -> float | None:
     """``expire`` as seconds (a positive finite number) or ``None``; else a clear error."""
     if expire is None:
@@ -205,12 +215,17 @@ class Dict(Handle, MutableMapping[Any, Any]):
             self._rewrite(key, new, old is not _MISSING, deadline)
             return new
 
-    def memoize(self, expire: float | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def memoize(self, expire: float | None = None, *,
+                name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: cache a function's results in this Dict, by its arguments.
 
-        The key is the JSON text of ``[function's module.qualname, args, kwargs]`` (kwargs
-        sorted), so the arguments must be JSON values that come back equal (tuples count as
-        lists); anything else raises ``TypeError``/``ValueError`` before the function runs.
+        The key is the JSON text of ``[name, args, kwargs]`` (kwargs sorted), so the
+        arguments must be JSON values that come back equal (tuples count as lists);
+        anything else raises ``TypeError``/``ValueError`` before the function runs.
+        ``name`` defaults to the function's ``module.qualname``; a function without a name
+        of its own (a lambda, a closure made by another function, whose instances share
+        one qualname, a ``functools.partial``) is refused with ``TypeError`` unless given
+        ``name=``: two of them would read each other's results.
         With ``codec="tagged"`` the arguments may be anything that codec stores, encoded by
         it (so ``f((1, 2))`` and ``f([1, 2])`` are two entries, and a set argument gives
         the same key in every process: its items are sorted).
@@ -220,16 +235,18 @@ class Dict(Handle, MutableMapping[Any, Any]):
         The function runs outside the store's lock (two threads may both compute a result).
         """
         expire = _check_expire(expire)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise TypeError(f"memoize: name must be a non-empty str, not {name!r}")
 
         def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-            name = f"{fn.__module__}.{fn.__qualname__}"
+            label = _function_name(fn) if name is None else name
 
             @functools.wraps(fn)
             def cached(*args: Any, **kwargs: Any) -> Any:
                 try:
-                    key = self._encoders.encode_value([name, list(args), dict(sorted(kwargs.items()))]).decode()
+                    key = self._encoders.encode_value([label, list(args), dict(sorted(kwargs.items()))]).decode()
                 except (TypeError, ValueError) as exc:
-                    raise type(exc)(f"memoize: the arguments of {name} must be JSON values: {exc}") from None
+                    raise type(exc)(f"memoize: the arguments of {label} must be JSON values: {exc}") from None
                 value = self.get(key, _MISSING)
                 if value is not _MISSING:
                     return value

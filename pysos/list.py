@@ -332,20 +332,25 @@ class List(Handle, MutableSequence[Any]):
                 self._delete_at(i)
 
     def reverse(self) -> None:
-        """Reverse in place, as one batch; items that stay equal are not rewritten."""
+        """Reverse in place, as one batch; items whose stored bytes stay the same are not rewritten."""
         with self._lock:
             self._enter(write=True)
             self._rewrite(list(self)[::-1])
 
     def sort(self, *, key: Any = None, reverse: bool = False) -> None:
-        """Stable sort in place, as one batch; items already in place are not rewritten."""
+        """Stable sort in place, as one batch; items whose stored bytes stay the same are not rewritten."""
         with self._lock:
             self._enter(write=True)
             self._rewrite(sorted(self, key=key, reverse=reverse))
 
     def _rewrite(self, new: list[Any]) -> None:
+        """Store ``new`` (the same items, reordered) where an item's bytes change: equal items
+        may differ in what is stored (``-0.0`` and ``0.0``, a dict's order, a Decimal's
+        digits, a datetime's offset), so bytes are compared, not values."""
+        encode = self._encoders.encode_value
         old = list(self)
         with self._store.batch():
             for i, (before, after) in enumerate(zip(old, new)):
-                if before != after or type(before) is not type(after):
-                    self._set_at(i, self._encoders.encode_value(after))
+                line = encode(after)
+                if line != encode(before):
+                    self._set_at(i, line)

@@ -139,7 +139,23 @@ class Plus1(tzinfo):
         return timedelta(hours=1)
 
 
+class HashableDict(dict):
+    """A dict of the application's own that a set can hold: stored as a dict, it would come
+    back unhashable, so a set of it could not be read back."""
+
+    def __hash__(self):
+        return 0
+
+
+class HashableList(list):
+    def __hash__(self):
+        return 0
+
+
 REFUSED = [
+    ({HashableDict(a=1)}, "a set cannot hold"),
+    (frozenset({(1, HashableList([2]))}), "a set cannot hold"),
+    ({"k": [{1, (HashableDict(),)}]}, "a set cannot hold"),
     (object(), "builtins.object"),
     (bytearray(b"x"), "bytearray"),
     (datetime(2026, 1, 1, tzinfo=ZoneInfo.no_cache("Europe/Paris")), "ZoneInfo"),
@@ -318,7 +334,7 @@ def test_memoize_takes_tagged_arguments(tagged):
     """With codec="tagged", memoize accepts tuple, set and datetime arguments; tuple and list are distinct entries."""
     calls = []
 
-    @tagged.memoize()
+    @tagged.memoize(name="describe")
     def describe(arg, when=None):
         calls.append(arg)
         return {"arg": arg, "when": when}
@@ -578,3 +594,30 @@ def test_repair_refuses_a_codec_other_than_the_recorded_one_and_an_unknown_one(s
     pysos.repair(store_path, codec="tagged")  # the recorded one: fine
     with pysos.Dict(store_path) as again:
         assert again["k"] == {1}
+
+
+@pytest.mark.parametrize("codec,items", [
+    ("tagged", [Decimal("1.0"), Decimal("1.00")]),
+    ("tagged", [datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 1, tzinfo=timezone(timedelta(hours=1)))]),
+    ("tagged", [{1}, frozenset({1})]),
+    ("tagged", [(1, {"a": 1, "b": 2}), (1, {"b": 2, "a": 1})]),
+    ("json", [0.0, -0.0]),
+    ("json", [{"a": 1, "b": 2}, {"b": 2, "a": 1}]),
+])
+def test_reverse_and_sort_move_equal_items_that_differ(store_path, codec, items):
+    """List.reverse() and sort() skip items already in place, but an item equal to another
+    yet stored differently (Decimal digits, a UTC offset, a set against a frozenset, a
+    dict's order, -0.0) is not in place: the list reads back reversed, exactly."""
+    with pysos.List(store_path, codec=codec) as lst:
+        lst.extend(items)
+        lst.reverse()
+        expected = items[::-1]
+        assert [orjson.dumps(codec_plain(codec, v)) for v in lst] == [orjson.dumps(codec_plain(codec, v)) for v in expected]
+        lst.sort(key=lambda v: 0, reverse=False)  # stable: stays as it is
+        assert [repr(v) for v in lst] == [repr(v) for v in expected]
+    with pysos.List(store_path) as lst:
+        assert [repr(v) for v in lst] == [repr(v) for v in expected]
+
+
+def codec_plain(name, value):
+    return codec.to_plain(value) if name == "tagged" else value

@@ -15,7 +15,7 @@ def test_results_are_cached_by_arguments(store_path):
     """A second call with equal arguments returns the stored result without calling the function; other arguments call it."""
     calls = []
     with pysos.Dict(store_path) as d:
-        @d.memoize()
+        @d.memoize(name="area")  # (defined in a test: a closure, which needs a name)
         def area(w, h=1, *, unit="m"):
             calls.append((w, h, unit))
             return {"area": w * h, "unit": unit}
@@ -27,7 +27,7 @@ def test_results_are_cached_by_arguments(store_path):
         assert calls == [(2, 3, "m"), (2, 3, "m"), (2, 3, "cm")]
         assert area.__name__ == "area"
     with pysos.Dict(store_path) as d:  # persisted: a new process would not call it again
-        @d.memoize()
+        @d.memoize(name="area")
         def area(w, h=1, *, unit="m"):
             raise AssertionError("not called")
         assert area(2, 3) == {"area": 6, "unit": "m"}
@@ -37,7 +37,7 @@ def test_none_results_are_cached_too(store_path):
     """A function returning None is called once per arguments, like any other."""
     calls = []
     with pysos.Dict(store_path) as d:
-        @d.memoize()
+        @d.memoize(name="nothing")
         def nothing(x):
             calls.append(x)
         assert nothing(1) is None and nothing(1) is None
@@ -48,7 +48,7 @@ def test_none_results_are_cached_too(store_path):
 def test_non_json_arguments_raise_before_calling(store_path, bad):
     """Arguments that are not JSON values raise TypeError/ValueError naming the function; nothing runs or is written."""
     with pysos.Dict(store_path) as d:
-        @d.memoize()
+        @d.memoize(name="f")
         def f(x):
             raise AssertionError("not called")
         before = {n: (store_path / n).read_bytes() for n in os.listdir(store_path)}
@@ -64,7 +64,7 @@ def test_cached_results_expire(store_path):
     calls = []
     try:
         with pysos.Dict(store_path) as d:
-            @d.memoize(expire=60)
+            @d.memoize(expire=60, name="f")
             def f(x):
                 calls.append(x)
                 return x * 2
@@ -108,3 +108,31 @@ def test_bad_expire_is_refused(store_path):
     with pysos.Dict(store_path) as d:
         with pytest.raises(ValueError):
             d.memoize(expire=-1)
+
+
+def test_functions_of_the_same_name_never_share_results(store_path):
+    """Closures made by one factory, and lambdas, have one qualified name between them:
+    memoize refuses them (their results would be each other's) unless given ``name=``;
+    so does a callable with no name (a functools.partial)."""
+    import functools
+    with pysos.Dict(store_path) as cache:
+        def make(k):
+            def scale(x):
+                return x * k
+            return scale
+
+        for fn in (make(2), lambda x: x * x):
+            with pytest.raises(TypeError, match="name="):
+                cache.memoize()(fn)
+        with pytest.raises(TypeError, match="name="):
+            cache.memoize()(functools.partial(pow, 2))
+        double = cache.memoize(name="double")(make(2))
+        triple = cache.memoize(name="triple")(make(3))
+        assert (double(5), triple(5), double(5)) == (10, 15, 10)
+        power = cache.memoize(name="pow2")(functools.partial(pow, 2))
+        assert power(10) == 1024 and power(10) == 1024
+        with pytest.raises(TypeError, match="name"):
+            cache.memoize(name="")
+        with pytest.raises(TypeError, match="name"):
+            cache.memoize(name=3)
+    assert len(pysos.Dict(store_path, readonly=True)) == 3
