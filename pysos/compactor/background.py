@@ -12,7 +12,7 @@ import logging
 import threading
 import weakref
 from itertools import compress
-from operator import and_, itemgetter
+from operator import and_
 
 from ..errors import LockedError
 from ..segments import clock, index, locks, manifest, segment
@@ -264,12 +264,11 @@ class BackgroundCompactor:
                 numbers = {segment.segment_number(n) for n in names[:stop]}
                 live = [(key, location) for key, location in items if location >> shift in numbers]
                 del items
-                dead_at = _last_deadline(live, deadlines)
                 result = index_merge.merge_live(self.directory, current, stop, live,
                                                 segment_size=store.segment_size, throttle=throttle,
                                                 identity=store.identity, deadlines=deadlines)
                 if result["outputs"]:  # they are the oldest now (a drop of a few leaves the others')
-                    self._oldest_dead_at = dead_at
+                    self._oldest_dead_at = result["last_deadline"]
             else:
                 del items, deadlines
                 result = merge.merge_run(self.directory, current, start, stop,
@@ -313,15 +312,6 @@ def live_key_in(locations: dict, number: int, witness: object = NO_KEY) -> objec
     values = locations.values()
     inside = map(and_, map(lo.__le__, values), map(hi.__gt__, values))
     return next(compress(locations.keys(), inside), NO_KEY)
-
-
-def _last_deadline(live: list, deadlines: dict | None) -> float | None:
-    """When every record of ``live`` (key, location) will have expired by ``deadlines``
-    (the writer's, by key), or ``None`` if one of them never expires (or none is given)."""
-    if not live or not deadlines:
-        return None
-    when = list(map(deadlines.get, map(itemgetter(0), live)))
-    return None if None in when else max(when)
 
 
 __all__ = ["BackgroundCompactor"]

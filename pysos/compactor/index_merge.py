@@ -48,7 +48,10 @@ def merge_live(
     expiring record is copied with its deadline, which its output's hint lists too (so
     opening and the writer's adoption of the merge parse no record). Records written
     meanwhile go to later segments, which win over the run's. Same steps, outputs,
-    publication and figures as :func:`merge_run`, at a fraction of its Python work per byte.
+    publication and figures as :func:`merge_run`, at a fraction of its Python work per byte,
+    plus ``last_deadline``: when every record copied will have expired (``None`` if one
+    never does, or none was copied), from each output's deadlines in C, for the thread's
+    wake-up (:class:`.background.BackgroundCompactor`).
     """
     identity = identity or files.identity(directory)  # see merge.merge_run
     began = time.monotonic()
@@ -77,6 +80,7 @@ def merge_live(
     deadlines: list = []  # of each record copied to the output (None: never expires)
     pending: list[bytes] = []
     pending_bytes = out_size = 0
+    last_deadline: Any = None  # when every record copied will have expired (_NEVER: one never does)
     crc32 = zlib.crc32
 
     def flush_pending() -> None:
@@ -88,7 +92,11 @@ def merge_live(
             pending, pending_bytes = [], 0
 
     def finish_output() -> None:
-        nonlocal out_fd, keys, lengths, deadlines, out_size, expiring
+        nonlocal out_fd, keys, lengths, deadlines, out_size, expiring, last_deadline
+        if not expiring or None in deadlines:
+            last_deadline = _NEVER  # a record here never expires
+        elif last_deadline is not _NEVER:
+            last_deadline = max(last_deadline or 0.0, max(deadlines))
         flush_pending()
         files.fsync(out_fd)
         files.close(out_fd)
@@ -159,8 +167,13 @@ def merge_live(
     finally:
         for fd in fds:
             files.close(fd)
-    return finish_run(directory, identity, run, published, began, bytes_in, bytes_out,
-                      outputs, kept + expired, kept, expired)
+    result = finish_run(directory, identity, run, published, began, bytes_in, bytes_out,
+                        outputs, kept + expired, kept, expired)
+    result["last_deadline"] = None if last_deadline is _NEVER else last_deadline
+    return result
+
+
+_NEVER = object()
 
 
 __all__ = ["merge_live"]
