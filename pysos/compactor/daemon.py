@@ -319,6 +319,9 @@ class Daemon:
             except (Error, OSError) as exc:
                 log.error("pysos: cannot compact %s: %s", store.directory, exc)
                 return
+            except Exception:  # a bug of ours: log it, and go on watching the other stores
+                log.exception("pysos: cannot compact %s (an unexpected error; it will be tried again)", store.directory)
+                return
             if result is None:
                 return
             self.compactions += 1

@@ -84,6 +84,16 @@ def create_new(directory: str, at_least: int) -> tuple[str, int]:
 DAMAGED, LOST = "damaged", "lost"  # what a salvage scan yields besides record.SET / DELETE
 
 
+def _bad_deadline(deadline: Any, line: bytes) -> str | None:
+    """Why a set record's ``"x"`` member is not a deadline :func:`record.expiry_of` reads
+    (a JSON number, the first member after ``"c"``), or ``None`` if it is one."""
+    if type(deadline) is not float and type(deadline) is not int:
+        return "expiry is not a number"
+    if line[record.PREFIX_LEN : record.PREFIX_LEN + len(record.EXPIRES_MARK)] != record.EXPIRES_MARK:
+        return 'expiry is not the first member after "c"'
+    return None
+
+
 class Scanner:
     """The one reader of a segment's records: open, follow, check, repair and the compactor
     all scan with it, so they agree on what is whole, what is damaged, and what is torn.
@@ -153,6 +163,8 @@ class Scanner:
             elif "k" in obj:
                 if "v" in obj:
                     kind = record.SET
+                    if "x" in obj:  # a deadline: a number, first after "c" (see record.expiry_of)
+                        problem = _bad_deadline(obj["x"], line)
                 elif obj.get("d") == 1:
                     kind = record.DELETE
                 else:
