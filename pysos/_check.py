@@ -268,6 +268,8 @@ def _repair_locked(directory: str, progress: Progress | None, wanted: str | None
     del state
     hint = builder.hint(body_size)
     version = manifest.version_for(codec, hint.deadlines is not None)
+    if current is not None:  # a version 2 store stays 2 (FORMAT.md), expiring records left or not
+        version = max(version, current.version)
     hints.write(directory, out_name, body_size, hint, segment.hint_name(out_name))
     newest_name, fd = segment.create_new(directory, segment.segment_number(out_name) + 1)
     files.close(fd)

@@ -146,6 +146,11 @@ def test_manifest_version_goes_to_2_with_the_first_expiring_record(store_path, c
     with pysos.Dict(store_path) as d:  # and stays 2 through rotations and compactions
         d.compact()
         assert manifest.read(str(store_path)).version == 2
+        d["b"] = 2  # no record of the store expires now
+        d.compact()
+    assert manifest.read(str(store_path)).version == 2
+    pysos.repair(store_path)  # and repairs (FORMAT.md)
+    assert manifest.read(str(store_path)).version == 2
 
 
 def test_compaction_drops_expired_records_without_tombstones(store_path, clock):
