@@ -330,6 +330,17 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 store.enter_key(key)
             return key in store.index
 
+    def expires_at(self, key: Any) -> float | None:
+        """When ``key`` expires: its deadline, Unix time in seconds (wall clock, as
+        ``time.time()``), or ``None`` if it never does; ``KeyError`` if it is not there."""
+        store = self._store
+        with self._lock:
+            if monotonic() >= store.due:
+                store.enter_key(key)
+            if key not in store.index:
+                raise KeyError(key)
+            return store.deadlines.by_key.get(key)
+
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it is not there."""
         store = self._store

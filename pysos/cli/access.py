@@ -96,6 +96,23 @@ def records(store, prefix=None, *, plain=True):
         yield where, value if convert is None else convert(value)
 
 
+def rows(store, prefix=None):
+    """The JSON lines of ``dump`` and ``export``, as objects: ``{"key": K, "value": V}``
+    (a Dict), with ``"expires": DEADLINE`` (Unix seconds) for a key that expires, which
+    ``import`` gives back; ``{"index": I, "value": V}`` (a List). A key that expires while
+    this runs is left out."""
+    if kind_of(store) == "list":
+        for index, value in records(store, prefix):
+            yield {"index": index, "value": value}
+        return
+    for key, value in records(store, prefix):
+        try:
+            deadline = store.expires_at(key)
+        except KeyError:  # expired since the snapshot
+            continue
+        yield {"key": key, "value": value} if deadline is None else {"key": key, "value": value, "expires": deadline}
+
+
 def to_plain(store):
     """The function from ``store``'s values to the plain JSON its records hold: the
     commands show what is on disk, so a ``codec="tagged"`` store's datetimes, sets etc.

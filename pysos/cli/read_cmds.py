@@ -86,10 +86,9 @@ def cmd_dump(args):
     with access.open_reader(args.store) as store:
         if args.prefix is not None:
             access.require_kind(store, args.store, "dict", "dump --prefix")
-        name = "index" if access.kind_of(store) == "list" else "key"
         out = sys.stdout
-        for where, value in access.records(store, args.prefix):
-            out.write(dumps({name: where, "value": value}) + "\n")
+        for row in access.rows(store, args.prefix):
+            out.write(dumps(row) + "\n")
     return EXIT_OK
 
 
@@ -159,7 +158,8 @@ def register(sub):
 
     p = command(sub, "dump", summary="print every record as JSON lines",
                 description="Print the store as JSON lines on stdout: {\"key\": K, \"value\": V} for a "
-                            "Dict, {\"index\": I, \"value\": V} for a List. 'pysos import' reads this "
+                            "Dict (plus \"expires\": DEADLINE, Unix seconds, for a key that expires), "
+                            "{\"index\": I, \"value\": V} for a List. 'pysos import' reads this "
                             "back. The dump is one consistent snapshot even while a writer writes.",
                 examples=["pysos dump data/users > users.jsonl", "pysos dump data/users | jq -c .value",
                           "pysos dump --prefix user: data/users"])

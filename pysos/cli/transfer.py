@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 
 import pysos
 
@@ -55,11 +56,28 @@ def _jsonl_record(number, row, args):
         return row[args.key], row
     if args.plain:
         return LIST_ITEM, row
-    if not isinstance(row, dict) or set(row) not in ({"key", "value"}, {"index", "value"}):
-        raise CliError(f'line {number}: expected {{"key": K, "value": V}} or '
+    if not isinstance(row, dict) or set(row) not in _DUMPED:
+        raise CliError(f'line {number}: expected {{"key": K, "value": V}} (and "expires": DEADLINE) or '
                        f'{{"index": I, "value": V}} as pysos dump writes them '
                        "(--plain: one value per line)")
+    if "expires" in row:
+        deadline = row["expires"]
+        if type(deadline) not in (int, float):
+            raise CliError(f'line {number}: "expires" is {deadline!r}, not a deadline (Unix time in seconds)')
+        return row["key"], Expiring(row["value"], deadline)
     return row.get("key", LIST_ITEM), row["value"]
+
+
+_DUMPED = ({"key", "value"}, {"key", "value", "expires"}, {"index", "value"})
+
+
+class Expiring:
+    """A value read with its deadline ("expires"): set with what is left of it."""
+
+    __slots__ = ("value", "deadline")
+
+    def __init__(self, value, deadline):
+        self.value, self.deadline = value, deadline
 
 
 def _records(fmt, stream, args):
@@ -160,9 +178,11 @@ def _import_failed(exc, args, committed, last_line, staging):
 
 
 def _write(store, chunk, path):
-    """Write one chunk of ``(line, key, value)`` as one atomic batch."""
+    """Write one chunk of ``(line, key, value)`` as one atomic batch; return how many
+    records it skipped because their deadline ("expires") had passed."""
     is_list = access.kind_of(store) == "list"
     decode = access.from_plain(store)
+    expired = 0
     with store.batch():
         for number, key, value in chunk:
             if (key is LIST_ITEM) != is_list:
@@ -172,6 +192,13 @@ def _write(store, chunk, path):
                     f"line {number}: a record without a key cannot go into a dict store "
                     f"({path}); CSV and --plain need --key")
             try:
+                if type(value) is Expiring:
+                    left = value.deadline - time.time()
+                    if left <= 0:
+                        expired += 1
+                        continue
+                    store.set(key, decode(value.value), expire=left)
+                    continue
                 value = decode(value)  # a tagged store: tagged objects become their values
                 if is_list:
                     store.append(value)
@@ -179,6 +206,7 @@ def _write(store, chunk, path):
                     store[key] = value
             except (TypeError, ValueError) as exc:
                 raise CliError(f"line {number}: cannot store this record ({exc})") from None
+    return expired
 
 
 def cmd_import(args):
@@ -188,7 +216,7 @@ def cmd_import(args):
     if args.key is not None and args.kind == "list":
         raise CliError("--key makes a dict store; it cannot go with --kind list", EXIT_USAGE)
     stream, raw, total = _open_input(args, fmt)
-    done = last_line = 0
+    done = last_line = expired = 0
     staging = None
     with stream:
         try:
@@ -199,7 +227,7 @@ def cmd_import(args):
                                  quiet=args.quiet) as bar:
                 records = itertools.chain([first] if first else [], records)
                 while chunk := list(itertools.islice(records, args.batch_size)):
-                    _write(store, chunk, args.store)
+                    expired += _write(store, chunk, args.store)
                     done, last_line = done + len(chunk), chunk[-1][0]
                     bar.set(raw.tell() if raw else done)
                 kind = access.kind_of(store)
@@ -213,7 +241,8 @@ def cmd_import(args):
             _discard(staging)
             raise
     if not args.quiet:
-        print(f"imported {done:,} records into {args.store} ({kind} store)")
+        skipped = f"; {expired:,} already expired, skipped" if expired else ""
+        print(f"imported {done - expired:,} records into {args.store} ({kind} store{skipped})")
     return EXIT_OK
 
 
@@ -260,7 +289,6 @@ def _export_csv(store, out, args, bar):
 
 def _export_records(store, out, args, bar, fmt):
     kind = access.kind_of(store)
-    name = "index" if kind == "list" else "key"
     page = None
     if fmt == "html":
         title = "pysos: " + os.path.basename(os.path.abspath(args.store))
@@ -268,13 +296,16 @@ def _export_records(store, out, args, bar, fmt):
                 f"generation {store.stats().get('generation')}")
         page = HtmlWriter(out, title=title, kind=kind, meta=meta)
     count = 0
-    for where, value in access.records(store, args.prefix):
-        if page:
+    if page:
+        for where, value in access.records(store, args.prefix):
             page.add(where, value)
-        else:
-            out.write(dumps({name: where, "value": value}) + "\n")
-        count += 1
-        bar.advance()
+            count += 1
+            bar.advance()
+    else:
+        for row in access.rows(store, args.prefix):
+            out.write(dumps(row) + "\n")
+            count += 1
+            bar.advance()
     if page:
         page.close()
     return count

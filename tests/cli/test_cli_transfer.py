@@ -321,3 +321,43 @@ def test_import_of_empty_input_with_kind_creates_an_empty_store(tmp_path):
     src.write_text("")
     assert "imported 0 records" in ok("import", "--kind", "dict", tmp_path / "s", src)
     assert json.loads(ok("stats", "--json", tmp_path / "s"))["kind"] == "dict"
+
+
+def test_dump_and_export_carry_deadlines_and_import_keeps_them(tmp_path):
+    """A key that expires is dumped and exported with its deadline ("expires", Unix
+    seconds); import gives it the same deadline, and skips one whose deadline passed in
+    between. A key that never expires has no "expires"."""
+    import json as json_module
+    import time
+
+    source, target = tmp_path / "source", tmp_path / "target"
+    with pysos.Dict(source) as d:
+        d["config"] = {"a": 1}
+        d.set("session", "abc", expire=3600)
+        d.set("brief", "x", expire=1.0)
+        deadline = d.expires_at("session")
+    dumped = [json_module.loads(line) for line in ok("dump", source).splitlines()]
+    assert {row["key"]: row.get("expires") for row in dumped}["session"] == deadline
+    assert [row for row in dumped if row["key"] == "config"] == [{"key": "config", "value": {"a": 1}}]
+    exported = tmp_path / "out.jsonl"
+    ok("export", source, exported)
+    assert [json_module.loads(line) for line in exported.read_text().splitlines()] == dumped
+    brief = [row["expires"] for row in dumped if row["key"] == "brief"][0]
+    time.sleep(max(0.0, brief - time.time()) + 0.05)
+    out = ok("import", target, exported)
+    assert "imported 2 records" in out and "1 already expired" in out, out
+    with pysos.Dict(target, readonly=True) as copy:
+        assert dict(copy.items()) == {"config": {"a": 1}, "session": "abc"}
+        assert copy.expires_at("config") is None
+        assert abs(copy.expires_at("session") - deadline) < 0.01
+
+
+def test_import_refuses_a_bad_deadline(tmp_path):
+    """"expires" must be a number, and only for a Dict: else one error line, nothing imported."""
+    for line, fragment in (('{"key": "a", "value": 1, "expires": "soon"}', "expires"),
+                           ('{"key": "a", "value": 1, "expires": true}', "expires"),
+                           ('{"index": 0, "value": 1, "expires": 2000000000}', "expected")):
+        target = tmp_path / f"t{abs(hash(line))}"
+        proc = run("import", target, "-", input=line + "\n")
+        user_error(proc, proc.returncode, fragment)
+        assert proc.returncode != 0 and not target.exists()

@@ -644,3 +644,23 @@ def test_check_reports_a_hint_whose_deadlines_lie(store_path, clock, lie):
     problems = pysos.check(store_path)
     assert [(p["file"], p["severity"]) for p in problems] == [(segment.hint_name(name), "error")]
     assert ("without their deadlines" if lie == "dropped" else "disagrees") in problems[0]["problem"]
+
+
+def test_expires_at_gives_each_key_its_deadline(store_path, clock):
+    """expires_at(k): the deadline (Unix seconds) of a key that expires, None for one that
+    never does, KeyError for one that is not there (or has expired), the same in a reader."""
+    with pysos.Dict(store_path, refresh_interval=0) as d:
+        d["plain"] = 1
+        d.set("brief", 2, expire=5)
+        d.set("later", 3, expire=50)
+        d.set("later", 4)  # set again without expire: never expires
+        with pysos.Dict(store_path, readonly=True, refresh_interval=0) as reader:
+            for handle in (d, reader):
+                assert handle.expires_at("plain") is None and handle.expires_at("later") is None
+                assert handle.expires_at("brief") == clock.wall_now + 5
+                with pytest.raises(KeyError):
+                    handle.expires_at("missing")
+            clock.advance(5)
+            for handle in (d, reader):
+                with pytest.raises(KeyError):
+                    handle.expires_at("brief")
