@@ -188,6 +188,24 @@ def test_an_interrupted_expiry_in_a_reader_never_keeps_a_key(store_path, clock):
     assert fired_somewhere
 
 
+def _batch_store(path, fails: bool = False):
+    """A store holding "k" and "t" (which expires), and the change to make: a batch that
+    sets both again and adds "b" (and then raises, if it ``fails``)."""
+    d = pysos.Dict(path, autocompact=False)
+    d["k"] = "old"
+    d.set("t", "old", expire=100)
+
+    def change():
+        with d.batch():
+            d["k"] = "new"
+            d.set("t", "new", expire=5)
+            d["b"] = 1
+            if fails:
+                raise ValueError("the batch's own failure")
+
+    return d, change
+
+
 @pytest.mark.parametrize("then", ["goes on", "closes"])
 def test_an_interrupted_batch_leaves_memory_as_the_files_say(store_path, clock, then):
     """Interrupt each line of a write inside a batch, and of the batch's commit: discarded
@@ -195,15 +213,7 @@ def test_an_interrupted_batch_leaves_memory_as_the_files_say(store_path, clock, 
     targets = [writer.Writer._write_in_batch, writer.Writer.batch.__wrapped__]
     fired_somewhere = False
     for path, target, line in _points(store_path, "b", *targets):
-        d = pysos.Dict(path, autocompact=False)
-        d["k"] = "old"
-        d.set("t", "old", expire=100)
-        def change():
-            with d.batch():
-                d["k"] = "new"
-                d.set("t", "new", expire=5)
-                d["b"] = 1
-
+        d, change = _batch_store(path)
         fired_somewhere |= _interrupted(target, line, change)
         if then == "closes":
             items = _closed_at_once(d, path)
@@ -407,16 +417,7 @@ def test_a_second_interrupt_while_a_batch_is_undone(store_path, clock, then):
     targets = [writer.Writer._abort, batch_module.Batch.restore]
     fired_somewhere = False
     for path, target, line in _points(store_path, "u", *targets):
-        d = pysos.Dict(path, autocompact=False)
-        d["k"] = "old"
-        d.set("t", "old", expire=100)
-        def change():
-            with d.batch():
-                d["k"] = "new"
-                d.set("t", "new", expire=5)
-                d["b"] = 1
-                raise ValueError("the batch's own failure")
-
+        d, change = _batch_store(path, fails=True)
         with _interrupt_at(target, line) as fired:
             with pytest.raises((ValueError, KeyboardInterrupt)):
                 change()
