@@ -430,6 +430,17 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """The (key, value) pairs, from a snapshot taken when iteration starts."""
         return _Items(self)
 
+    def _snapshot_with_deadlines(self) -> Iterator[tuple[Any, Any, float | None]]:
+        """(key, value, deadline or ``None``) as of the start, as :meth:`items` (for ``pysos
+        dump`` and ``export``): the deadlines are taken with the keys, under the lock."""
+        deadlines: dict[Any, float] = {}
+
+        def take() -> list[tuple[Any, int]]:
+            deadlines.update(self._store.deadlines.by_key)
+            return list(self._store.index.items())
+
+        return ((key, value, deadlines.get(key)) for key, value in self._store.iter_snapshot(take))
+
     def _snapshot_items(self) -> Iterator[tuple[Any, Any]]:
         """(key, value) pairs as of the start: values are read lazily from their records."""
         return self._store.iter_snapshot(lambda: list(self._store.index.items()))

@@ -99,18 +99,17 @@ def records(store, prefix=None, *, plain=True):
 def rows(store, prefix=None):
     """The JSON lines of ``dump`` and ``export``, as objects: ``{"key": K, "value": V}``
     (a Dict), with ``"expires": DEADLINE`` (Unix seconds) for a key that expires, which
-    ``import`` gives back; ``{"index": I, "value": V}`` (a List). A key that expires while
-    this runs is left out."""
+    ``import`` gives back; ``{"index": I, "value": V}`` (a List). Each key is written as
+    the snapshot holds it (value and deadline), even if it expires while this runs."""
     if kind_of(store) == "list":
         for index, value in records(store, prefix):
             yield {"index": index, "value": value}
         return
-    for key, value in records(store, prefix):
-        try:
-            deadline = store.expires_at(key)
-        except KeyError:  # expired since the snapshot
-            continue
-        yield {"key": key, "value": value} if deadline is None else {"key": key, "value": value, "expires": deadline}
+    convert = to_plain(store)
+    for key, value, deadline in store._snapshot_with_deadlines():
+        if prefix is None or key_text(key).startswith(prefix):
+            value = convert(value)
+            yield {"key": key, "value": value} if deadline is None else {"key": key, "value": value, "expires": deadline}
 
 
 def to_plain(store):

@@ -3,6 +3,7 @@
 import contextlib
 import io
 import itertools
+import math
 import os
 import shutil
 import sys
@@ -61,11 +62,19 @@ def _jsonl_record(number, row, args):
                        f'{{"index": I, "value": V}} as pysos dump writes them '
                        "(--plain: one value per line)")
     if "expires" in row:
-        deadline = row["expires"]
-        if type(deadline) not in (int, float):
-            raise CliError(f'line {number}: "expires" is {deadline!r}, not a deadline (Unix time in seconds)')
-        return row["key"], Expiring(row["value"], deadline)
+        return row["key"], Expiring(row["value"], _deadline(number, row["expires"]))
     return row.get("key", LIST_ITEM), row["value"]
+
+
+def _deadline(number, deadline):
+    """The "expires" of an import line as a float, or a CliError."""
+    if type(deadline) in (int, float):
+        try:
+            if math.isfinite(deadline := float(deadline)):
+                return deadline
+        except OverflowError:
+            pass
+    raise CliError(f'line {number}: "expires" is {deadline!r:.40}, not a deadline (Unix time in seconds)')
 
 
 _DUMPED = ({"key", "value"}, {"key", "value", "expires"}, {"index", "value"})
@@ -193,11 +202,12 @@ def _write(store, chunk, path):
                     f"({path}); CSV and --plain need --key")
             try:
                 if type(value) is Expiring:
-                    left = value.deadline - time.time()
-                    if left <= 0:
+                    if value.deadline <= time.time():  # gone by now: and so is an older value
                         expired += 1
+                        store.pop(key, None)
                         continue
-                    store.set(key, decode(value.value), expire=left)
+                    with store._lock:  # (the very deadline: Dict.set takes a duration)
+                        store._rewrite(key, decode(value.value), True, value.deadline)
                     continue
                 value = decode(value)  # a tagged store: tagged objects become their values
                 if is_list:

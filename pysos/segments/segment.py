@@ -85,12 +85,22 @@ DAMAGED, LOST = "damaged", "lost"  # what a salvage scan yields besides record.S
 
 
 def _bad_deadline(deadline: Any, line: bytes) -> str | None:
-    """Why a set record's ``"x"`` member is not a deadline :func:`record.expiry_of` reads
-    (a JSON number, the first member after ``"c"``), or ``None`` if it is one."""
+    """Why a set record's ``"x"`` member (``deadline``, as the JSON parse reads it: the last
+    one, if given twice) is not what :func:`record.expiry_of` reads from its bytes (a
+    number, the first member after ``"c"``), or ``None`` if it is."""
     if type(deadline) is not float and type(deadline) is not int:
         return "expiry is not a number"
-    if line[record.PREFIX_LEN : record.PREFIX_LEN + len(record.EXPIRES_MARK)] != record.EXPIRES_MARK:
+    try:
+        first = record.expiry_of(line)
+    except record.BadRecord as exc:
+        return str(exc)
+    if first is None:
         return 'expiry is not the first member after "c"'
+    try:
+        if first != float(deadline):
+            return "expiry given twice"
+    except OverflowError:
+        return "expiry is not a finite number"
     return None
 
 

@@ -27,6 +27,8 @@ BAD = {
     "true": b'"x":true,"k":"c","v":2}',
     "array": b'"x":[1],"k":"c","v":2}',
     "not first": b'"k":"c","x":1,"v":2}',  # FORMAT.md: "x" comes right after "c", or not at all
+    "twice": b'"x":"soon","k":"c","v":2,"x":1}',  # a JSON parse keeps the last "x", a scan the first
+    "twice, numbers": b'"x":1,"k":"c","v":2,"x":2000000000}',
 }
 
 
@@ -53,7 +55,7 @@ def test_open_and_check_name_the_record(store_path, how):
     assert [(p["offset"], p["severity"]) for p in problems if p["file"].startswith("seg-")] == [(offset, "error")], problems
 
 
-@pytest.mark.parametrize("how", ["string", "not first"])
+@pytest.mark.parametrize("how", ["string", "not first", "twice"])
 def test_repair_keeps_the_good_records(store_path, how):
     _crafted_store(store_path, BAD[how])
     pysos.repair(store_path)
@@ -62,8 +64,9 @@ def test_repair_keeps_the_good_records(store_path, how):
     assert pysos.check(store_path) == []
 
 
-def test_the_cli_reports_it_without_a_traceback(store_path):
-    _crafted_store(store_path, BAD["string"])
+@pytest.mark.parametrize("how", ["string", "twice"])
+def test_the_cli_reports_it_without_a_traceback(store_path, how):
+    _crafted_store(store_path, BAD[how])
     for args in (["check"], ["get", "a"], ["info"], ["dump"]):
         proc = subprocess.run([sys.executable, "-m", "pysos", *args, str(store_path)], capture_output=True,
                               text=True, cwd=str(ROOT), timeout=60)
