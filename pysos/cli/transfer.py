@@ -81,7 +81,8 @@ _DUMPED = ({"key", "value"}, {"key", "value", "expires"}, {"index", "value"})
 
 
 class Expiring:
-    """A value read with its deadline ("expires"): set with what is left of it."""
+    """A value read with its deadline ("expires"): stored with that very deadline, or
+    skipped (and the key removed) if it has passed."""
 
     __slots__ = ("value", "deadline")
 
