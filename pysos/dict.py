@@ -341,6 +341,19 @@ class Dict(Handle, MutableMapping[Any, Any]):
                 raise KeyError(key)
             return store.deadlines.by_key.get(key)
 
+    def set_until(self, key: Any, value: Any, deadline: float) -> None:
+        """``d[key] = value`` until ``deadline``, a Unix time in seconds (as :meth:`expires_at`
+        gives it: ``pysos import`` restores a dumped deadline with this). A deadline that has
+        passed removes ``key`` (its value would be invisible at once)."""
+        if type(deadline) is not float and type(deadline) is not int or not math.isfinite(deadline):
+            raise TypeError(f"deadline must be a finite number of seconds (Unix time), not {deadline!r:.60}")
+        with self._lock:
+            if float(deadline) > clock.wall():
+                self._rewrite(key, value, True, float(deadline))
+            else:
+                self._encoders.encode_item(key, value)  # bad input raises, as any write's
+                self.pop(key, None)
+
     def get(self, key: Any, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it is not there."""
         store = self._store
@@ -430,9 +443,10 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """The (key, value) pairs, from a snapshot taken when iteration starts."""
         return _Items(self)
 
-    def _snapshot_with_deadlines(self) -> Iterator[tuple[Any, Any, float | None]]:
-        """(key, value, deadline or ``None``) as of the start, as :meth:`items` (for ``pysos
-        dump`` and ``export``): the deadlines are taken with the keys, under the lock."""
+    def items_with_deadlines(self) -> Iterator[tuple[Any, Any, float | None]]:
+        """``(key, value, deadline)`` triples from one snapshot taken when iteration starts,
+        as :meth:`items` (``deadline``: as :meth:`expires_at` gives it, ``None`` for a key
+        that never expires; ``pysos dump`` writes them)."""
         deadlines: dict[Any, float] = {}
 
         def take() -> list[tuple[Any, int]]:

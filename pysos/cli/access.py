@@ -106,7 +106,7 @@ def rows(store, prefix=None):
             yield {"index": index, "value": value}
         return
     convert = to_plain(store)
-    for key, value, deadline in store._snapshot_with_deadlines():
+    for key, value, deadline in store.items_with_deadlines():
         if prefix is None or key_text(key).startswith(prefix):
             value = convert(value)
             yield {"key": key, "value": value} if deadline is None else {"key": key, "value": value, "expires": deadline}

@@ -203,12 +203,8 @@ def _write(store, chunk, path):
                     f"({path}); CSV and --plain need --key")
             try:
                 if type(value) is Expiring:
-                    if value.deadline <= time.time():  # gone by now: and so is an older value
-                        expired += 1
-                        store.pop(key, None)
-                        continue
-                    with store._lock:  # (the very deadline: Dict.set takes a duration)
-                        store._rewrite(key, decode(value.value), True, value.deadline)
+                    expired += value.deadline <= time.time()  # (set_until removes such a key)
+                    store.set_until(key, decode(value.value), value.deadline)
                     continue
                 value = decode(value)  # a tagged store: tagged objects become their values
                 if is_list:

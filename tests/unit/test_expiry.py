@@ -664,3 +664,26 @@ def test_expires_at_gives_each_key_its_deadline(store_path, clock):
             for handle in (d, reader):
                 with pytest.raises(KeyError):
                     handle.expires_at("brief")
+
+
+def test_set_until_and_items_with_deadlines(store_path, clock):
+    """set_until(k, v, deadline) stores k with that very deadline (a passed one removes k);
+    items_with_deadlines() gives (key, value, deadline) from one snapshot; bad deadlines and
+    bad values raise and change nothing."""
+    with pysos.Dict(store_path) as d:
+        d["old"] = 0
+        d.set_until("a", 1, clock.wall_now + 7.25)
+        d.set_until("b", 2, int(clock.wall_now) + 100)
+        d.set_until("old", 3, clock.wall_now - 1)  # passed: the key goes, as its record would
+        assert d.expires_at("a") == clock.wall_now + 7.25 and "old" not in d
+        assert sorted(d.items_with_deadlines()) == [("a", 1, clock.wall_now + 7.25),
+                                                    ("b", 2, float(int(clock.wall_now) + 100))]
+        d["c"] = 4
+        for bad in (float("inf"), float("nan"), "soon", True, None):
+            with pytest.raises(TypeError):
+                d.set_until("c", 5, bad)
+        with pytest.raises(TypeError):
+            d.set_until("c", object(), clock.wall_now - 1)  # refused before the key is removed
+        assert d["c"] == 4 and d.expires_at("c") is None
+        clock.advance(7.25)
+        assert sorted(d.items_with_deadlines()) == [("b", 2, float(int(clock.wall_now - 7.25) + 100)), ("c", 4, None)]
