@@ -345,7 +345,7 @@ class Dict(Handle, MutableMapping[Any, Any]):
         """``d[key] = value`` until ``deadline``, a Unix time in seconds (as :meth:`expires_at`
         gives it: ``pysos import`` restores a dumped deadline with this). A deadline that has
         passed removes ``key`` (its value would be invisible at once)."""
-        if type(deadline) is not float and type(deadline) is not int or not math.isfinite(deadline):
+        if type(deadline) is not float and type(deadline) is not int or not -_HUGE < deadline < _HUGE:
             raise TypeError(f"deadline must be a finite number of seconds (Unix time), not {deadline!r:.60}")
         with self._lock:
             if float(deadline) > clock.wall():

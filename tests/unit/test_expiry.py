@@ -679,7 +679,7 @@ def test_set_until_and_items_with_deadlines(store_path, clock):
         assert sorted(d.items_with_deadlines()) == [("a", 1, clock.wall_now + 7.25),
                                                     ("b", 2, float(int(clock.wall_now) + 100))]
         d["c"] = 4
-        for bad in (float("inf"), float("nan"), "soon", True, None):
+        for bad in (float("inf"), float("nan"), 10**400, "soon", True, None):
             with pytest.raises(TypeError):
                 d.set_until("c", 5, bad)
         with pytest.raises(TypeError):
